@@ -1,0 +1,360 @@
+"""The exception tree of the SDK. Every error the library raises is a ``CloreError``::
+
+    CloreError
+    ├── APIError                          the API answered with a non-zero ``code``
+    │   ├── DatabaseError                 code 1  (retry later)
+    │   ├── InvalidInputError             code 2
+    │   ├── AuthenticationError           code 3, or HTTP 401
+    │   ├── InvalidEndpointError          code 4
+    │   ├── RateLimitError                code 5, or HTTP 429
+    │   └── ApplicationError              code 6; ``error`` says what
+    │       ├── ExceededMaxStepError            exceeded_max_step (``max_step``)
+    │       ├── SpotPriceLoweringTooSoonError   can_lower_every_600_seconds (``time_to_lowering``)
+    │       ├── ServerAlreadyRentedError        server-already-rented
+    │       ├── NotEnoughBalanceError           not_enough_balance
+    │       ├── TooLowPriceError                too_low_price
+    │       ├── ServerOfflineError              server-offline
+    │       ├── CurrencyNotAllowedError         currency-not-allowed
+    │       └── PriceChangedError               price-changed
+    ├── UnexpectedResponseError           HTTP 5xx without a code, non-JSON body, bad shape
+    ├── TransportError                    no answer at all
+    │   ├── APIConnectionError            connection refused, reset or dropped
+    │   └── APITimeoutError               no answer within the timeout
+    ├── ParameterError (also ValueError)  bad arguments; nothing was sent
+    ├── OrderError
+    │   ├── OrderNotFoundError            the order is not (or no longer) in my_orders
+    │   ├── OrderExpiredError             the order ended while waiting for it
+    │   └── OrderUnconfirmedError         create_order's outcome could not be established
+    ├── ServerNotFoundError               spot_marketplace answered ``exists: false``
+    ├── WaitTimeoutError                  ``wait_for_order`` ran out of time
+    └── ConfigError                       unreadable or invalid configuration
+
+Unknown code-6 strings raise ``ApplicationError`` with ``error`` kept verbatim. Messages
+name the code, its meaning and the ``error`` text; they never contain the API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+__all__ = [
+    "CODE_MEANINGS",
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "ApplicationError",
+    "AuthenticationError",
+    "CloreError",
+    "ConfigError",
+    "CurrencyNotAllowedError",
+    "DatabaseError",
+    "ExceededMaxStepError",
+    "InvalidEndpointError",
+    "InvalidInputError",
+    "NotEnoughBalanceError",
+    "OrderError",
+    "OrderExpiredError",
+    "OrderNotFoundError",
+    "OrderUnconfirmedError",
+    "ParameterError",
+    "PriceChangedError",
+    "RateLimitError",
+    "ServerAlreadyRentedError",
+    "ServerNotFoundError",
+    "ServerOfflineError",
+    "SpotPriceLoweringTooSoonError",
+    "TooLowPriceError",
+    "TransportError",
+    "UnexpectedResponseError",
+    "WaitTimeoutError",
+    "error_from_response",
+]
+
+#: What each API ``code`` means, as the reference states it.
+CODE_MEANINGS: Final[Mapping[int, str]] = {
+    0: "success",
+    1: "database error (retry later)",
+    2: "invalid input data",
+    3: "invalid API token",
+    4: "invalid endpoint",
+    5: "rate limit exceeded",
+    6: "application error",
+}
+
+
+class CloreError(Exception):
+    """Base class of every error raised by the clore library."""
+
+
+class APIError(CloreError):
+    """The API answered with a non-zero ``code``.
+
+    ``code`` is the API code, ``error`` the code-6 string (None otherwise), ``body`` the
+    decoded response object and ``status_code`` the HTTP status.
+    """
+
+    code: int = -1
+    meaning: ClassVar[str] = "API error"
+
+    def __init__(
+        self,
+        code: int | None = None,
+        error: str | None = None,
+        *,
+        body: Mapping[str, Any] | None = None,
+        status_code: int | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        if code is not None:
+            self.code = code
+        self.error = error
+        self.body: dict[str, Any] = dict(body or {})
+        self.status_code = status_code
+        self.endpoint = endpoint
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        meaning = CODE_MEANINGS.get(self.code, self.meaning)
+        text = f"code {self.code} ({meaning})"
+        if self.error:
+            text += f": {self.error}"
+        if self.endpoint:
+            text = f"{self.endpoint}: {text}"
+        return text
+
+
+class DatabaseError(APIError):
+    """Code 1: the API's database failed; reads are retried."""
+
+    code = 1
+    meaning = CODE_MEANINGS[1]
+
+
+class InvalidInputError(APIError):
+    """Code 2: the API rejected the request's data."""
+
+    code = 2
+    meaning = CODE_MEANINGS[2]
+
+
+class AuthenticationError(APIError):
+    """Code 3 or HTTP 401: the API key is missing or wrong."""
+
+    code = 3
+    meaning = CODE_MEANINGS[3]
+
+
+class InvalidEndpointError(APIError):
+    """Code 4: the API does not know the endpoint."""
+
+    code = 4
+    meaning = CODE_MEANINGS[4]
+
+
+class RateLimitError(APIError):
+    """Code 5 or HTTP 429. ``retry_after`` is the server's hint in seconds, when it gave one."""
+
+    code = 5
+    meaning = CODE_MEANINGS[5]
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(*args, **kwargs)
+
+
+class ApplicationError(APIError):
+    """Code 6: the request was understood and refused; ``error`` says why."""
+
+    code = 6
+    meaning = CODE_MEANINGS[6]
+    error_string: ClassVar[str | None] = None
+
+
+class ExceededMaxStepError(ApplicationError):
+    """A spot price was lowered by more than ``max_step`` (per day) at once."""
+
+    error_string = "exceeded_max_step"
+
+    @property
+    def max_step(self) -> float | None:
+        """The largest allowed lowering, per day, as the API reported it."""
+        value = self.body.get("max_step")
+        return None if value is None else float(value)
+
+
+class SpotPriceLoweringTooSoonError(ApplicationError):
+    """A spot price may be lowered once per 600 s; ``time_to_lowering`` seconds remain.
+
+    Raised by the API, or locally (``local`` is True) before a request is spent.
+    """
+
+    error_string = "can_lower_every_600_seconds"
+
+    def __init__(self, *args: Any, local: bool = False, **kwargs: Any) -> None:
+        self.local = local
+        super().__init__(*args, **kwargs)
+
+    @property
+    def time_to_lowering(self) -> float | None:
+        """Seconds until the next lowering is allowed."""
+        value = self.body.get("time_to_lowering")
+        return None if value is None else float(value)
+
+    def _message(self) -> str:
+        text = super()._message()
+        if self.time_to_lowering is not None:
+            text += f" ({self.time_to_lowering:.0f} s left)"
+        if self.local:
+            text += " [checked locally; no request sent]"
+        return text
+
+
+class ServerAlreadyRentedError(ApplicationError):
+    """The server is rented by someone else."""
+
+    error_string = "server-already-rented"
+
+
+class NotEnoughBalanceError(ApplicationError):
+    """The wallet of the order's currency cannot pay."""
+
+    error_string = "not_enough_balance"
+
+
+class TooLowPriceError(ApplicationError):
+    """The spot bid is below the server's minimum."""
+
+    error_string = "too_low_price"
+
+
+class ServerOfflineError(ApplicationError):
+    """The server is offline."""
+
+    error_string = "server-offline"
+
+
+class CurrencyNotAllowedError(ApplicationError):
+    """The server does not accept the order's currency."""
+
+    error_string = "currency-not-allowed"
+
+
+class PriceChangedError(ApplicationError):
+    """The price differs from ``required_price``: nothing was rented."""
+
+    error_string = "price-changed"
+
+
+class UnexpectedResponseError(CloreError):
+    """The API answered something that is not a valid response (5xx, not JSON, bad shape)."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class TransportError(CloreError):
+    """The request got no answer."""
+
+
+class APIConnectionError(TransportError):
+    """Connecting failed, or the connection dropped before an answer."""
+
+
+class APITimeoutError(TransportError):
+    """No answer arrived within the timeout."""
+
+
+class ParameterError(CloreError, ValueError):
+    """An argument is invalid; nothing was sent. ``param`` names it."""
+
+    def __init__(self, param: str, message: str) -> None:
+        self.param = param
+        super().__init__(f"{param}: {message}")
+
+
+class OrderError(CloreError):
+    """A problem with a specific order; ``order_id`` names it when known."""
+
+    def __init__(self, message: str, *, order_id: int | None = None) -> None:
+        self.order_id = order_id
+        super().__init__(message)
+
+
+class OrderNotFoundError(OrderError):
+    """The order is not among the caller's orders."""
+
+
+class OrderExpiredError(OrderError):
+    """The order has expired (or was cancelled)."""
+
+
+class OrderUnconfirmedError(OrderError):
+    """create_order could not establish whether the order exists; nothing was retried."""
+
+
+class ServerNotFoundError(CloreError):
+    """No server has this id (``spot_marketplace`` answered ``exists: false``)."""
+
+    def __init__(self, message: str, *, server_id: int | None = None) -> None:
+        self.server_id = server_id
+        super().__init__(message)
+
+
+class WaitTimeoutError(CloreError):
+    """Waiting for a condition ran out of time."""
+
+
+class ConfigError(CloreError):
+    """The configuration file or a setting is invalid."""
+
+
+_BY_CODE: Final[Mapping[int, type[APIError]]] = {
+    1: DatabaseError,
+    2: InvalidInputError,
+    3: AuthenticationError,
+    4: InvalidEndpointError,
+    5: RateLimitError,
+    6: ApplicationError,
+}
+
+_BY_ERROR_STRING: Final[Mapping[str, type[ApplicationError]]] = {
+    cls.error_string: cls
+    for cls in (
+        ExceededMaxStepError,
+        SpotPriceLoweringTooSoonError,
+        ServerAlreadyRentedError,
+        NotEnoughBalanceError,
+        TooLowPriceError,
+        ServerOfflineError,
+        CurrencyNotAllowedError,
+        PriceChangedError,
+    )
+    if cls.error_string is not None
+}
+
+
+def error_from_response(
+    body: Mapping[str, Any],
+    *,
+    status_code: int | None = None,
+    endpoint: str | None = None,
+    retry_after: float | None = None,
+) -> APIError:
+    """Build the exception for a decoded error response (``code`` != 0, or HTTP 401/429)."""
+    raw_code = body.get("code")
+    code = raw_code if isinstance(raw_code, int) else -1
+    if status_code == 401 and code not in (3,):
+        code = 3
+    if status_code == 429:
+        code = 5
+    raw_error = body.get("error")
+    error = None if raw_error is None else str(raw_error)
+    cls: type[APIError] = _BY_CODE.get(code, APIError)
+    if code == 6 and error is not None:
+        cls = _BY_ERROR_STRING.get(error, ApplicationError)
+    kwargs: dict[str, Any] = {"body": body, "status_code": status_code, "endpoint": endpoint}
+    if cls is RateLimitError:
+        kwargs["retry_after"] = retry_after
+    return cls(code, error, **kwargs)

@@ -1,0 +1,22 @@
+"""Suite-wide isolation: no test reads or writes the user's real config, cache or data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, sub in (
+        ("CLORE_CONFIG_DIR", "config"),
+        ("CLORE_CACHE_DIR", "cache"),
+        ("CLORE_DATA_DIR", "data"),
+    ):
+        monkeypatch.setenv(name, str(tmp_path / "clore-dirs" / sub))
+    for name in ("CLORE_API_KEY", "CLORE_BASE_URL", "CLORE_PROFILE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    yield
