@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         UnexpectedResponseError,
         WaitTimeoutError,
     )
+    from clore._pacing import Pacing
     from clore._wire import (
         CURRENCIES,
         MyServer,
@@ -65,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "CURRENCIES": "clore._wire",
     "MyServer": "clore._wire",
     "Order": "clore._wire",
+    "Pacing": "clore._pacing",
     "PohBalance": "clore._wire",
     "RenterFees": "clore._wire",
     "Server": "clore._wire",

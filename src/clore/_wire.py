@@ -168,7 +168,7 @@ class Specs(Struct, frozen=True, gc=False):
 
     @property
     def gpu_model(self) -> str:
-        """GPU model parsed from ``gpu`` ("8x NVIDIA GeForce RTX 3090" -> "NVIDIA GeForce RTX 3090")."""
+        """GPU model parsed from ``gpu`` ("8x NVIDIA GeForce RTX 3090" -> "NVIDIA GeForce ...")."""
         return parse_gpu(self.gpu)[1]
 
     @property
@@ -232,7 +232,7 @@ class Server(Struct, frozen=True, gc=False):
     verification: Any = UNSET
     autoprice: Any = UNSET
     gpu_array: Any = UNSET
-    gigaspot: bool | dict[str, Any] | None | UnsetType = UNSET
+    gigaspot: bool | dict[str, Any] | UnsetType | None = UNSET
 
     # ---- derived helpers -------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class Server(Struct, frozen=True, gc=False):
 
     @property
     def gpu_names(self) -> list[str]:
-        """Per-GPU names from ``gpu_array`` (flattened, stripped), else the parsed model repeated."""
+        """Per-GPU names from ``gpu_array`` (flattened, stripped), else the model repeated."""
         names = _flatten_strings(self.gpu_array) if self.gpu_array is not UNSET else []
         return names or [self.gpu_model] * self.gpu_count
 
@@ -316,7 +316,8 @@ class Server(Struct, frozen=True, gc=False):
             return _usd(table.get(currency), currency, rates)
         usd = self.price.usd
         if isinstance(usd, UsdPrice):
-            own = usd.spot if spot else (usd.on_demand_usd or usd.on_demand_btc or usd.on_demand_clore)
+            on_demand = usd.on_demand_usd or usd.on_demand_btc or usd.on_demand_clore
+            own = usd.spot if spot else on_demand
             if own is not None:
                 return float(own)
         best: float | None = None
@@ -663,6 +664,6 @@ class ServerConfigRequest(Struct, frozen=True):
     server_name: str
 
 
-def decode(data: bytes, type: type[Any]) -> Any:  # noqa: A002 - mirrors msgspec's signature
+def decode(data: bytes, type: type[Any]) -> Any:
     """Decode ``data`` as ``type`` tolerantly (numbers and bools may arrive as strings)."""
     return msgspec.json.decode(data, type=type, strict=False)

@@ -1,0 +1,482 @@
+"""``Clore`` and ``AsyncClore``: drive the core's flows with httpx. Send, sleep, loop.
+
+Every decision — request building, decoding, pacing, retries, create_order's
+reconciliation, wait_for_order's polling — lives in ``clore._core``; the two classes
+differ only in how they send a request and how they sleep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from clore import _core, _validate
+from clore._clock import Clock, SystemClock
+from clore._core import Flow, Request, Response, Send, TransportFailure
+from clore._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    CloreError,
+    ConfigError,
+    ParameterError,
+)
+from clore._pacing import Pacing, make_pacer
+from clore._wire import (
+    MyServer,
+    Order,
+    PohBalance,
+    RenterFees,
+    Server,
+    ServerConfig,
+    SpotMarket,
+    Wallet,
+)
+from clore.config import mask_key, resolve
+
+__all__ = ["AsyncClore", "Clore"]
+
+T = TypeVar("T")
+Ports = Mapping[str, str] | Mapping[int, str] | Mapping[str | int, str] | Iterable[str]
+
+
+def _failure(exc: httpx.HTTPError, request: Request) -> TransportFailure:
+    """Map an httpx exception to our error, keeping whether the request may have been sent."""
+    where = f"{request.endpoint}: {type(exc).__name__}: {exc or 'no details'}"
+    error: CloreError
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        error = ConfigError(f"{request.endpoint}: invalid base_url: {exc}")
+    elif isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        error = _core.ConnectTimeoutError(where)
+    elif isinstance(exc, httpx.TimeoutException):
+        error = APITimeoutError(where)
+    elif isinstance(exc, httpx.ConnectError):
+        error = _core.ConnectError(where)
+    else:
+        error = APIConnectionError(where)
+    return TransportFailure(error)
+
+
+class _Base:
+    """Configuration shared by both clients: who, where, pacing, retries."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        base_url: str | None,
+        profile: str | None,
+        timeout: float,
+        max_retries: int,
+        clock: Clock | None,
+        pacing: Pacing | None,
+    ) -> None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ParameterError("max_retries", "expected an integer >= 0")
+        if not isinstance(timeout, int | float) or timeout <= 0:
+            raise ParameterError("timeout", "expected a number of seconds > 0")
+        resolved = resolve(profile, api_key=api_key, base_url=base_url)
+        self.base_url = resolved.base_url
+        self.profile = resolved.profile
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.pacing = pacing or Pacing()
+        real_clock = clock is None or isinstance(clock, SystemClock)
+        use_file = real_clock if self.pacing.shared is None else self.pacing.shared
+        self._ctx = _core.Context(
+            base_url=resolved.base_url,
+            api_key=resolved.api_key,
+            user_agent=_core.user_agent(),
+            clock=clock or SystemClock(),
+            pacer=make_pacer(self.pacing, resolved.api_key, use_file=use_file),
+            max_retries=max_retries,
+            timeout=float(timeout),
+        )
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this client reads time from and sleeps on."""
+        return self._ctx.clock
+
+    @property
+    def has_api_key(self) -> bool:
+        """True when a key was found (argument, environment or profile)."""
+        return bool(self._ctx.api_key)
+
+    def __repr__(self) -> str:
+        key = self._ctx.api_key
+        shown = None if key is None else mask_key(key)
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={shown!r})"
+
+
+class Clore(_Base):
+    """Synchronous client for the Clore.ai API: paced, retried, exactly-once create_order.
+
+    ``api_key`` defaults to ``CLORE_API_KEY``, then the active profile of config.toml;
+    ``base_url`` to ``CLORE_BASE_URL``, the profile's, then https://api.clore.ai/v1.
+    Pass ``http_client`` (an ``httpx.Client``, not closed by ``close()``) or
+    ``transport`` to control the HTTP layer, ``clock`` to control time.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        profile: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock | None = None,
+        pacing: Pacing | None = None,
+    ) -> None:
+        if http_client is not None and transport is not None:
+            raise ValueError("pass http_client or transport, not both")
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            profile=profile,
+            timeout=timeout,
+            max_retries=max_retries,
+            clock=clock,
+            pacing=pacing,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(transport=transport, timeout=self.timeout)
+
+    # ---- the driver ------------------------------------------------------------------
+
+    def _send(self, request: Request) -> Response | TransportFailure:
+        try:
+            reply = self._http.request(
+                request.method, request.url, headers=request.headers, content=request.content
+            )
+        except httpx.HTTPError as exc:
+            return _failure(exc, request)
+        return Response(reply.status_code, reply.headers, reply.content)
+
+    def _run(self, flow: Flow[T]) -> T:
+        answer: Any = None
+        try:
+            while True:
+                action = flow.send(answer)
+                if isinstance(action, Send):
+                    answer = self._send(action.request)
+                else:
+                    self._ctx.clock.sleep(action.seconds)
+                    answer = None
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            flow.close()
+
+    def _raw(
+        self, name: str, *, params: Mapping[str, str] | None = None, body: Any = None
+    ) -> dict[str, Any]:
+        """One paced call returning the response as a plain dict (for ``clore.compat``)."""
+        result: dict[str, Any] = self._run(
+            _core.call(self._ctx, name, params=params, body=body, raw=True)
+        )
+        return result
+
+    # ---- endpoints -------------------------------------------------------------------
+
+    def marketplace(self) -> list[Server]:
+        """Every server on the marketplace (``mrl`` in hours, prices per day)."""
+        return self._run(_core.marketplace(self._ctx))
+
+    def spot_marketplace(self, server_id: int) -> SpotMarket:
+        """Spot offers on one server; ServerNotFoundError when it does not exist."""
+        return self._run(_core.spot_marketplace(self._ctx, server_id))
+
+    def my_orders(self, include_completed: bool = False) -> list[Order]:
+        """Your orders (``mrl`` in seconds); completed ones only when asked."""
+        return self._run(_core.my_orders(self._ctx, include_completed))
+
+    def get_order(self, order_id: int) -> Order:
+        """One of your orders by id; OrderNotFoundError when absent."""
+        return self._run(_core.get_order(self._ctx, order_id))
+
+    def create_order(
+        self,
+        server_id: int,
+        image: str,
+        order_type: str = "on-demand",
+        currency: str = "bitcoin",
+        spotprice: float | None = None,
+        ports: Ports | None = None,
+        ssh_password: str | None = None,
+        ssh_key: str | None = None,
+        jupyter_token: str | None = None,
+        env: Mapping[str, str] | None = None,
+        command: str | None = None,
+        required_price: float | None = None,
+        autossh_entrypoint: bool | None = None,
+    ) -> Order:
+        """Rent ``server_id`` exactly once and return the new Order with its id."""
+        request = _validate.validate_create_order(**_arguments(locals()))
+        return self._run(_core.create_order(self._ctx, request))
+
+    def cancel_order(self, order_id: int, issue: str | None = None) -> None:
+        """Cancel an order or spot offer; ``issue`` reports a problem with the server."""
+        self._run(_core.cancel_order(self._ctx, order_id, issue))
+
+    def set_spot_price(self, order_id: int, price: float) -> None:
+        """Set a spot order's bid per day; lowering is limited to once per 600 s."""
+        self._run(_core.set_spot_price(self._ctx, order_id, price))
+
+    def wallets(self) -> list[Wallet]:
+        """Your wallets and balances."""
+        return self._run(_core.wallets(self._ctx))
+
+    def my_servers(self) -> list[MyServer]:
+        """The servers you host."""
+        return self._run(_core.my_servers(self._ctx))
+
+    def server_config(self, server_name: str) -> ServerConfig:
+        """A hosted server's configuration (``mrl`` in hours)."""
+        return self._run(_core.server_config(self._ctx, server_name))
+
+    def set_server_settings(
+        self,
+        name: str,
+        *,
+        availability: bool | None = None,
+        mrl: int | None = None,
+        on_demand: float | None = None,
+        spot: float | None = None,
+        per_currency: Mapping[str, Mapping[str, float | bool]] | None = None,
+    ) -> None:
+        """Change a hosted server's settings: legacy prices or ``per_currency`` ones."""
+        body = _validate.validate_server_settings(
+            name,
+            availability=availability,
+            mrl=mrl,
+            on_demand=on_demand,
+            spot=spot,
+            per_currency=per_currency,
+        )
+        self._run(_core.set_server_settings(self._ctx, body))
+
+    def renter_fees(self) -> RenterFees:
+        """Renter fees (percent) and creation fees per order type and currency."""
+        return self._run(_core.renter_fees(self._ctx))
+
+    def poh_balance(self) -> PohBalance:
+        """Your proof-of-holding balance."""
+        return self._run(_core.poh_balance(self._ctx))
+
+    def wait_for_order(
+        self, order_id: int, timeout: float = 600.0, poll_interval: float | None = None
+    ) -> Order:
+        """Poll (paced) until the order is provisioned; raise if it ends or vanishes."""
+        return self._run(_core.wait_for_order(self._ctx, order_id, timeout, poll_interval))
+
+    # ---- lifetime --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the HTTP connections this client opened."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Clore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClore(_Base):
+    """Asynchronous client: the same methods as ``Clore``, as coroutines."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        profile: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        pacing: Pacing | None = None,
+    ) -> None:
+        if http_client is not None and transport is not None:
+            raise ValueError("pass http_client or transport, not both")
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            profile=profile,
+            timeout=timeout,
+            max_retries=max_retries,
+            clock=clock,
+            pacing=pacing,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(transport=transport, timeout=self.timeout)
+
+    # ---- the driver ------------------------------------------------------------------
+
+    async def _send(self, request: Request) -> Response | TransportFailure:
+        try:
+            reply = await self._http.request(
+                request.method, request.url, headers=request.headers, content=request.content
+            )
+        except httpx.HTTPError as exc:
+            return _failure(exc, request)
+        return Response(reply.status_code, reply.headers, reply.content)
+
+    async def _run(self, flow: Flow[T]) -> T:
+        answer: Any = None
+        try:
+            while True:
+                action = flow.send(answer)
+                if isinstance(action, Send):
+                    answer = await self._send(action.request)
+                else:
+                    await self._ctx.clock.asleep(action.seconds)
+                    answer = None
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            flow.close()
+
+    async def _raw(
+        self, name: str, *, params: Mapping[str, str] | None = None, body: Any = None
+    ) -> dict[str, Any]:
+        """One paced call returning the response as a plain dict."""
+        result: dict[str, Any] = await self._run(
+            _core.call(self._ctx, name, params=params, body=body, raw=True)
+        )
+        return result
+
+    # ---- endpoints -------------------------------------------------------------------
+
+    async def marketplace(self) -> list[Server]:
+        """Every server on the marketplace (``mrl`` in hours, prices per day)."""
+        return await self._run(_core.marketplace(self._ctx))
+
+    async def spot_marketplace(self, server_id: int) -> SpotMarket:
+        """Spot offers on one server; ServerNotFoundError when it does not exist."""
+        return await self._run(_core.spot_marketplace(self._ctx, server_id))
+
+    async def my_orders(self, include_completed: bool = False) -> list[Order]:
+        """Your orders (``mrl`` in seconds); completed ones only when asked."""
+        return await self._run(_core.my_orders(self._ctx, include_completed))
+
+    async def get_order(self, order_id: int) -> Order:
+        """One of your orders by id; OrderNotFoundError when absent."""
+        return await self._run(_core.get_order(self._ctx, order_id))
+
+    async def create_order(
+        self,
+        server_id: int,
+        image: str,
+        order_type: str = "on-demand",
+        currency: str = "bitcoin",
+        spotprice: float | None = None,
+        ports: Ports | None = None,
+        ssh_password: str | None = None,
+        ssh_key: str | None = None,
+        jupyter_token: str | None = None,
+        env: Mapping[str, str] | None = None,
+        command: str | None = None,
+        required_price: float | None = None,
+        autossh_entrypoint: bool | None = None,
+    ) -> Order:
+        """Rent ``server_id`` exactly once and return the new Order with its id."""
+        request = _validate.validate_create_order(**_arguments(locals()))
+        return await self._run(_core.create_order(self._ctx, request))
+
+    async def cancel_order(self, order_id: int, issue: str | None = None) -> None:
+        """Cancel an order or spot offer; ``issue`` reports a problem with the server."""
+        await self._run(_core.cancel_order(self._ctx, order_id, issue))
+
+    async def set_spot_price(self, order_id: int, price: float) -> None:
+        """Set a spot order's bid per day; lowering is limited to once per 600 s."""
+        await self._run(_core.set_spot_price(self._ctx, order_id, price))
+
+    async def wallets(self) -> list[Wallet]:
+        """Your wallets and balances."""
+        return await self._run(_core.wallets(self._ctx))
+
+    async def my_servers(self) -> list[MyServer]:
+        """The servers you host."""
+        return await self._run(_core.my_servers(self._ctx))
+
+    async def server_config(self, server_name: str) -> ServerConfig:
+        """A hosted server's configuration (``mrl`` in hours)."""
+        return await self._run(_core.server_config(self._ctx, server_name))
+
+    async def set_server_settings(
+        self,
+        name: str,
+        *,
+        availability: bool | None = None,
+        mrl: int | None = None,
+        on_demand: float | None = None,
+        spot: float | None = None,
+        per_currency: Mapping[str, Mapping[str, float | bool]] | None = None,
+    ) -> None:
+        """Change a hosted server's settings: legacy prices or ``per_currency`` ones."""
+        body = _validate.validate_server_settings(
+            name,
+            availability=availability,
+            mrl=mrl,
+            on_demand=on_demand,
+            spot=spot,
+            per_currency=per_currency,
+        )
+        await self._run(_core.set_server_settings(self._ctx, body))
+
+    async def renter_fees(self) -> RenterFees:
+        """Renter fees (percent) and creation fees per order type and currency."""
+        return await self._run(_core.renter_fees(self._ctx))
+
+    async def poh_balance(self) -> PohBalance:
+        """Your proof-of-holding balance."""
+        return await self._run(_core.poh_balance(self._ctx))
+
+    async def wait_for_order(
+        self, order_id: int, timeout: float = 600.0, poll_interval: float | None = None
+    ) -> Order:
+        """Poll (paced) until the order is provisioned; raise if it ends or vanishes."""
+        return await self._run(_core.wait_for_order(self._ctx, order_id, timeout, poll_interval))
+
+    # ---- lifetime --------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the HTTP connections this client opened."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def aclose(self) -> None:
+        """Alias of ``close``."""
+        await self.close()
+
+    async def __aenter__(self) -> AsyncClore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _arguments(values: dict[str, Any]) -> dict[str, Any]:
+    """create_order's arguments as keywords for the validator."""
+    return {name: value for name, value in values.items() if name not in ("self", "__class__")}

@@ -1,0 +1,375 @@
+"""Pacing: wait exactly as long as the API's per-key limits require, and no longer.
+
+The API allows one request per second per key, one ``create_order`` per 5 s, and one
+spot-price lowering per order per 600 s. ``delay`` is the pure decision: given the key's
+history and now, how long must the next request of a kind wait. ``Pacer`` applies it
+reserve-then-send under a lock on a ``Store``: ``MemoryStore`` shares the history between
+the threads and tasks of one client, ``FileStore`` between every process on the machine
+using the same key (a locked JSON file named by a hash of the key, never the key itself).
+
+Intervals are measured from the moment the previous *answer* arrived, the latest instant
+the server can have counted that request, so that network jitter cannot bring two
+requests closer than the interval at the server. For the same reason a request on the
+wire holds the key until its answer arrives (or its own timeout passes, should its
+process die): the key has at most one request in flight. After a 429 the interval grows
+by a penalty that halves every ``PENALTY_HALF_LIFE`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol, TypeVar
+
+__all__ = [
+    "FileStore",
+    "MemoryStore",
+    "Pacer",
+    "Pacing",
+    "PacingState",
+    "SpotState",
+    "Store",
+    "delay",
+    "spot_lowering_wait",
+]
+
+Kind = Literal["request", "create"]
+T = TypeVar("T")
+
+PENALTY_HALF_LIFE: Final = 120.0
+MAX_SPOT_ENTRIES: Final = 256
+#: How often a request waiting behind one in flight looks again (seconds).
+INFLIGHT_POLL: Final = 0.02
+#: Longest a request may hold the key; a longer hold (clock stepped back) is ignored.
+MAX_HOLD: Final = 600.0
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How requests of one API key are spaced (seconds).
+
+    ``min_interval`` between any two requests, ``create_interval`` between two
+    ``create_order`` calls, ``spot_lower_interval`` between two lowerings of one spot
+    order's price; ``margin`` is added to each interval. ``shared`` keeps the history in
+    a file shared by every process (True), in memory for this client only (False), or
+    decides by the clock (None: a file with the real clock, memory with an injected one).
+    """
+
+    min_interval: float = 1.0
+    create_interval: float = 5.0
+    spot_lower_interval: float = 600.0
+    margin: float = 0.01
+    shared: bool | None = None
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("min_interval", "create_interval", "spot_lower_interval", "margin"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"Pacing.{name} must be a number >= 0, got {value!r}")
+
+    @classmethod
+    def disabled(cls) -> Pacing:
+        """No pacing at all (for sandboxes started without rate limits)."""
+        return cls(0.0, 0.0, 0.0, 0.0, shared=False, enabled=False)
+
+
+@dataclass
+class SpotState:
+    """What pacing knows about one spot order: its last bid and when it was last lowered."""
+
+    bid: float | None = None
+    lowered_at: float | None = None
+    seen_at: float = 0.0
+
+
+@dataclass
+class PacingState:
+    """The history of one key; times are unix seconds."""
+
+    last_request: float | None = None
+    last_create: float | None = None
+    inflight_until: float | None = None
+    penalty: float = 0.0
+    penalty_at: float = 0.0
+    spot: dict[str, SpotState] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "last_request": self.last_request,
+            "last_create": self.last_create,
+            "inflight_until": self.inflight_until,
+            "penalty": self.penalty,
+            "penalty_at": self.penalty_at,
+            "spot": {
+                key: {"bid": s.bid, "lowered_at": s.lowered_at, "seen_at": s.seen_at}
+                for key, s in self.spot.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> PacingState:
+        """Read a state written by ``to_json``; anything unreadable becomes a fresh state."""
+        if not isinstance(data, dict):
+            return cls()
+
+        def num(value: object) -> float | None:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            return float(value) if ok else None  # type: ignore[arg-type]
+
+        spot: dict[str, SpotState] = {}
+        raw_spot = data.get("spot")
+        if isinstance(raw_spot, dict):
+            for key, entry in raw_spot.items():
+                if isinstance(entry, dict):
+                    spot[str(key)] = SpotState(
+                        num(entry.get("bid")),
+                        num(entry.get("lowered_at")),
+                        num(entry.get("seen_at")) or 0.0,
+                    )
+        return cls(
+            last_request=num(data.get("last_request")),
+            last_create=num(data.get("last_create")),
+            inflight_until=num(data.get("inflight_until")),
+            penalty=num(data.get("penalty")) or 0.0,
+            penalty_at=num(data.get("penalty_at")) or 0.0,
+            spot=spot,
+        )
+
+
+def current_penalty(state: PacingState, now: float) -> float:
+    """The 429 penalty still in force at ``now`` (it halves every PENALTY_HALF_LIFE s)."""
+    if state.penalty <= 0:
+        return 0.0
+    age = max(0.0, now - state.penalty_at)
+    return float(state.penalty * 0.5 ** (age / PENALTY_HALF_LIFE))
+
+
+def delay(state: PacingState, now: float, kind: Kind, config: Pacing) -> float:
+    """Seconds the next request of ``kind`` must wait so the API's limits hold (0 = go)."""
+    if not config.enabled:
+        return 0.0
+    extra = config.margin + current_penalty(state, now)
+    waits = [0.0]
+    hold = None if state.inflight_until is None else state.inflight_until - now
+    if hold is not None and 0 < hold <= MAX_HOLD:
+        # Another request of this key is on the wire: its answer fixes the next slot.
+        waits.append(min(INFLIGHT_POLL, hold))
+    if state.last_request is not None:
+        interval = config.min_interval + extra
+        # A history stamped in the future (clock stepped back) never blocks longer than
+        # one interval.
+        waits.append(min(interval, state.last_request + interval - now))
+    if kind == "create" and state.last_create is not None:
+        interval = config.create_interval + extra
+        waits.append(min(interval, state.last_create + interval - now))
+    return max(waits)
+
+
+def spot_lowering_wait(
+    state: PacingState, order_id: int, price: float, now: float, config: Pacing
+) -> float:
+    """Seconds until ``order_id``'s bid may be lowered to ``price`` (0 when allowed now)."""
+    if not config.enabled or config.spot_lower_interval <= 0:
+        return 0.0
+    entry = state.spot.get(str(order_id))
+    if entry is None or entry.bid is None or entry.lowered_at is None or price >= entry.bid:
+        return 0.0
+    return max(0.0, entry.lowered_at + config.spot_lower_interval - now)
+
+
+class Store(Protocol):
+    """Where a key's ``PacingState`` lives; ``transact`` runs ``fn`` under an exclusive lock."""
+
+    def transact(self, fn: Callable[[PacingState], T]) -> T: ...
+
+
+class MemoryStore:
+    """History shared by the threads and tasks of one client."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = PacingState()
+
+    def transact(self, fn: Callable[[PacingState], T]) -> T:
+        with self._lock:
+            return fn(self._state)
+
+
+def state_file(api_key: str | None, directory: Path) -> Path:
+    """The state file of ``api_key``: named by a hash of the key, never the key itself."""
+    if not api_key:
+        return directory / "anonymous.json"
+    digest = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
+    return directory / f"{digest}.json"
+
+
+class FileStore:
+    """History shared by every process on the machine that uses the same key.
+
+    The file is locked with ``fcntl.flock`` for the few microseconds of a decision and
+    rewritten in place (a rename would break the lock). A corrupt or missing file is a
+    fresh history: at worst one request goes unpaced and the server's 429 is retried.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if sys.platform != "win32":
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def transact(self, fn: Callable[[PacingState], T]) -> T:
+        with self._lock, self._locked() as fd:
+            raw = b""
+            while chunk := os.read(fd, 65536):
+                raw += chunk
+            try:
+                state = PacingState.from_json(json.loads(raw)) if raw else PacingState()
+            except ValueError:
+                state = PacingState()
+            before = state.to_json()
+            result = fn(state)
+            after = state.to_json()
+            if after != before:
+                data = json.dumps(after, separators=(",", ":")).encode()
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, data)
+            return result
+
+
+class Pacer:
+    """Applies ``delay`` to a store: reserve a slot, send, record when the answer came."""
+
+    def __init__(self, config: Pacing, store: Store) -> None:
+        self.config = config
+        self.store = store
+
+    def reserve(self, kind: Kind, now: float, hold: float = 30.0) -> float:
+        """Take the next slot of ``kind`` if it is free at ``now`` (returns 0), else the wait.
+
+        A taken slot holds the key until ``complete`` or ``now + hold`` (the request's
+        timeout), whichever comes first.
+        """
+        if not self.config.enabled:
+            return 0.0
+
+        def step(state: PacingState) -> float:
+            wait = delay(state, now, kind, self.config)
+            if wait <= 0:
+                state.inflight_until = now + max(0.0, hold)
+                state.last_request = max(state.last_request or now, now)
+                if kind == "create":
+                    state.last_create = max(state.last_create or now, now)
+            return wait
+
+        return self.store.transact(step)
+
+    def complete(self, kind: Kind, now: float, *, rate_limited: bool = False) -> None:
+        """Record that the answer to a reserved request arrived at ``now``."""
+        if not self.config.enabled:
+            return
+
+        def step(state: PacingState) -> None:
+            state.inflight_until = None
+            state.last_request = max(state.last_request or now, now)
+            if kind == "create":
+                state.last_create = max(state.last_create or now, now)
+            if rate_limited:
+                self._penalize(state, now)
+
+        self.store.transact(step)
+
+    def _penalize(self, state: PacingState, now: float) -> None:
+        # The server counted something we did not (another client of the key, a clock
+        # off by a little): widen the interval by a tenth, up to doubling it; the
+        # penalty fades over a few minutes.
+        unit = max(self.config.min_interval, 0.1)
+        state.penalty = min(unit, current_penalty(state, now) + 0.1 * unit)
+        state.penalty_at = now
+
+    def penalize(self, now: float) -> None:
+        """Record a rate-limit answer that came without HTTP 429 (``code`` 5)."""
+        if self.config.enabled:
+            self.store.transact(lambda state: self._penalize(state, now))
+
+    def spot_wait(self, order_id: int, price: float, now: float) -> float:
+        """Seconds until ``order_id``'s bid may be lowered to ``price`` (0 = allowed)."""
+        if not self.config.enabled:
+            return 0.0
+        return self.store.transact(
+            lambda state: spot_lowering_wait(state, order_id, price, now, self.config)
+        )
+
+    def note_bid(
+        self, order_id: int, price: float | None, now: float, *, lowered_at: float | None = None
+    ) -> None:
+        """Remember ``order_id``'s bid; a bid below the known one counts as a lowering.
+
+        ``lowered_at`` (from the server's ``time_to_lowering``) sets the lowering time
+        directly; ``price`` None keeps the known bid.
+        """
+        if not self.config.enabled:
+            return
+
+        def step(state: PacingState) -> None:
+            key = str(order_id)
+            entry = state.spot.get(key) or SpotState()
+            if lowered_at is not None:
+                entry.lowered_at = lowered_at
+            elif entry.bid is not None and price is not None and price < entry.bid:
+                entry.lowered_at = now
+            if price is not None:
+                entry.bid = price
+            entry.seen_at = now
+            state.spot[key] = entry
+            if len(state.spot) > MAX_SPOT_ENTRIES:
+                oldest = sorted(state.spot, key=lambda k: state.spot[k].seen_at)
+                for stale in oldest[: len(state.spot) - MAX_SPOT_ENTRIES]:
+                    del state.spot[stale]
+
+        self.store.transact(step)
+
+    def observe_bids(self, bids: dict[int, float], now: float) -> None:
+        """Learn current bids from ``my_orders`` without counting them as lowerings."""
+        if not self.config.enabled or not bids:
+            return
+
+        def step(state: PacingState) -> None:
+            for order_id, bid in bids.items():
+                entry = state.spot.get(str(order_id))
+                if entry is not None:
+                    entry.bid = bid
+                    entry.seen_at = now
+                elif len(state.spot) < MAX_SPOT_ENTRIES:
+                    state.spot[str(order_id)] = SpotState(bid=bid, seen_at=now)
+
+        self.store.transact(step)
+
+
+def make_pacer(config: Pacing, api_key: str | None, *, use_file: bool) -> Pacer:
+    """A pacer over a ``FileStore`` in ``cache_dir()/pacing`` or a fresh ``MemoryStore``."""
+    if use_file and config.enabled and sys.platform != "win32":
+        from clore._paths import cache_dir
+
+        return Pacer(config, FileStore(state_file(api_key, cache_dir() / "pacing")))
+    return Pacer(config, MemoryStore())

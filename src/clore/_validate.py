@@ -1,0 +1,306 @@
+"""Argument checks for every write: bad input raises ``ParameterError`` and nothing is sent.
+
+Pure functions. Each returns the normalised value (or the wire request body) so that
+the caller never sends what it did not check. The limits come from the API reference
+(``../shared/clore-api.md``): ssh_password alphanumeric and at most 32 characters,
+ssh_key at most 3072, jupyter_token at most 32, at most one ``http`` port, ``issue`` at
+most 2048 characters, spot orders need a positive ``spotprice``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from clore._errors import ParameterError
+from clore._wire import (
+    CancelOrderRequest,
+    CreateOrderRequest,
+    SetSpotPriceRequest,
+    normalize_currency,
+)
+
+__all__ = [
+    "MAX_ISSUE",
+    "MAX_JUPYTER_TOKEN",
+    "MAX_SSH_KEY",
+    "MAX_SSH_PASSWORD",
+    "ORDER_TYPES",
+    "validate_cancel_order",
+    "validate_create_order",
+    "validate_currency",
+    "validate_id",
+    "validate_ports",
+    "validate_price",
+    "validate_server_name",
+    "validate_server_settings",
+    "validate_set_spot_price",
+]
+
+ORDER_TYPES: Final = ("on-demand", "spot")
+PROTOCOLS: Final = ("tcp", "udp", "http")
+MAX_SSH_PASSWORD: Final = 32
+MAX_SSH_KEY: Final = 3072
+MAX_JUPYTER_TOKEN: Final = 32
+MAX_ISSUE: Final = 2048
+
+# People write the order type the way the marketplace UI or the JSON field shows it.
+_ORDER_TYPE_ALIASES: Final[Mapping[str, str]] = {
+    "on-demand": "on-demand",
+    "on_demand": "on-demand",
+    "ondemand": "on-demand",
+    "spot": "spot",
+}
+
+
+def validate_id(value: object, param: str) -> int:
+    """A non-negative integer id (an order or server id); digit strings are accepted."""
+    if isinstance(value, bool):
+        raise ParameterError(param, f"expected an integer id, got {value!r}")
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if not isinstance(value, int):
+        raise ParameterError(param, f"expected an integer id, got {type(value).__name__}")
+    if value < 0:
+        raise ParameterError(param, f"must be >= 0, got {value}")
+    return value
+
+
+def validate_price(value: object, param: str) -> float:
+    """A finite price per day greater than zero."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParameterError(param, f"expected a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ParameterError(param, f"must be a finite number > 0, got {value!r}")
+    return number
+
+
+def validate_currency(value: object, param: str = "currency") -> str:
+    """The API's currency key for ``value`` (aliases ``btc``, ``clore``, ``usd`` accepted)."""
+    if not isinstance(value, str):
+        raise ParameterError(param, f"expected a currency name, got {type(value).__name__}")
+    try:
+        return normalize_currency(value)
+    except ValueError as exc:
+        raise ParameterError(param, str(exc)) from None
+
+
+def _optional_text(value: object, param: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ParameterError(param, f"expected a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise ParameterError(param, f"at most {limit} characters allowed, got {len(value)}")
+    return value
+
+
+def _port_number(value: object) -> int:
+    if isinstance(value, bool):
+        raise ParameterError("ports", f"invalid port {value!r}")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise ParameterError("ports", f"invalid port {value!r}: expected a number")
+    if not 1 <= value <= 65535:
+        raise ParameterError("ports", f"port {value} out of range 1..65535")
+    return value
+
+
+def _protocol(port: int, value: object) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in PROTOCOLS:
+        raise ParameterError(
+            "ports", f"port {port}: protocol must be one of {', '.join(PROTOCOLS)}, got {value!r}"
+        )
+    return value.strip().lower()
+
+
+def validate_ports(ports: object) -> dict[str, str] | None:
+    """Normalise ``ports`` to ``{"22": "tcp", "8888": "http"}``.
+
+    Accepts a mapping {port: protocol} (int or str keys) or an iterable of ``"22:tcp"``
+    (also ``"22/tcp"``) strings. At most one port may be ``http``.
+    """
+    if ports is None:
+        return None
+    pairs: list[tuple[object, object]] = []
+    if isinstance(ports, Mapping):
+        pairs = list(ports.items())
+    elif isinstance(ports, Iterable) and not isinstance(ports, str | bytes):
+        for entry in ports:
+            if not isinstance(entry, str):
+                raise ParameterError("ports", f"expected 'port:protocol' strings, got {entry!r}")
+            sep = ":" if ":" in entry else "/"
+            number, _, proto = entry.partition(sep)
+            if not proto:
+                raise ParameterError("ports", f"expected 'port:protocol', got {entry!r}")
+            pairs.append((number, proto))
+    else:
+        raise ParameterError("ports", "expected a mapping {port: protocol} or 'port:protocol' list")
+    normalised: dict[str, str] = {}
+    for raw_port, raw_proto in pairs:
+        port = _port_number(raw_port)
+        normalised[str(port)] = _protocol(port, raw_proto)
+    http = [port for port, proto in normalised.items() if proto == "http"]
+    if len(http) > 1:
+        raise ParameterError("ports", f"at most one http port allowed, got {', '.join(http)}")
+    return normalised
+
+
+def _validate_env(env: object) -> dict[str, str] | None:
+    if env is None:
+        return None
+    if not isinstance(env, Mapping):
+        raise ParameterError("env", f"expected a mapping of str to str, got {type(env).__name__}")
+    out: dict[str, str] = {}
+    for key, value in env.items():
+        if not isinstance(key, str) or not key:
+            raise ParameterError("env", f"variable names must be non-empty strings, got {key!r}")
+        if not isinstance(value, str):
+            raise ParameterError("env", f"value of {key} must be a string")
+        out[key] = value
+    return out
+
+
+def _validate_ssh_password(value: object) -> str | None:
+    text = _optional_text(value, "ssh_password", MAX_SSH_PASSWORD)
+    # The API accepts letters and digits only; a space or symbol would be refused remotely.
+    if text is not None and not (text.isascii() and text.isalnum()):
+        raise ParameterError("ssh_password", "only letters and digits (A-Z, a-z, 0-9) allowed")
+    return text
+
+
+def validate_create_order(
+    *,
+    server_id: object,
+    image: object,
+    order_type: object = "on-demand",
+    currency: object = "bitcoin",
+    spotprice: object = None,
+    ports: object = None,
+    ssh_password: object = None,
+    ssh_key: object = None,
+    jupyter_token: object = None,
+    env: object = None,
+    command: object = None,
+    required_price: object = None,
+    autossh_entrypoint: object = None,
+) -> CreateOrderRequest:
+    """Check every ``create_order`` argument and return the request body to send."""
+    renting_server = validate_id(server_id, "server_id")
+    if not isinstance(image, str) or not image.strip():
+        raise ParameterError("image", "a non-empty image name is required")
+    if not isinstance(order_type, str) or order_type.lower() not in _ORDER_TYPE_ALIASES:
+        raise ParameterError("order_type", f"must be 'on-demand' or 'spot', got {order_type!r}")
+    kind = _ORDER_TYPE_ALIASES[order_type.lower()]
+    if kind == "spot":
+        if spotprice is None:
+            raise ParameterError("spotprice", "required for spot orders (the bid per day)")
+        bid: float | None = validate_price(spotprice, "spotprice")
+    elif spotprice is not None:
+        raise ParameterError("spotprice", "only valid for spot orders")
+    else:
+        bid = None
+    if command is not None and not isinstance(command, str):
+        raise ParameterError("command", f"expected a string, got {type(command).__name__}")
+    if autossh_entrypoint is not None and not isinstance(autossh_entrypoint, bool):
+        raise ParameterError("autossh_entrypoint", "expected True or False")
+    return CreateOrderRequest(
+        currency=validate_currency(currency),
+        image=image.strip(),
+        renting_server=renting_server,
+        type=kind,
+        spotprice=bid,
+        ports=validate_ports(ports),
+        env=_validate_env(env),
+        ssh_password=_validate_ssh_password(ssh_password),
+        ssh_key=_optional_text(ssh_key, "ssh_key", MAX_SSH_KEY),
+        jupyter_token=_optional_text(jupyter_token, "jupyter_token", MAX_JUPYTER_TOKEN),
+        command=command,
+        required_price=(
+            None if required_price is None else validate_price(required_price, "required_price")
+        ),
+        autossh_entrypoint=autossh_entrypoint,
+    )
+
+
+def validate_cancel_order(order_id: object, issue: object = None) -> CancelOrderRequest:
+    """Check ``cancel_order`` arguments (``issue`` at most 2048 characters)."""
+    return CancelOrderRequest(
+        id=validate_id(order_id, "order_id"), issue=_optional_text(issue, "issue", MAX_ISSUE)
+    )
+
+
+def validate_set_spot_price(order_id: object, price: object) -> SetSpotPriceRequest:
+    """Check ``set_spot_price`` arguments (a positive bid per day)."""
+    return SetSpotPriceRequest(
+        order_id=validate_id(order_id, "order_id"), desired_price=validate_price(price, "price")
+    )
+
+
+def validate_server_name(name: object, param: str = "server_name") -> str:
+    """A non-empty server name."""
+    if not isinstance(name, str) or not name.strip():
+        raise ParameterError(param, "a non-empty server name is required")
+    return name
+
+
+def _per_currency_body(per_currency: object) -> dict[str, Any]:
+    # {"btc": {"on_demand": 0.0001, "spot": 0.00005, "enabled": True}} becomes the API's
+    # flat keys "bitcoin_on_demand", "bitcoin_spot" and "enabled-bitcoin".
+    if not isinstance(per_currency, Mapping) or not per_currency:
+        raise ParameterError("per_currency", "expected a non-empty mapping {currency: settings}")
+    body: dict[str, Any] = {}
+    for raw_currency, settings in per_currency.items():
+        currency = validate_currency(raw_currency, "per_currency")
+        if not isinstance(settings, Mapping):
+            raise ParameterError("per_currency", f"settings of {currency} must be a mapping")
+        for name, value in settings.items():
+            if name in ("on_demand", "spot"):
+                body[f"{currency}_{name}"] = validate_price(value, f"per_currency.{name}")
+            elif name == "enabled":
+                if not isinstance(value, bool):
+                    raise ParameterError("per_currency", "'enabled' must be True or False")
+                body[f"enabled-{currency}"] = value
+            else:
+                raise ParameterError(
+                    "per_currency", f"unknown setting {name!r}: use on_demand, spot or enabled"
+                )
+    return body
+
+
+def validate_server_settings(
+    name: object,
+    *,
+    availability: object = None,
+    mrl: object = None,
+    on_demand: object = None,
+    spot: object = None,
+    per_currency: object = None,
+) -> dict[str, Any]:
+    """Build a ``set_server_settings`` body in the legacy or the per-currency form.
+
+    ``on_demand``/``spot`` (legacy prices per day) and ``per_currency`` exclude each other.
+    """
+    body: dict[str, Any] = {"name": validate_server_name(name, "name")}
+    if availability is not None:
+        if not isinstance(availability, bool):
+            raise ParameterError("availability", "expected True or False")
+        body["availability"] = availability
+    if mrl is not None:
+        if isinstance(mrl, bool) or not isinstance(mrl, int) or mrl <= 0:
+            raise ParameterError("mrl", f"expected a whole number of hours > 0, got {mrl!r}")
+        body["mrl"] = mrl
+    if per_currency is not None:
+        if on_demand is not None or spot is not None:
+            raise ParameterError("per_currency", "use either on_demand/spot or per_currency")
+        body.update(_per_currency_body(per_currency))
+    if on_demand is not None:
+        body["on_demand"] = validate_price(on_demand, "on_demand")
+    if spot is not None:
+        body["spot"] = validate_price(spot, "spot")
+    if len(body) == 1:
+        raise ParameterError("name", "nothing to change: pass at least one setting")
+    return body

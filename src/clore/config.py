@@ -1,0 +1,303 @@
+"""Named profiles in ``config.toml`` (mode 0600) and where a client's settings come from.
+
+::
+
+    active = "default"
+
+    [profiles.default]
+    api_key = "..."
+    base_url = "https://api.clore.ai/v1"   # optional
+
+Precedence for the API key and base URL: an explicit argument, then a profile named
+explicitly (argument), then the environment (``CLORE_API_KEY``, ``CLORE_BASE_URL``,
+``CLORE_PROFILE`` picks the profile), then the active profile of the file, then the
+defaults. The file is written atomically (temp file + rename) with mode 0600 because it
+holds keys. TOML is written here by hand: Python has no TOML writer, and the file is a
+table of strings.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from clore._errors import ConfigError
+from clore._paths import config_dir
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_PROFILE",
+    "KEEP",
+    "Config",
+    "Profile",
+    "Resolved",
+    "config_path",
+    "dumps",
+    "load",
+    "mask_key",
+    "remove_profile",
+    "resolve",
+    "save",
+    "set_profile",
+    "use",
+]
+
+DEFAULT_BASE_URL: Final = "https://api.clore.ai/v1"
+DEFAULT_PROFILE: Final = "default"
+
+
+class _Keep:
+    """Marker: leave this setting as it is."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = _Keep()
+
+
+@dataclass
+class Profile:
+    """One named set of settings. Its repr masks the key."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+
+    def __repr__(self) -> str:
+        key = None if self.api_key is None else mask_key(self.api_key)
+        return f"Profile(api_key={key!r}, base_url={self.base_url!r})"
+
+
+@dataclass
+class Config:
+    """The whole file: the active profile's name and every profile."""
+
+    active: str = DEFAULT_PROFILE
+    profiles: dict[str, Profile] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a client uses and where the key came from."""
+
+    api_key: str | None
+    base_url: str
+    profile: str | None
+    source: Literal["argument", "profile", "env", "none"]
+
+    def __repr__(self) -> str:
+        key = None if self.api_key is None else mask_key(self.api_key)
+        return (
+            f"Resolved(api_key={key!r}, base_url={self.base_url!r}, "
+            f"profile={self.profile!r}, source={self.source!r})"
+        )
+
+
+def mask_key(key: str) -> str:
+    """A recognisable but useless form of ``key``: ``abcd…wxyz``, or ``****`` when short."""
+    if len(key) < 12:
+        return "****"
+    return f"{key[:4]}…{key[-4:]}"
+
+
+def config_path() -> Path:
+    """Where the profiles live: ``config_dir()/config.toml``."""
+    return config_dir() / "config.toml"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _parse(text: str, path: Path) -> Config:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    active = data.get("active", DEFAULT_PROFILE)
+    if not isinstance(active, str) or not active:
+        raise ConfigError(f"{path}: 'active' must be a profile name")
+    raw_profiles = data.get("profiles", {})
+    if not isinstance(raw_profiles, dict):
+        raise ConfigError(f"{path}: 'profiles' must be a table of tables")
+    profiles: dict[str, Profile] = {}
+    for name, table in raw_profiles.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: profile {name!r} must be a table")
+        values: dict[str, str | None] = {}
+        for setting in ("api_key", "base_url"):
+            value = table.get(setting)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{path}: profiles.{name}.{setting} must be a string")
+            values[setting] = value or None
+        profiles[name] = Profile(**values)
+    return Config(active=active, profiles=profiles)
+
+
+def load() -> Config:
+    """The configuration; a missing file is an empty one, an invalid file a ConfigError."""
+    path = config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return _parse(text, path)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _string(value: str) -> str:
+    # A TOML basic string: escape backslash, quote and every control character.
+    out = ['"']
+    for char in value:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif char == "\r":
+            out.append("\\r")
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def _key(name: str) -> str:
+    bare = name and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
+    return name if bare else _string(name)
+
+
+def dumps(cfg: Config) -> str:
+    """``cfg`` as TOML text."""
+    lines = [f"active = {_string(cfg.active)}"]
+    for name, profile in cfg.profiles.items():
+        lines += ["", f"[profiles.{_key(name)}]"]
+        if profile.api_key is not None:
+            lines.append(f"api_key = {_string(profile.api_key)}")
+        if profile.base_url is not None:
+            lines.append(f"base_url = {_string(profile.base_url)}")
+    return "\n".join(lines) + "\n"
+
+
+def save(cfg: Config) -> None:
+    """Write ``cfg`` atomically with mode 0600 (the file holds API keys)."""
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # mkstemp creates the file with mode 0600 before anything is written to it.
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(dumps(cfg))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    os.chmod(path, 0o600)
+
+
+def set_profile(name: str, *, api_key: Any = KEEP, base_url: Any = KEEP) -> None:
+    """Create or change profile ``name`` (None removes a setting; omitted keeps it).
+
+    The first profile written becomes the active one when the active one does not exist.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("a profile needs a non-empty name")
+    for setting, value in (("api_key", api_key), ("base_url", base_url)):
+        if value is not KEEP and value is not None and not isinstance(value, str):
+            raise ConfigError(f"{setting} must be a string")
+    cfg = load()
+    profile = cfg.profiles.setdefault(name, Profile())
+    if api_key is not KEEP:
+        profile.api_key = api_key or None
+    if base_url is not KEEP:
+        profile.base_url = (base_url or "").rstrip("/") or None
+    if cfg.active not in cfg.profiles:
+        cfg.active = name
+    save(cfg)
+
+
+def use(name: str) -> None:
+    """Make ``name`` the active profile (ConfigError when there is no such profile)."""
+    cfg = load()
+    if name not in cfg.profiles:
+        known = ", ".join(sorted(cfg.profiles)) or "none"
+        raise ConfigError(f"no profile named {name!r} (profiles: {known})")
+    cfg.active = name
+    save(cfg)
+
+
+def remove_profile(name: str) -> None:
+    """Delete profile ``name`` (ConfigError when there is no such profile)."""
+    cfg = load()
+    if name not in cfg.profiles:
+        raise ConfigError(f"no profile named {name!r}")
+    del cfg.profiles[name]
+    save(cfg)
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+def resolve(
+    profile: str | None = None, *, api_key: str | None = None, base_url: str | None = None
+) -> Resolved:
+    """The key and base URL a client uses, by the module's precedence rules.
+
+    The file is read only when a setting is still missing after the arguments and the
+    environment; a named profile that does not exist is a ConfigError.
+    """
+    env_key = os.environ.get("CLORE_API_KEY") or None
+    env_url = os.environ.get("CLORE_BASE_URL") or None
+    wanted = profile or os.environ.get("CLORE_PROFILE") or None
+    explicit_profile = profile is not None
+
+    chosen: Profile | None = None
+    name: str | None = None
+    missing_key = api_key is None and env_key is None
+    missing_url = base_url is None and env_url is None
+    if explicit_profile or missing_key or missing_url:
+        cfg = load()
+        name = wanted or cfg.active
+        chosen = cfg.profiles.get(name)
+        if chosen is None and wanted is not None:
+            raise ConfigError(f"no profile named {wanted!r} in {config_path()}")
+        if chosen is None:
+            name = None
+
+    # An explicitly named profile outranks the environment; the active one does not.
+    file_key = chosen.api_key if chosen else None
+    file_url = chosen.base_url if chosen else None
+    key_order: list[tuple[str | None, Literal["argument", "profile", "env"]]] = [
+        (api_key, "argument")
+    ]
+    url_order = [base_url]
+    if explicit_profile:
+        key_order += [(file_key, "profile"), (env_key, "env")]
+        url_order += [file_url, env_url]
+    else:
+        key_order += [(env_key, "env"), (file_key, "profile")]
+        url_order += [env_url, file_url]
+    source: Literal["argument", "profile", "env", "none"] = "none"
+    key: str | None = None
+    for candidate, origin in key_order:
+        if candidate:
+            key, source = candidate, origin
+            break
+    url = next((u for u in url_order if u), DEFAULT_BASE_URL)
+    return Resolved(api_key=key, base_url=url.rstrip("/"), profile=name, source=source)

@@ -1,0 +1,213 @@
+"""create_order rents exactly once and returns the new order, whatever the network does."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+import clore
+from _stub.fake_api import FakeAPI
+from clore import AsyncClore, Clore
+from clore._clock import ManualClock
+
+
+def test_order_is_found_in_my_orders_and_returned(api: FakeAPI, client: Clore) -> None:
+    """The API answers only code 0; the SDK returns the new Order with its id."""
+    old = api.add_order(si=1, expired=True)
+    order = client.create_order(1, "cloreai/ubuntu22.04-cuda12")
+    assert order.id != old["id"] and order.si == 1
+    assert [o["id"] for o in api.created()] == [order.id]
+    assert [s.endpoint for s in api.seen] == ["my_orders", "create_order", "my_orders"]
+
+
+def test_newest_of_several_new_orders_on_the_server_is_returned(
+    api: FakeAPI, client: Clore, clock: ManualClock
+) -> None:
+    """When two unknown orders on the server appear, the newest `ct` is ours."""
+    original = api._ep_create_order
+
+    def create_two(seen: object, fault: object) -> object:
+        api.add_order(si=1, ct=clock.time() - 50, spot=True)  # someone else's session
+        return original(seen, None)  # type: ignore[arg-type]
+
+    api._ep_create_order = create_two  # type: ignore[method-assign]
+    order = client.create_order(1, "img")
+    assert order.id == max(o["id"] for o in api.orders)
+
+
+@pytest.mark.parametrize("fault", ["drop_after_commit", "timeout_after_commit", "500_after_commit"])
+def test_answer_lost_after_commit_gives_exactly_one_order(
+    fault: str, api: FakeAPI, client: Clore
+) -> None:
+    """The server rented but the answer was lost: one order exists and it is returned."""
+    api.inject("create_order", fault)
+    order = client.create_order(1, "img")
+    assert [o["id"] for o in api.created()] == [order.id]
+    assert len(api.sent("create_order")) == 1
+
+
+@pytest.mark.parametrize("fault", ["drop_after_commit", "timeout_after_commit"])
+def test_spot_answer_lost_after_commit_gives_exactly_one_offer(
+    fault: str, api: FakeAPI, client: Clore
+) -> None:
+    """A spot bid whose answer was lost is not placed twice (spot allows several offers)."""
+    api.inject("create_order", fault)
+    order = client.create_order(1, "img", order_type="spot", spotprice=0.00002)
+    assert order.spot and [o["id"] for o in api.created()] == [order.id]
+    assert len(api.sent("create_order")) == 1
+
+
+@pytest.mark.parametrize("fault", ["500", "code1", "read_timeout"])
+def test_failure_before_commit_is_reconciled_then_retried_once(
+    fault: str, api: FakeAPI, client: Clore
+) -> None:
+    """An uncertain failure with no order behind it is checked, then the send retried."""
+    api.inject("create_order", fault)
+    order = client.create_order(1, "img")
+    assert [o["id"] for o in api.created()] == [order.id]
+    assert len(api.sent("create_order")) == 2
+
+
+@pytest.mark.parametrize("fault", ["connect", "connect_timeout", "429", "code5"])
+def test_unsent_or_refused_request_is_retried_without_reconciling(
+    fault: str, api: FakeAPI, client: Clore
+) -> None:
+    """A request never sent or refused by the rate limit is simply sent again."""
+    api.inject("create_order", fault)
+    order = client.create_order(1, "img")
+    assert [o["id"] for o in api.created()] == [order.id]
+    assert [s.endpoint for s in api.seen] == [
+        "my_orders",
+        "create_order",
+        "create_order",
+        "my_orders",
+    ]
+
+
+def test_retry_answered_already_rented_finds_the_first_attempts_order(
+    api: FakeAPI, client: Clore
+) -> None:
+    """my_orders lagged behind, the retry hit server-already-rented: the first order is ours."""
+    api.inject("create_order", "drop_after_commit")
+    api.hide_new = 4  # the snapshot is taken before; the 3 reconcile polls miss the order
+    order = client.create_order(1, "img")
+    assert [o["id"] for o in api.created()] == [order.id]
+    assert len(api.sent("create_order")) == 2
+
+
+def test_server_rented_by_someone_else_raises(api: FakeAPI, client: Clore) -> None:
+    """A first attempt answered server-already-rented raises it; nothing is retried."""
+    api.add_order(si=1)
+    with pytest.raises(clore.ServerAlreadyRentedError):
+        client.create_order(1, "img")
+    assert len(api.sent("create_order")) == 1
+
+
+def test_code0_without_an_order_raises_unconfirmed_and_never_resends(
+    api: FakeAPI, client: Clore
+) -> None:
+    """If the API says code 0 but no order appears, OrderUnconfirmedError; one send only."""
+    api.inject("create_order", "phantom")
+    with pytest.raises(clore.OrderUnconfirmedError, match="answered code 0"):
+        client.create_order(1, "img")
+    assert len(api.sent("create_order")) == 1
+    assert len(api.sent("my_orders")) == 1 + 3
+
+
+def test_unreachable_my_orders_after_an_uncertain_send_is_unconfirmed(
+    api: FakeAPI, client: Clore
+) -> None:
+    """When the order cannot be checked after a lost answer, the SDK says so, not 'failed'."""
+    api.inject("create_order", "drop_after_commit")
+    api.inject("my_orders", "ok", *["500"] * 4)
+    with pytest.raises(clore.OrderUnconfirmedError, match="may exist") as info:
+        client.create_order(1, "img")
+    assert isinstance(info.value.__cause__, clore.UnexpectedResponseError)
+    assert len(api.created()) == 1 and len(api.sent("create_order")) == 1
+
+
+def test_uncertain_failures_stop_after_max_retries(api: FakeAPI, client: Clore) -> None:
+    """A send that keeps failing before commit is tried max_retries+1 times, then raises."""
+    api.inject("create_order", *["500"] * 4)
+    with pytest.raises(clore.UnexpectedResponseError):
+        client.create_order(1, "img")
+    assert len(api.sent("create_order")) == 4
+    assert api.created() == []
+
+
+def test_application_errors_are_raised_without_reconciling(api: FakeAPI, client: Clore) -> None:
+    """A definite refusal such as not_enough_balance is raised after one send."""
+    api.responses["create_order"] = {"code": 6, "error": "not_enough_balance"}
+    with pytest.raises(clore.NotEnoughBalanceError):
+        client.create_order(1, "img")
+    assert [s.endpoint for s in api.seen] == ["my_orders", "create_order"]
+
+
+def test_snapshot_failure_sends_nothing(api: FakeAPI, client: Clore) -> None:
+    """If the my_orders snapshot cannot be taken, create_order is never sent."""
+    api.inject("my_orders", "401")
+    with pytest.raises(clore.AuthenticationError):
+        client.create_order(1, "img")
+    assert api.sent("create_order") == []
+
+
+def test_reconciliation_never_trips_the_rate_limit(api: FakeAPI, client: Clore) -> None:
+    """Snapshot, send, retries and polls are all paced: the server rejects nothing."""
+    api.inject("create_order", "500", "drop_after_commit")
+    client.create_order(1, "img")
+    assert api.rejected == 0
+
+
+async def test_async_create_order_is_exactly_once_too(api: FakeAPI, aclient: AsyncClore) -> None:
+    """The async client runs the same reconciliation: one order, returned."""
+    api.inject("create_order", "drop_after_commit")
+    order = await aclient.create_order(1, "img")
+    assert [o["id"] for o in api.created()] == [order.id]
+
+
+# --------------------------------------------------------------------------- wait_for_order
+
+
+def test_wait_for_order_returns_once_provisioned(
+    api: FakeAPI, client: Clore, clock: ManualClock
+) -> None:
+    """Polling stops when the order has pub_cluster and tcp_ports; the ready Order returns."""
+    order = client.create_order(1, "img")
+    ready = client.wait_for_order(order.id, timeout=120, poll_interval=5)
+    assert ready.ssh_endpoint is not None and ready.id == order.id
+    polls = [s.at for s in api.sent("my_orders")][2:]
+    assert all(b - a >= 5 for a, b in itertools.pairwise(polls))
+    assert api.rejected == 0
+
+
+def test_wait_for_order_raises_when_the_order_expires(api: FakeAPI, client: Clore) -> None:
+    """An order that ends while waiting raises OrderExpiredError."""
+    order = api.add_order()
+    api.orders[-1]["expired"] = True
+    with pytest.raises(clore.OrderExpiredError) as info:
+        client.wait_for_order(order["id"])
+    assert info.value.order_id == order["id"]
+
+
+def test_wait_for_order_raises_when_the_order_vanishes(api: FakeAPI, client: Clore) -> None:
+    """An order missing from my_orders raises OrderNotFoundError."""
+    with pytest.raises(clore.OrderNotFoundError):
+        client.wait_for_order(31337)
+
+
+def test_wait_for_order_times_out(api: FakeAPI, client: Clore, clock: ManualClock) -> None:
+    """An order not ready within the timeout raises WaitTimeoutError on time."""
+    api.provision_delay = 10_000
+    order = api.add_order()
+    start = clock.time()
+    with pytest.raises(clore.WaitTimeoutError):
+        client.wait_for_order(order["id"], timeout=30, poll_interval=4)
+    assert 30 <= clock.time() - start <= 32
+
+
+async def test_async_wait_for_order(api: FakeAPI, aclient: AsyncClore) -> None:
+    """The async wait returns the ready order the same way."""
+    order = api.add_order()
+    ready = await aclient.wait_for_order(order["id"], timeout=60)
+    assert ready.ready

@@ -1,0 +1,335 @@
+"""Pacing waits exactly as long as the per-key limits require, shared by threads and processes."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from _stub.fake_api import BASE_URL, KEY, FakeAPI
+from clore import Clore, Pacing, SpotPriceLoweringTooSoonError
+from clore._clock import ManualClock, SystemClock
+from clore._pacing import (
+    FileStore,
+    MemoryStore,
+    Pacer,
+    PacingState,
+    current_penalty,
+    delay,
+    make_pacer,
+    state_file,
+)
+from clore._paths import cache_dir
+
+T0 = 1_700_000_000.0
+CFG = Pacing()
+
+
+# --------------------------------------------------------------------------- the pure rule
+
+
+def test_first_request_goes_at_once() -> None:
+    """With no history there is nothing to wait for."""
+    assert delay(PacingState(), T0, "request", CFG) == 0.0
+
+
+def test_next_request_waits_the_rest_of_the_interval_plus_margin() -> None:
+    """A request 0.4 s after the last answer waits the remaining 0.6 s plus the margin."""
+    state = PacingState(last_request=T0)
+    assert delay(state, T0 + 0.4, "request", CFG) == pytest.approx(0.61)
+    assert delay(state, T0 + 1.01, "request", CFG) == pytest.approx(0.0)
+    assert delay(state, T0 + 5, "request", CFG) == 0.0
+
+
+def test_create_order_waits_five_seconds_after_the_last_create() -> None:
+    """create_order is spaced 5 s from the previous create, other requests only 1 s."""
+    state = PacingState(last_request=T0 + 2, last_create=T0)
+    assert delay(state, T0 + 3.5, "create", CFG) == pytest.approx(1.51)
+    assert delay(state, T0 + 3.5, "request", CFG) == 0.0
+
+
+def test_history_from_the_future_never_blocks_longer_than_one_interval() -> None:
+    """A clock stepped back cannot make a request wait more than one interval."""
+    state = PacingState(last_request=T0 + 3600, last_create=T0 + 3600)
+    assert delay(state, T0, "request", CFG) == pytest.approx(1.01)
+    assert delay(state, T0, "create", CFG) == pytest.approx(5.01)
+
+
+def test_intervals_are_configurable() -> None:
+    """Pacing(min_interval=3) spaces requests 3 s apart (like the vendor's TS client)."""
+    cfg = Pacing(min_interval=3.0, margin=0.0)
+    assert delay(PacingState(last_request=T0), T0 + 1, "request", cfg) == pytest.approx(2.0)
+
+
+def test_disabled_pacing_never_waits() -> None:
+    """Pacing.disabled() turns every wait off."""
+    state = PacingState(last_request=T0, last_create=T0)
+    assert delay(state, T0, "create", Pacing.disabled()) == 0.0
+    pacer = Pacer(Pacing.disabled(), MemoryStore())
+    assert [pacer.reserve("request", T0) for _ in range(3)] == [0.0, 0.0, 0.0]
+
+
+def test_negative_intervals_are_refused() -> None:
+    """A negative interval is a ValueError."""
+    with pytest.raises(ValueError, match="min_interval"):
+        Pacing(min_interval=-1)
+
+
+def test_penalty_after_429_widens_the_interval_then_fades() -> None:
+    """Each 429 adds a tenth of the interval (up to doubling it); it halves every 120 s."""
+    pacer = Pacer(CFG, MemoryStore())
+    pacer.complete("request", T0, rate_limited=True)
+    pacer.complete("request", T0, rate_limited=True)
+    state = pacer.store.transact(lambda s: s)
+    assert current_penalty(state, T0) == pytest.approx(0.2)
+    assert delay(state, T0, "request", CFG) == pytest.approx(1.21)
+    assert current_penalty(state, T0 + 120) == pytest.approx(0.1)
+    for _ in range(30):
+        pacer.complete("request", T0, rate_limited=True)
+    assert current_penalty(state, T0) == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- reserve / complete
+
+
+def test_reserve_takes_a_free_slot_and_reports_the_wait_otherwise() -> None:
+    """reserve() returns 0 and records the slot when free, else the wait and records nothing."""
+    pacer = Pacer(CFG, MemoryStore())
+    assert pacer.reserve("request", T0) == 0.0
+    pacer.complete("request", T0 + 0.2)
+    assert pacer.reserve("request", T0 + 0.5) == pytest.approx(0.71)
+    assert pacer.reserve("request", T0 + 1.21) == 0.0
+
+
+def test_interval_counts_from_the_answer_not_the_send() -> None:
+    """A slow answer pushes the next slot: the server may have counted it that late."""
+    pacer = Pacer(CFG, MemoryStore())
+    pacer.reserve("request", T0)
+    pacer.complete("request", T0 + 0.8)
+    assert pacer.reserve("request", T0 + 1.01) == pytest.approx(0.8)
+
+
+def test_a_request_in_flight_holds_the_key_until_answered() -> None:
+    """While another request is on the wire, the next one polls instead of going."""
+    pacer = Pacer(CFG, MemoryStore())
+    pacer.reserve("request", T0, hold=30.0)
+    assert 0 < pacer.reserve("request", T0 + 2.0) <= 0.05
+    pacer.complete("request", T0 + 2.5)
+    assert pacer.reserve("request", T0 + 3.51) == 0.0
+
+
+def test_a_dead_requests_hold_expires_after_its_timeout() -> None:
+    """A hold whose process died ends when that request's own timeout passes."""
+    pacer = Pacer(CFG, MemoryStore())
+    pacer.reserve("request", T0, hold=5.0)
+    assert pacer.reserve("request", T0 + 5.0) == 0.0
+
+
+def test_threads_never_share_a_slot() -> None:
+    """Many threads reserving at the same instant get exactly one slot between them."""
+    pacer = Pacer(CFG, MemoryStore())
+    results: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        wait = pacer.reserve("request", T0)
+        with lock:
+            results.append(wait)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(0.0) == 1
+
+
+# --------------------------------------------------------------------------- the shared file
+
+
+def test_state_file_is_named_by_a_hash_of_the_key(tmp_path: Path) -> None:
+    """The file name is sha256(key)[:16]; the key appears neither in the name nor the content."""
+    path = state_file(KEY, tmp_path)
+    assert path.name == hashlib.sha256(KEY.encode()).hexdigest()[:16] + ".json"
+    Pacer(CFG, FileStore(path)).reserve("request", T0)
+    assert KEY not in path.read_text()
+    assert state_file(None, tmp_path).name == "anonymous.json"
+
+
+def test_state_file_is_private(tmp_path: Path) -> None:
+    """The pacing file is created with mode 0600."""
+    path = state_file(KEY, tmp_path / "pacing")
+    Pacer(CFG, FileStore(path)).reserve("request", T0)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_two_stores_on_one_file_share_the_history(tmp_path: Path) -> None:
+    """Two pacers on the same file (two processes) see each other's requests."""
+    path = state_file(KEY, tmp_path)
+    first, second = Pacer(CFG, FileStore(path)), Pacer(CFG, FileStore(path))
+    assert first.reserve("request", T0) == 0.0
+    first.complete("request", T0)
+    assert second.reserve("request", T0 + 0.5) == pytest.approx(0.51)
+
+
+def test_other_keys_have_their_own_bucket(tmp_path: Path) -> None:
+    """Requests of another key do not delay this key."""
+    first = Pacer(CFG, FileStore(state_file("key-a", tmp_path)))
+    second = Pacer(CFG, FileStore(state_file("key-b", tmp_path)))
+    first.reserve("request", T0)
+    assert second.reserve("request", T0) == 0.0
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"[1,2]", b'{"last_request": "x"}', b""])
+def test_corrupt_state_file_is_a_fresh_history(tmp_path: Path, content: bytes) -> None:
+    """A corrupt, empty or oddly typed state file is read as no history and rewritten."""
+    path = state_file(KEY, tmp_path)
+    path.write_bytes(content)
+    pacer = Pacer(CFG, FileStore(path))
+    assert pacer.reserve("request", T0) == 0.0
+    assert json.loads(path.read_text())["last_request"] == T0
+
+
+def test_spot_history_survives_the_file_round_trip(tmp_path: Path) -> None:
+    """Spot bids and lowering times written by one pacer are read by another."""
+    path = state_file(KEY, tmp_path)
+    Pacer(CFG, FileStore(path)).note_bid(5, 0.002, T0)
+    Pacer(CFG, FileStore(path)).note_bid(5, 0.001, T0 + 10)
+    assert Pacer(CFG, FileStore(path)).spot_wait(5, 0.0009, T0 + 20) == pytest.approx(590)
+
+
+def test_real_clock_clients_share_a_file_and_manual_clocks_do_not() -> None:
+    """The pacer uses the cache-dir file with the real clock, memory with an injected one."""
+    real = Clore(KEY, base_url=BASE_URL, transport=FakeAPI().transport())
+    manual = Clore(KEY, base_url=BASE_URL, transport=FakeAPI().transport(), clock=ManualClock())
+    assert isinstance(real._ctx.pacer.store, FileStore)
+    assert real._ctx.pacer.store.path.parent == cache_dir() / "pacing"
+    assert isinstance(manual._ctx.pacer.store, MemoryStore)
+    told = Clore(
+        KEY, clock=ManualClock(), pacing=Pacing(shared=True), transport=FakeAPI().transport()
+    )
+    assert isinstance(told._ctx.pacer.store, FileStore)
+    assert isinstance(make_pacer(CFG, KEY, use_file=False).store, MemoryStore)
+    assert isinstance(SystemClock(), SystemClock)
+
+
+# --------------------------------------------------------------------------- through the client
+
+
+def test_client_spaces_calls_by_exactly_the_interval(
+    api: FakeAPI, client: Clore, clock: ManualClock
+) -> None:
+    """Five reads sleep 1.01 s between each other and the server rejects none."""
+    for _ in range(5):
+        client.wallets()
+    assert clock.slept == pytest.approx([1.01] * 4)
+    assert api.rejected == 0
+    times = [seen.at for seen in api.seen]
+    assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([1.01] * 4)
+
+
+def test_no_sleep_after_a_call(client: Clore, clock: ManualClock) -> None:
+    """A single call returns without sleeping; waits happen only before a later call."""
+    client.wallets()
+    assert clock.slept == []
+    clock.advance(10)
+    client.wallets()
+    assert clock.slept == []
+
+
+def test_create_orders_are_five_seconds_apart(
+    api: FakeAPI, client: Clore, clock: ManualClock
+) -> None:
+    """Two create_order calls reach the server at least 5 s apart and none is rejected."""
+    api.servers = []
+    client.create_order(1, "img")
+    client.create_order(2, "img")
+    creates = [seen.at for seen in api.sent("create_order")]
+    assert creates[1] - creates[0] >= 5.0
+    assert api.rejected == 0
+
+
+def test_two_clients_on_one_key_share_the_pacing_file(api: FakeAPI, clock: ManualClock) -> None:
+    """Two clients told to share the file never get a 429 from interleaved calls."""
+    shared = Pacing(shared=True)
+    one = Clore(KEY, base_url=BASE_URL, transport=api.transport(), clock=clock, pacing=shared)
+    two = Clore(KEY, base_url=BASE_URL, transport=api.transport(), clock=clock, pacing=shared)
+    for _ in range(3):
+        one.wallets()
+        two.my_orders()
+    assert api.rejected == 0
+    assert len(api.seen) == 6
+
+
+def test_unexpected_429_widens_later_waits(api: FakeAPI, client: Clore, clock: ManualClock) -> None:
+    """After the server answers 429 anyway, the client retries and spaces calls wider."""
+    api.inject("wallets", "429")
+    client.wallets()
+    client.wallets()
+    assert [s.status for s in api.seen] == [429, 200, 200]
+    assert clock.slept[-1] == pytest.approx(1.11, abs=0.005)
+
+
+def test_spot_lowering_within_600_s_fails_locally_without_a_request(
+    api: FakeAPI, client: Clore, clock: ManualClock
+) -> None:
+    """A second lowering inside 600 s raises locally with the seconds left; nothing is sent."""
+    order = api.add_order(spot=True, price=0.003)
+    client.my_orders()  # pacing learns the current bid
+    client.set_spot_price(order["id"], 0.002)
+    clock.advance(100)
+    sent = len(api.seen)
+    with pytest.raises(SpotPriceLoweringTooSoonError) as info:
+        client.set_spot_price(order["id"], 0.001)
+    assert len(api.seen) == sent
+    assert info.value.local is True
+    assert info.value.time_to_lowering == pytest.approx(500, abs=2)
+    assert "no request sent" in str(info.value)
+
+
+def test_raising_a_spot_price_is_never_held_back(api: FakeAPI, client: Clore) -> None:
+    """Raising a bid right after lowering it is sent at once."""
+    order = api.add_order(spot=True, price=0.003)
+    client.my_orders()
+    client.set_spot_price(order["id"], 0.002)
+    client.set_spot_price(order["id"], 0.004)
+    assert [s.body["desired_price"] for s in api.sent("set_spot_price")] == [0.002, 0.004]
+
+
+def test_server_reported_lowering_window_is_remembered(
+    api: FakeAPI, client: Clore, clock: ManualClock
+) -> None:
+    """After the API says `time_to_lowering`, the next early lowering is refused locally."""
+    order = api.add_order(spot=True, price=0.003)
+    api.responses["set_spot_price"] = {
+        "code": 6,
+        "error": "can_lower_every_600_seconds",
+        "time_to_lowering": 300,
+    }
+    with pytest.raises(SpotPriceLoweringTooSoonError) as first:
+        client.set_spot_price(order["id"], 0.002)
+    assert first.value.local is False
+    client.my_orders()
+    clock.advance(60)
+    with pytest.raises(SpotPriceLoweringTooSoonError) as second:
+        client.set_spot_price(order["id"], 0.002)
+    assert second.value.local is True
+    assert len(api.sent("set_spot_price")) == 1
+
+
+def test_lowering_is_allowed_again_after_600_s(
+    api: FakeAPI, client: Clore, clock: ManualClock
+) -> None:
+    """Once 600 s have passed since the last lowering, the next one is sent."""
+    order = api.add_order(spot=True, price=0.003)
+    client.my_orders()
+    client.set_spot_price(order["id"], 0.002)
+    clock.advance(600)
+    client.set_spot_price(order["id"], 0.001)
+    assert api.orders[-1]["price"] == 0.001
