@@ -1,0 +1,292 @@
+"""``Backend``: one method per endpoint, each one transaction at one instant."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from clore._wire import CancelOrderRequest, CreateOrderRequest, SetSpotPriceRequest
+from clore.sandbox.backend import accounts, hosts, market, market_sim, orders, spot
+from clore.sandbox.backend.accounts import new_api_key
+from clore.sandbox.backend.errors import invalid_input
+from clore.sandbox.backend.lifecycle import rerank
+from clore.sandbox.backend.records import (
+    MarketplaceView,
+    OrderView,
+    ServerRec,
+    SpotMarketView,
+    User,
+    WalletRec,
+)
+from clore.sandbox.backend.repository import Repository, Store
+from clore.sandbox.backend.seed import SeedRecords, seed
+from clore.sandbox.backend.settle import schedule, settle
+from clore.sandbox.backend.validate import check_id
+
+__all__ = ["Backend"]
+
+T = TypeVar("T")
+
+
+class Backend:
+    """The API's behaviour over a ``Store``, at the times ``now()`` returns."""
+
+    def __init__(
+        self,
+        store: Store,
+        now: Callable[[], float],
+        *,
+        market_activity: float = 0.0,
+        rng_seed: int = 0,
+    ) -> None:
+        self.store = store
+        self.now = now
+        self.market_activity = max(0.0, float(market_activity))
+        self.rng_seed = rng_seed
+        self._ticker = functools.partial(_tick, rng_seed=rng_seed)
+
+    # ---- transactions ---------------------------------------------------------------
+    def _settle(self, repo: Repository, now: float) -> list[str]:
+        return settle(repo, now, self.market_activity, self._ticker)
+
+    def _write(self, action: Callable[[Repository, float], T]) -> T:
+        with self.store.write() as repo:
+            # Read the clock inside the lock, so that transactions see time in their order.
+            now = self.now()
+            self._settle(repo, now)
+            result = action(repo, now)
+            schedule(repo, self.market_activity)
+            # Simulated time never runs backwards across restarts (see SimClock's start).
+            repo.set_meta("clock_high", repr(now))
+            return result
+
+    def _read(self, action: Callable[[Repository, float], T]) -> T:
+        # Reads run statement by statement (no snapshot): within this process the store's
+        # lock makes them atomic anyway, and across processes a read that straddles
+        # another's commit shows each row as it was committed, which is all a poll needs.
+        with self.store.peek() as repo:
+            now = self.now()
+            due = repo.get_meta("next_due")
+            if due is not None and float(due) > now:
+                # Nothing is due: answer without taking the write lock.
+                return action(repo, now)
+        with self.store.write() as repo:
+            now = self.now()
+            self._settle(repo, now)
+            return action(repo, now)
+
+    # ---- public API -------------------------------------------------------------------
+    def authenticate(self, api_key: str) -> int | None:
+        """The user id behind ``api_key``, or None."""
+        with self.store.read() as repo:
+            return accounts.authenticate(repo, api_key)
+
+    def admit(self, endpoint: str, api_key: str) -> tuple[str | None, int | None]:
+        """One look before a call: (the injected fault it consumes, the caller's user id)."""
+        with self.store.peek() as repo:
+            user_id, faults = accounts.caller(repo, api_key)
+            if not faults:
+                return None, user_id
+        with self.store.write() as repo:
+            return repo.take_fault(endpoint), user_id
+
+    def marketplace(self, user_id: int | None, since: int) -> MarketplaceView:
+        """Servers changed since revision ``since`` and the caller's own server ids."""
+        return self._read(lambda repo, now: market.marketplace(repo, user_id, since))
+
+    def spot_marketplace(self, user_id: int | None, server_id: int) -> SpotMarketView | None:
+        """Offers on ``server_id``; None when there is no such public server."""
+        return self._read(lambda repo, now: spot.spot_marketplace(repo, user_id, server_id))
+
+    def my_orders(self, user_id: int, include_completed: bool) -> list[OrderView]:
+        """The caller's orders as of now."""
+        return self._read(
+            lambda repo, now: orders.my_orders(
+                repo, now, user_id, include_completed=include_completed
+            )
+        )
+
+    def create_order(self, user_id: int, req: CreateOrderRequest) -> int:
+        """Rent or bid; returns the new order id (the API itself does not return it)."""
+        return self._write(lambda repo, now: orders.create_order(repo, now, user_id, req))
+
+    def cancel_order(self, user_id: int, req: CancelOrderRequest) -> None:
+        """End one of the caller's orders."""
+        self._write(lambda repo, now: orders.cancel_order(repo, now, user_id, req))
+
+    def set_spot_price(self, user_id: int, req: SetSpotPriceRequest) -> None:
+        """Change the bid of one of the caller's spot offers."""
+        self._write(lambda repo, now: spot.set_spot_price(repo, now, user_id, req))
+
+    def wallets(self, user_id: int) -> list[WalletRec]:
+        """The caller's wallets with current balances."""
+        return self._read(lambda repo, now: accounts.wallets(repo, now, user_id))
+
+    def my_servers(self, user_id: int) -> list[ServerRec]:
+        """The servers the caller hosts."""
+        return self._read(lambda repo, now: hosts.my_servers(repo, user_id))
+
+    def server_config(self, user_id: int, name: str) -> tuple[ServerRec, int]:
+        """The caller's server named ``name`` and its rental status (0/1/2)."""
+        return self._read(lambda repo, now: hosts.server_config(repo, user_id, name))
+
+    def set_server_settings(self, user_id: int, body: Mapping[str, Any]) -> None:
+        """Change visibility, prices, currencies or mrl of one of the caller's servers."""
+        self._write(lambda repo, now: hosts.set_server_settings(repo, now, user_id, body))
+
+    def renter_fees(self) -> dict[str, Any]:
+        """Fee tables."""
+        return market.renter_fees()
+
+    def poh_balance(self, user_id: int) -> float:
+        """Proof-of-holding balance: the sandbox has no staking, so always 0."""
+        return 0.0
+
+    # ---- lifecycle of the whole sandbox ----------------------------------------------------
+    def seed_source(self) -> str | None:
+        """The seed the database was created from ("snapshot", a path, or None)."""
+        with self.store.read() as repo:
+            source = repo.get_meta("seed_source")
+        return None if source in (None, "", "none") else source
+
+    def meta(self, key: str) -> str | None:
+        """A stored meta value (clock offset and the like)."""
+        with self.store.read() as repo:
+            return repo.get_meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a meta value."""
+        with self.store.write() as repo:
+            repo.set_meta(key, value)
+
+    def initialize(
+        self, records: Callable[[], SeedRecords], source: str | None, demo_key: str | None
+    ) -> bool:
+        """Seed an empty database (True) or open a seeded one, applying ``demo_key``."""
+        with self.store.write() as repo:
+            now = self.now()
+            if not repo.get_meta("seeded"):
+                key = demo_key or new_api_key()
+                seed(repo, records(), now, rng_seed=self.rng_seed, demo_key=key)
+                repo.set_meta("seed_source", source or "none")
+                schedule(repo, self.market_activity)
+                return True
+            if demo_key is not None:
+                demo = self._demo(repo)
+                if demo.api_key != demo_key:
+                    other = repo.user_by_key(demo_key)
+                    if other is not None and other.id != demo.id:
+                        raise ValueError("demo key is already another user's key")
+                    demo.api_key = demo_key
+                    repo.update_user(demo)
+            return False
+
+    def reset(self, records: SeedRecords) -> None:
+        """Back to the seed state; the demo user keeps its key."""
+        with self.store.write() as repo:
+            now = self.now()
+            key = self._demo(repo).api_key or new_api_key()
+            repo.clear_all()
+            for name in ("next_due", "market_ticks", "demo_user", "seeded"):
+                repo.set_meta(name, "")
+            seed(repo, records, now, rng_seed=self.rng_seed, demo_key=key)
+            repo.set_meta("clock_high", repr(now))
+            if self.market_activity > 0:
+                repo.set_meta("market_last", repr(now))
+            schedule(repo, self.market_activity)
+
+    def demo_key(self) -> str:
+        """The demo user's API key."""
+        with self.store.read() as repo:
+            return self._demo(repo).api_key or ""
+
+    @staticmethod
+    def _demo(repo: Repository) -> User:
+        demo = repo.users_of_kind("demo")
+        if not demo:
+            raise RuntimeError("the sandbox database has no demo user")
+        return demo[0]
+
+    # ---- control plane -----------------------------------------------------------------
+    def settle(self) -> list[str]:
+        """Bring the state up to now (after the clock moved); returns market events run."""
+        return self._write(lambda repo, now: self._settle(repo, now))
+
+    def create_user(
+        self, name: str, balances: Mapping[str, float], servers: list[int] | None = None
+    ) -> User:
+        """Add a user with funded wallets, optionally taking over hosting of ``servers``."""
+
+        def action(repo: Repository, now: float) -> User:
+            user = accounts.create_user(repo, now, name, balances)
+            for server_id in servers or []:
+                server = repo.get_server(check_id(server_id, "servers"))
+                if server is None:
+                    raise invalid_input(f"servers: no server {server_id}")
+                server.owner = user.id
+                repo.update_server(server)
+            return user
+
+        return self._write(action)
+
+    def set_server(
+        self,
+        server_id: int,
+        *,
+        price: Mapping[str, Any] | None = None,
+        rented: bool | None = None,
+        online: bool | None = None,
+        visible: bool | None = None,
+        end_outbid: bool | None = None,
+    ) -> None:
+        """Change a server as its host or the market would."""
+
+        def action(repo: Repository, now: float) -> None:
+            server = repo.get_server(check_id(server_id, "server"))
+            if server is None:
+                raise invalid_input(f"server: no server {server_id}")
+            if price is not None:
+                hosts.apply_prices(server, price)
+            if online is not None:
+                server.online = online
+            if visible is not None:
+                server.visible = visible
+            if end_outbid is not None:
+                server.end_outbid = end_outbid
+            repo.update_server(server)
+            rerank(repo, server, now)
+            if rented is not None:
+                hosts.set_rented(repo, now, server, rented)
+
+        self._write(action)
+
+    def market_tick(self, count: int = 1) -> list[str]:
+        """Run ``count`` market events now; returns what happened."""
+        return self._write(
+            lambda repo, now: [_tick(repo, now, rng_seed=self.rng_seed) for _ in range(count)]
+        )
+
+    def start_market(self) -> None:
+        """Start the background market from now (ticks do not replay downtime)."""
+        if self.market_activity > 0:
+            self._write(lambda repo, now: repo.set_meta("market_last", repr(now)))
+
+    def add_fault(self, endpoint: str, fault: str, count: int) -> None:
+        """Queue ``count`` failures of ``endpoint``."""
+        with self.store.write() as repo:
+            repo.add_fault(endpoint, fault, count)
+
+    def faults(self) -> list[tuple[str, str, int]]:
+        """Queued faults."""
+        with self.store.read() as repo:
+            return repo.list_faults()
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault."""
+        with self.store.write() as repo:
+            repo.clear_faults()
+
+
+def _tick(repo: Repository, t: float, *, rng_seed: int) -> str:
+    return market_sim.tick(repo, t, rng_seed)

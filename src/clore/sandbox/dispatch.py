@@ -1,0 +1,178 @@
+"""The request pipeline, independent of any web framework.
+
+``Dispatcher.handle(SandboxRequest) -> SandboxResponse`` is synchronous and complete:
+routing, injected faults, authentication, rate limits, handlers and error mapping. The
+Starlette app and the in-process httpx transports are thin shells around it, so every
+way of reaching the sandbox behaves the same. Nothing escapes as a 500: an unexpected
+failure is logged and answered ``{"code": 1}`` (database error, retry later).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Final, Protocol
+
+import msgspec
+
+from clore.sandbox.backend import ApiError, Backend
+from clore.sandbox.backend.errors import DB_ERROR, INVALID_TOKEN, RATE_LIMITED
+from clore.sandbox.faults import DROP, fault_response_parts
+from clore.sandbox.handlers import Call, Handlers
+from clore.sandbox.ratelimit import RateLimiter
+
+__all__ = [
+    "ENDPOINTS",
+    "ControlPlane",
+    "Dispatcher",
+    "Endpoint",
+    "SandboxRequest",
+    "SandboxResponse",
+    "error_response",
+    "json_response",
+]
+
+log = logging.getLogger("clore.sandbox")
+
+JSON: Final = "application/json"
+
+
+@dataclass(frozen=True)
+class SandboxRequest:
+    """An HTTP request reduced to what the sandbox reads. Header names are lower case."""
+
+    method: str
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class SandboxResponse:
+    """An answer: status, body, content type, and a transport ``fault`` marker.
+
+    ``fault`` is None for a normal answer, ``"timeout"`` when the transport must never
+    answer, ``"drop"`` when it must drop the connection instead of sending this answer.
+    """
+
+    status: int
+    body: bytes
+    content_type: str = JSON
+    fault: str | None = None
+    detail: str | None = None
+
+
+def json_response(body: bytes, status: int = 200, detail: str | None = None) -> SandboxResponse:
+    """A JSON answer."""
+    return SandboxResponse(status=status, body=body, detail=detail)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One API v1 endpoint: its HTTP method and whether it answers without a key."""
+
+    method: str
+    public: bool = False
+
+
+ENDPOINTS: Final[Mapping[str, Endpoint]] = {
+    "marketplace": Endpoint("GET", public=True),
+    "spot_marketplace": Endpoint("GET", public=True),
+    "my_orders": Endpoint("GET"),
+    "create_order": Endpoint("POST"),
+    "cancel_order": Endpoint("POST"),
+    "set_spot_price": Endpoint("POST"),
+    "wallets": Endpoint("GET"),
+    "my_servers": Endpoint("GET"),
+    "server_config": Endpoint("GET"),
+    "set_server_settings": Endpoint("POST"),
+    "renter_fees": Endpoint("GET"),
+    "poh_balance": Endpoint("GET"),
+}
+
+_UNAUTHORIZED = json_response(b'{"code":3}', 401)
+_RATE_LIMITED = json_response(b'{"code":5}', 429)
+_NO_ENDPOINT = json_response(b'{"code":4}')
+
+
+class ControlPlane(Protocol):
+    """The ``/_sandbox/`` handler."""
+
+    def handle(self, request: SandboxRequest) -> SandboxResponse:
+        """Answer a control-plane request."""
+        ...
+
+
+def error_response(exc: ApiError) -> SandboxResponse:
+    """The answer for a domain error: HTTP 401/429 for codes 3/5, else 200."""
+    status = {INVALID_TOKEN: 401, RATE_LIMITED: 429}.get(exc.code, 200)
+    return json_response(msgspec.json.encode(exc.body()), status, exc.detail)
+
+
+class Dispatcher:
+    """Routes a request through faults, auth and rate limits to a handler."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        handlers: Handlers,
+        limiter: RateLimiter,
+        now: Callable[[], float],
+        control: ControlPlane | None = None,
+    ) -> None:
+        self.backend = backend
+        self.handlers = handlers
+        self.limiter = limiter
+        self.now = now
+        self.control = control
+
+    def handle(self, request: SandboxRequest) -> SandboxResponse:
+        """Answer one request; never raises."""
+        try:
+            if request.path == "/_sandbox" or request.path.startswith("/_sandbox/"):
+                if self.control is None:
+                    return _NO_ENDPOINT
+                return self.control.handle(request)
+            return self._v1(request)
+        except ApiError as exc:
+            if exc.code == DB_ERROR:
+                log.warning("database error on %s %s: %s", request.method, request.path, exc)
+            return error_response(exc)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.path)
+            return json_response(b'{"code":1}', detail="internal error")
+
+    def _v1(self, request: SandboxRequest) -> SandboxResponse:
+        path = request.path
+        if not path.startswith("/v1/"):
+            return _NO_ENDPOINT
+        name = path[4:].rstrip("/")
+        endpoint = ENDPOINTS.get(name)
+        if endpoint is None or request.method != endpoint.method:
+            return _NO_ENDPOINT
+        key = request.headers.get("auth", "")
+        fault, user_id = self.backend.admit(name, key)
+        if fault is not None and fault != "drop_after_commit":
+            status, body, content_type, marker = fault_response_parts(fault)
+            return SandboxResponse(status, body, content_type, marker, f"injected {fault}")
+        response = self._call(name, endpoint, request, key, user_id)
+        if fault == "drop_after_commit":
+            return replace(response, fault=DROP)
+        return response
+
+    def _call(
+        self, name: str, endpoint: Endpoint, request: SandboxRequest, key: str, user_id: int | None
+    ) -> SandboxResponse:
+        if user_id is None and not endpoint.public:
+            return _UNAUTHORIZED
+        if user_id is not None and not self.limiter.allow(key, name, self.now()):
+            return _RATE_LIMITED
+        try:
+            body = getattr(self.handlers, name)(Call(user_id, request.query, request.body))
+        except ApiError as exc:
+            if exc.code == DB_ERROR:
+                log.warning("%s: %s", name, exc)
+            return error_response(exc)
+        return json_response(body)

@@ -1,0 +1,125 @@
+"""SQLite implementation of the backend's ``Store``/``Repository`` interface.
+
+One connection per ``SqliteStore``, shared by threads under a lock. Every mutation runs
+in a ``BEGIN IMMEDIATE`` transaction, so writers from several processes on one file are
+serialized by SQLite itself. File databases use WAL with ``synchronous=FULL``: a commit
+is on disk before the response that acknowledges it is sent, so ``kill -9`` loses nothing
+that a client was told about.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from clore.sandbox.backend.errors import database_error
+from clore.sandbox.migrations import migrate
+from clore.sandbox.store_sql import SqliteRepository
+
+__all__ = ["SqliteRepository", "SqliteStore"]
+
+
+class _Transaction:
+    """A (possibly nested) transaction on a ``SqliteStore``; nested use joins the outer one."""
+
+    __slots__ = ("_begin", "_nested", "_store", "_writing")
+
+    def __init__(self, store: SqliteStore, begin: str | None, writing: bool) -> None:
+        self._store = store
+        self._begin = begin
+        self._writing = writing
+        self._nested = False
+
+    def __enter__(self) -> SqliteRepository:
+        store = self._store
+        store._lock.acquire()
+        if store._depth:
+            if self._writing and not store._writing:
+                store._lock.release()
+                raise RuntimeError("write transaction nested in a read transaction")
+            self._nested = True
+        elif self._begin is not None:
+            try:
+                store._db.execute(self._begin)
+            except sqlite3.OperationalError as exc:
+                store._lock.release()
+                raise database_error(f"cannot begin: {exc}") from exc
+            except BaseException:
+                store._lock.release()
+                raise
+            store._writing = self._writing
+        store._depth += 1
+        return store._repo
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        store = self._store
+        store._depth -= 1
+        try:
+            if self._nested:
+                return
+            if self._begin is not None:
+                store._writing = False
+                if exc_type is None:
+                    try:
+                        store._db.execute("COMMIT")
+                    except sqlite3.OperationalError as failed:
+                        if store._db.in_transaction:
+                            store._db.execute("ROLLBACK")
+                        raise database_error(f"cannot commit: {failed}") from failed
+                elif store._db.in_transaction:
+                    store._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                # Locked, busy or failing: the API's "database error, retry later".
+                raise database_error(str(exc)) from exc
+        finally:
+            store._lock.release()
+
+
+class SqliteStore:
+    """A SQLite database (``":memory:"`` or a file path) migrated to the newest schema."""
+
+    def __init__(self, path: str | Path = ":memory:", *, busy_timeout: float = 10.0) -> None:
+        self.path = str(path)
+        self.memory = self.path == ":memory:" or self.path.startswith("file::memory:")
+        if not self.memory:
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=busy_timeout,
+            cached_statements=256,
+        )
+        if not self.memory:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._writing = False
+        self._repo = SqliteRepository(self._db)
+        with self._lock:
+            migrate(self._db)
+
+    def _transaction(self, begin: str | None, writing: bool) -> _Transaction:
+        return _Transaction(self, begin, writing)
+
+    def write(self) -> AbstractContextManager[SqliteRepository]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        return _Transaction(self, "BEGIN IMMEDIATE", True)
+
+    def read(self) -> AbstractContextManager[SqliteRepository]:
+        """A deferred transaction used for consistent reads."""
+        return _Transaction(self, "BEGIN", False)
+
+    def peek(self) -> AbstractContextManager[SqliteRepository]:
+        """Reads without a transaction: for one statement, where no snapshot is needed."""
+        return _Transaction(self, None, False)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()

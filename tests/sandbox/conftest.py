@@ -1,0 +1,129 @@
+"""Fixtures of the sandbox suite: the public ``clore.testing`` ones and a tiny market.
+
+(``pytest_plugins`` is only allowed in the root conftest, so the public fixtures are
+imported here under their own names, which is how pytest registers them.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clore._clock import ManualClock
+from clore.sandbox import Sandbox
+from clore.testing import (  # noqa: F401
+    async_clore_client,
+    clore_client,
+    sandbox,
+    sandbox_clock,
+    sandbox_factory,
+)
+
+BTC_DAY = 0.0864  # 1e-6 BTC per second: billing figures stay readable
+
+
+def _server(sid: int, owner: int, **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": sid,
+        "owner": owner,
+        "mrl": 24,
+        "price": {
+            "on_demand": {"bitcoin": BTC_DAY, "CLORE-Blockchain": 500},
+            "spot": {"bitcoin": BTC_DAY / 2, "CLORE-Blockchain": 250},
+        },
+        "rented": False,
+        "specs": {"gpu": "2x NVIDIA GeForce RTX 4090", "gpuram": 24, "net": {"cc": "DE"}},
+        "reliability": 0.99,
+        "allowed_coins": ["bitcoin", "CLORE-Blockchain"],
+        "rating": {"avg": 5, "cnt": 3},
+        "cuda_version": "12.4",
+    }
+    record.update(extra)
+    return record
+
+
+SMALL_MARKET = {
+    "servers": [
+        _server(1, 10),
+        _server(2, 10, allowed_coins=["CLORE-Blockchain"]),
+        _server(3, 11, rented=True),
+        _server(4, 11),
+        _server(5, 11, mrl=1),
+        _server(6, 12),
+        _server(7, 12),
+        _server(8, 12, allowed_coins=["bitcoin"]),
+    ],
+    "my_servers": [],
+    "code": 0,
+}
+
+
+@pytest.fixture
+def small_seed(tmp_path: Path) -> Path:
+    """An eight-server market (demo user hosts 6-8): 0.0864 BTC/day on demand, half on spot."""
+    path = tmp_path / "small-market.json"
+    path.write_text(json.dumps(SMALL_MARKET))
+    return path
+
+
+@pytest.fixture
+def small(sandbox_factory: Callable[..., Sandbox], small_seed: Path) -> Sandbox:  # noqa: F811
+    """A sandbox on the small market, rate limits off, on the shared ManualClock."""
+    return sandbox_factory(seed=str(small_seed), rate_limit=False)
+
+
+@pytest.fixture
+def api(small: Sandbox) -> Iterator[httpx.Client]:
+    """A plain httpx client on ``small`` (in-process transport), as the demo user."""
+    with httpx.Client(
+        transport=small.transport(),
+        base_url="http://sandbox.local/v1",
+        headers={"auth": small.demo_key},
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def clock(sandbox_clock: ManualClock) -> ManualClock:  # noqa: F811
+    """The ManualClock every sandbox of the test runs on."""
+    return sandbox_clock
+
+
+class ASGIClientTransport(httpx.BaseTransport):
+    """Sends each request through an ASGI app (``httpx.ASGITransport``) on a fresh loop."""
+
+    def __init__(self, app: Any) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def send() -> httpx.Response:
+            response = await self._inner.handle_async_request(request)
+            content = await response.aread()
+            return httpx.Response(
+                response.status_code, headers=response.headers, content=content, request=request
+            )
+
+        return asyncio.run(send())
+
+
+@pytest.fixture
+def asgi_client() -> Iterator[Callable[[Sandbox], httpx.Client]]:
+    """Make synchronous httpx clients that go through ``sandbox.app`` (the Starlette app)."""
+    made: list[httpx.Client] = []
+
+    def make(target: Sandbox) -> httpx.Client:
+        client = httpx.Client(
+            transport=ASGIClientTransport(target.app), base_url="http://sandbox.test"
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

@@ -1,0 +1,126 @@
+"""Billing arithmetic under random sequences: spend is price x running time, wallets add up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clore._clock import ManualClock
+from clore._wire import CancelOrderRequest, CreateOrderRequest, SetSpotPriceRequest
+from clore.sandbox import ApiError, Sandbox
+
+PRICE = 0.0864  # BTC per day on demand on every server of the market below
+
+
+@pytest.fixture(scope="module")
+def market_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    servers = [
+        {
+            "id": sid,
+            "owner": 100 + sid,
+            "mrl": 6,
+            "price": {"on_demand": {"bitcoin": PRICE}, "spot": {"bitcoin": PRICE / 4}},
+            "rented": False,
+            "specs": {"gpu": "1x NVIDIA GeForce RTX 3090"},
+            "allowed_coins": ["bitcoin"],
+        }
+        for sid in (1, 2, 3)
+    ]
+    path = tmp_path_factory.mktemp("billing") / "market.json"
+    path.write_text(json.dumps({"servers": servers}))
+    return path
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("rent"), st.sampled_from([1, 2, 3])),
+        st.tuples(st.just("bid"), st.sampled_from([1, 2, 3]), st.floats(0.03, 0.2)),
+        st.tuples(st.just("rival"), st.sampled_from([1, 2, 3]), st.floats(0.03, 0.2)),
+        st.tuples(st.just("cancel"), st.integers(0, 5)),
+        st.tuples(st.just("raise"), st.integers(0, 5), st.floats(1.0, 2.0)),
+        st.tuples(st.just("wait"), st.floats(0, 30000)),
+        st.tuples(st.just("offline"), st.sampled_from([1, 2, 3]), st.booleans()),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations, funds=st.floats(0.0005, 0.05))
+def test_spend_and_balances_add_up(
+    market_file: Path, ops: list[tuple[Any, ...]], funds: float
+) -> None:
+    """Whatever happens, the wallet never goes negative and pays exactly fees plus spend."""
+    clock = ManualClock()
+    with Sandbox(seed=str(market_file), clock=clock, rate_limit=False) as sb:
+        backend = sb.backend
+        user = sb.create_user("renter", {"bitcoin": funds})[1]
+        rival = sb.create_user("rival", {"bitcoin": 100.0})[1]
+        started: dict[int, float] = {}
+        offline_since: dict[int, float | None] = {}
+        for op in ops:
+            try:
+                if op[0] == "rent":
+                    oid = backend.create_order(user, _order(int(op[1])))
+                    started[oid] = clock.time()
+                elif op[0] == "bid":
+                    backend.create_order(user, _order(int(op[1]), float(op[2])))
+                elif op[0] == "rival":
+                    backend.create_order(rival, _order(int(op[1]), float(op[2])))
+                elif op[0] in ("cancel", "raise"):
+                    mine = backend.my_orders(user, False)
+                    if mine:
+                        target = mine[int(op[1]) % len(mine)].order
+                        if op[0] == "cancel":
+                            backend.cancel_order(user, CancelOrderRequest(id=target.id))
+                        elif target.spot:
+                            price = target.price * float(op[2])
+                            backend.set_spot_price(
+                                user, SetSpotPriceRequest(order_id=target.id, desired_price=price)
+                            )
+                elif op[0] == "wait":
+                    sb.advance(float(op[1]))
+                elif op[0] == "offline":
+                    sb.set_server(int(op[1]), online=bool(op[2]))
+                    offline_since[int(op[1])] = None
+            except ApiError as exc:
+                assert exc.code in (2, 6)
+            _check(sb, user, funds, started, clock.time(), offline_since)
+
+
+def _order(server: int, bid: float | None = None) -> CreateOrderRequest:
+    if bid is None:
+        return CreateOrderRequest(currency="bitcoin", image="ubuntu", renting_server=server)
+    return CreateOrderRequest(
+        currency="bitcoin", image="ubuntu", renting_server=server, type="spot", spotprice=bid
+    )
+
+
+def _check(
+    sb: Sandbox,
+    user: int,
+    funds: float,
+    started: dict[int, float],
+    now: float,
+    offline: dict[int, float | None],
+) -> None:
+    views = sb.backend.my_orders(user, True)
+    (wallet,) = [w for w in sb.backend.wallets(user) if w.currency == "bitcoin"]
+    assert wallet.balance >= 0.0
+    paid = sum(v.order.creation_fee + v.spend * (1 + v.order.fee_rate) for v in views)
+    assert funds - wallet.balance == pytest.approx(paid, rel=1e-9, abs=1e-15)
+    for view in views:
+        o = view.order
+        if not o.spot and o.id in started and view.server.id not in offline:
+            end = o.ended_at if o.ended and o.ended_at is not None else now
+            assert view.spend == pytest.approx(
+                o.price * (end - started[o.id]) / 86400, rel=1e-9, abs=1e-15
+            )
+        assert view.spend >= 0.0
