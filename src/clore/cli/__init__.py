@@ -1,0 +1,71 @@
+"""The ``clore`` command line: thin over the public SDK, one module per command group.
+
+Importing this package loads click and nothing heavier: commands live in their own
+modules, imported only when they run (``clore.cli._group.LazyGroup``), and they import
+httpx, msgspec and rich inside their functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from clore._version import __version__
+from clore.cli._group import LazyGroup
+
+__all__ = ["cli", "main"]
+
+_EPILOG = """\
+Every command takes --json (one JSON document on stdout). Exit codes: 0 ok, 1 API
+error, 2 usage or bad input, 3 authentication, 4 not found, 5 rate-limited after
+retries, 130 interrupted. Full reference: docs/cli.md.
+"""
+
+
+@click.group(
+    "clore",
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=_EPILOG,
+)
+@click.version_option(
+    __version__, "-V", "--version", prog_name="clore", message="%(prog)s %(version)s"
+)
+@click.option("--json", "json_", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("--profile", metavar="NAME", help="Use this profile of config.toml.")
+@click.option("--base-url", metavar="URL", help="API base URL (e.g. a sandbox server's /v1).")
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Use the embedded sandbox (state in the data dir; no server, no real money).",
+)
+@click.option("-v", "--verbose", count=True, help="Log requests to stderr (key redacted).")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    json_: bool,
+    profile: str | None,
+    base_url: str | None,
+    sandbox: bool,
+    verbose: int,
+) -> None:
+    """clore: rent GPUs on the Clore.ai marketplace from your terminal.
+
+    Prices are per day (and per hour where shown), always with their currency.
+    """
+    from clore.cli._context import AppContext
+
+    app = ctx.ensure_object(AppContext)
+    app.json = app.json or json_
+    app.profile = profile or app.profile
+    app.base_url = base_url or app.base_url
+    app.sandbox = app.sandbox or sandbox
+    app.verbose = max(app.verbose, verbose)
+    app.setup_logging()
+    ctx.call_on_close(app.close)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point (``clore``) and ``python -m clore``."""
+    return cli.main(argv, prog_name="clore")

@@ -1,0 +1,314 @@
+"""The state of one ``clore`` invocation and the mapping of errors to exit codes.
+
+``AppContext`` is click's ``ctx.obj``: the global options, the output settings and the SDK
+client (built on first use from ``--profile``/``--base-url``/``--sandbox``; tests inject
+their own client, clock and sandbox). ``exit_code_for`` is the one table from exception to
+documented exit code and one-line message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import click
+
+from clore.cli._output import Output
+
+if TYPE_CHECKING:
+    from clore._client import Clore
+    from clore._clock import Clock
+    from clore.sandbox import Sandbox
+
+__all__ = [
+    "EXIT_API",
+    "EXIT_AUTH",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
+    "EXIT_RATE_LIMITED",
+    "EXIT_USAGE",
+    "AppContext",
+    "CliError",
+    "exit_code_for",
+    "pass_app",
+    "report",
+]
+
+EXIT_API: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_AUTH: Final = 3
+EXIT_NOT_FOUND: Final = 4
+EXIT_RATE_LIMITED: Final = 5
+EXIT_INTERRUPTED: Final = 130
+
+
+class CliError(click.ClickException):
+    """A one-line failure with a chosen exit code (default 1)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_API) -> None:
+        super().__init__(message)
+        # click declares ``exit_code`` on the class; ours is chosen per instance.
+        setattr(self, "exit_code", exit_code)  # noqa: B010
+
+
+class _RedactFilter(logging.Filter):
+    """Replaces the API key (and anything sent as an ``auth`` header) in log records."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        for secret in self.secrets:
+            text = text.replace(secret, _mask(secret))
+        text = re.sub(r"(?i)(['\"]?auth['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+)", r"\1***", text)
+        record.msg, record.args = text, None
+        return True
+
+
+def _mask(key: str) -> str:
+    return f"{key[:4]}…{key[-4:]}" if len(key) > 12 else "***"
+
+
+@dataclass
+class AppContext:
+    """Global options and lazily built services of one invocation."""
+
+    profile: str | None = None
+    base_url: str | None = None
+    sandbox: bool = False
+    verbose: int = 0
+    json: bool = False
+    # Injected by tests (or built on first use).
+    client_instance: Clore | None = None
+    clock_instance: Clock | None = None
+    sandbox_instance: Sandbox | None = None
+    _owned: list[Any] = field(default_factory=list)
+    _handler: logging.Handler | None = field(default=None, repr=False)
+    _out: Output | None = field(default=None, repr=False)
+
+    # ---- output -------------------------------------------------------------------------
+
+    @property
+    def out(self) -> Output:
+        """The printer for this invocation (honours ``--json``)."""
+        if self._out is None:
+            self._out = Output(self.json)
+        self._out.json_mode = self.json
+        return self._out
+
+    def api(self, *, auth: bool = True) -> Clore:
+        """The client, with every call shown while it waits (pacing, retries, polling)."""
+        return cast("Clore", _Announcing(self.client(auth=auth), self.out))
+
+    # ---- services -----------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every wait and "now" of the CLI uses (the sandbox's when embedded)."""
+        if self.clock_instance is None:
+            if self.sandbox_instance is not None or self.sandbox:
+                self.clock_instance = self.embedded_sandbox().clock
+            else:
+                from clore._clock import SystemClock
+
+                self.clock_instance = SystemClock()
+        return self.clock_instance
+
+    def embedded_sandbox(self) -> Sandbox:
+        """The ``--sandbox`` state: a Sandbox on ``data_dir()/sandbox.db``, kept between runs."""
+        if self.sandbox_instance is None:
+            from clore._paths import data_dir
+            from clore.sandbox import Sandbox
+
+            path = data_dir() / "sandbox.db"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.sandbox_instance = Sandbox(db=path, rate_limit=False)
+            self._owned.append(self.sandbox_instance)
+        return self.sandbox_instance
+
+    def client(self, *, auth: bool = True) -> Clore:
+        """The SDK client; ``auth`` commands fail with exit 3 when no API key is configured."""
+        if self.client_instance is not None:
+            return self.client_instance
+        if self.sandbox or self.sandbox_instance is not None:
+            from clore._pacing import Pacing
+
+            sandbox = self.embedded_sandbox()
+            self._log_secrets([sandbox.demo_key])
+            self.client_instance = sandbox.client(pacing=Pacing.disabled())
+        else:
+            from clore._client import Clore
+            from clore.config import resolve
+
+            resolved = resolve(self.profile)
+            if auth and not resolved.api_key:
+                raise CliError(
+                    "no API key configured: run `clore config set-key` or set CLORE_API_KEY",
+                    EXIT_AUTH,
+                )
+            self._log_secrets([resolved.api_key or ""])
+            self.client_instance = Clore(
+                api_key=resolved.api_key,
+                base_url=self.base_url or resolved.base_url,
+                profile=self.profile,
+            )
+        self._owned.append(self.client_instance)
+        return self.client_instance
+
+    def has_key(self) -> bool:
+        """True when requests will carry an API key (always with the sandbox)."""
+        if self.client_instance is not None:
+            return bool(getattr(self.client_instance, "has_api_key", True))
+        if self.sandbox or self.sandbox_instance is not None:
+            return True
+        from clore.config import resolve
+
+        return bool(resolve(self.profile).api_key)
+
+    @property
+    def endpoint_label(self) -> str:
+        """Where requests go, for cache keys and messages."""
+        if self.sandbox or self.sandbox_instance is not None:
+            return "sandbox:embedded"
+        client = self.client_instance
+        url = getattr(client, "base_url", None) if client is not None else None
+        return str(url or self.base_url or "default")
+
+    def close(self) -> None:
+        """Close what this invocation opened (the client; the embedded sandbox)."""
+        for thing in reversed(self._owned):
+            closer = getattr(thing, "close", None)
+            if callable(closer):
+                closer()
+        self._owned.clear()
+        handler = self._handler
+        if handler is not None:
+            for name in ("clore", "httpx"):
+                logging.getLogger(name).removeHandler(handler)
+            self._handler = None
+
+    # ---- verbose logging ----------------------------------------------------------------
+
+    def setup_logging(self) -> None:
+        """``-v``: log requests to stderr (the SDK's and httpx's loggers), key redacted."""
+        if not self.verbose or self._handler is not None:
+            return
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        handler.addFilter(_RedactFilter([]))
+        for name, level in (("clore", logging.DEBUG), ("httpx", logging.INFO)):
+            logger = logging.getLogger(name)
+            logger.setLevel(level if self.verbose == 1 else logging.DEBUG)
+            logger.addHandler(handler)
+        self._handler = handler
+
+    def _log_secrets(self, secrets: list[str]) -> None:
+        handler = self._handler
+        if handler is not None:
+            for flt in handler.filters:
+                if isinstance(flt, _RedactFilter):
+                    flt.secrets.extend(s for s in secrets if s)
+
+
+pass_app = click.make_pass_decorator(AppContext, ensure=True)
+
+#: What each SDK call waits for, as shown by spinners ("{0}" is the first argument).
+_LABELS: Final[dict[str, str]] = {
+    "marketplace": "fetching the marketplace",
+    "spot_marketplace": "fetching the spot market of server {0}",
+    "my_orders": "fetching your orders",
+    "get_order": "looking up order {0}",
+    "create_order": "creating the order on server {0}",
+    "cancel_order": "cancelling order {0}",
+    "set_spot_price": "setting the bid of order {0}",
+    "wallets": "fetching your wallets",
+    "renter_fees": "fetching the fees",
+    "my_servers": "fetching your hosted servers",
+    "server_config": "fetching the configuration of {0}",
+    "set_server_settings": "updating server {0}",
+    "wait_for_order": "waiting for order {0} to be ready",
+}
+
+
+class _Announcing:
+    """Wraps a client so each call runs inside ``Output.waiting`` with a plain label.
+
+    The SDK may wait inside any call (pacing: 1 s between requests, 5 s between orders;
+    retries after a rate limit), so every call says what it is doing.
+    """
+
+    def __init__(self, client: Any, out: Output) -> None:
+        self._client = client
+        self._out = out
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        label = _LABELS.get(name)
+        if label is None or not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            first = args[0] if args else next(iter(kwargs.values()), "")
+            with self._out.waiting(label.format(first)):
+                return attr(*args, **kwargs)
+
+        return call
+
+
+def _not_found(exc: BaseException) -> bool:
+    from clore._errors import OrderNotFoundError, ServerNotFoundError
+
+    return isinstance(exc, OrderNotFoundError | ServerNotFoundError)
+
+
+def exit_code_for(exc: BaseException) -> tuple[int, str]:
+    """The documented exit code and the one-line message for an exception."""
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code, ""
+    if isinstance(exc, KeyboardInterrupt) or (
+        isinstance(exc, click.Abort) and isinstance(exc.__cause__, KeyboardInterrupt)
+    ):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, click.Abort):
+        return EXIT_API, "aborted"
+    if isinstance(exc, click.UsageError):
+        hint = ""
+        if exc.ctx is not None:
+            hint = f" (see `{exc.ctx.command_path} --help`)"
+        return EXIT_USAGE, f"{exc.format_message()}{hint}"
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code, exc.format_message()
+    from clore import _errors as errors
+    from clore.market import FilterError, SortError
+
+    if isinstance(exc, FilterError | SortError):
+        return EXIT_USAGE, str(exc)
+    if not isinstance(exc, errors.CloreError):
+        return EXIT_API, f"unexpected error: {type(exc).__name__}: {exc} (run with -v for details)"
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, errors.ParameterError | errors.InvalidInputError | errors.ConfigError):
+        return EXIT_USAGE, message
+    if isinstance(exc, errors.AuthenticationError):
+        return EXIT_AUTH, f"{message} (check the key: `clore config show`)"
+    if _not_found(exc):
+        return EXIT_NOT_FOUND, message
+    if isinstance(exc, errors.RateLimitError):
+        return EXIT_RATE_LIMITED, f"{message} (still rate-limited after retries)"
+    return EXIT_API, message
+
+
+def report(exc: BaseException, *, verbose: bool) -> int:
+    """Print ``exc`` as one line on stderr (a traceback too for unexpected errors with -v)."""
+    code, message = exit_code_for(exc)
+    if message:
+        click.echo(f"clore: error: {message}", err=True)
+    known = isinstance(exc, click.ClickException | click.Abort | click.exceptions.Exit)
+    if verbose and not known:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    return code

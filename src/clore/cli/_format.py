@@ -1,0 +1,140 @@
+"""Small formatters shared by the commands: prices with units, durations, sizes, records.
+
+Prices always carry their period and currency (``0.00030 BTC/day``). ``server_doc`` and
+``order_doc`` build the ``--json`` records: the API's own fields plus a ``derived`` object.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from clore.cli._output import shorten_gpu
+from clore.market import USD, PriceContext, format_amount, label, server_price
+
+if TYPE_CHECKING:
+    from clore._wire import Order, Server
+
+__all__ = [
+    "duration",
+    "gpu_text",
+    "order_doc",
+    "order_state",
+    "price_text",
+    "server_doc",
+    "timestamp",
+]
+
+
+def price_text(value: float | None, currency: str, *, per: str = "day") -> str:
+    """``0.00030000 BTC/day``; ``—`` when unknown."""
+    if value is None:
+        return "—"
+    return f"{format_amount(value, currency)} {label(currency)}/{per}"
+
+
+def day_and_hour(value: float | None, currency: str) -> str:
+    """``0.00030000 BTC/day (0.00001250 BTC/h)``."""
+    if value is None:
+        return "—"
+    return f"{price_text(value, currency)} ({price_text(value / 24, currency, per='h')})"
+
+
+def duration(seconds: float | None) -> str:
+    """``3 d 04 h``, ``2 h 05 m``, ``45 s``; ``—`` when unknown."""
+    if seconds is None:
+        return "—"
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours:02d} h"
+    if hours:
+        return f"{hours} h {minutes:02d} m"
+    if minutes:
+        return f"{minutes} m {secs:02d} s"
+    return f"{secs} s"
+
+
+def timestamp(unix: float) -> str:
+    """A unix time as ``2024-05-01 12:00:00 UTC``."""
+    return datetime.fromtimestamp(unix, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def gpu_text(server_or_order: Server | Order) -> str:
+    """``2× RTX 4090`` from a record's ``specs.gpu``."""
+    specs = server_or_order.specs
+    if not specs.gpu:
+        return "—"
+    return f"{specs.gpu_count}× {shorten_gpu(specs.gpu_model)}"
+
+
+def number(value: float | None, digits: int = 0, unit: str = "") -> str:
+    """A number with a unit, ``—`` when missing."""
+    if value is None:
+        return "—"
+    return f"{float(value):.{digits}f}{unit}"
+
+
+def server_doc(server: Server, ctx: PriceContext) -> dict[str, Any]:
+    """A server for ``--json``: the API record plus ``derived`` prices in ``ctx.currency``."""
+    import msgspec
+
+    doc: dict[str, Any] = msgspec.to_builtins(server)
+    day = server_price(server, ctx)
+    usd = server_price(server, ctx, USD)
+    spot = server_price(server, ctx, spot=True)
+    doc["derived"] = {
+        "available": not server.rented,
+        "gpu_count": server.gpu_count,
+        "gpu_model": server.gpu_model,
+        "currency": ctx.currency,
+        "price_per_day": day,
+        "price_per_hour": None if day is None else day / 24,
+        "usd_per_day": usd,
+        "usd_per_hour": None if usd is None else usd / 24,
+        "spot_per_day": spot,
+        "mrl_hours": float(server.mrl),
+    }
+    return doc
+
+
+def order_state(order: Order, now: float, spot_active: bool | None = None) -> str:
+    """``expired``, ``outbid`` (a spot order not currently winning), ``provisioning``, ``ready``."""
+    if order.expired:
+        return "expired"
+    if order.spot and spot_active is False:
+        return "outbid"
+    if not order.ready:
+        return "provisioning"
+    if not order.online:
+        return "offline"
+    return "ready"
+
+
+STATE_STYLES: dict[str, str] = {
+    "ready": "green",
+    "provisioning": "yellow",
+    "outbid": "magenta",
+    "offline": "red",
+    "expired": "dim",
+}
+
+
+def order_doc(order: Order, now: float, spot_active: bool | None = None) -> dict[str, Any]:
+    """An order for ``--json``: the API record plus a ``derived`` object."""
+    import msgspec
+
+    doc: dict[str, Any] = msgspec.to_builtins(order)
+    doc["derived"] = {
+        "state": order_state(order, now, spot_active),
+        "ready": order.ready,
+        "spot_active": spot_active,
+        "price_per_hour": order.price_per_hour,
+        "time_left_seconds": order.time_left(now).total_seconds(),
+        "expires_at": float(order.ct) + float(order.mrl),
+        "ssh_command": order.ssh_command(),
+        "http_url": order.http_url,
+    }
+    return doc

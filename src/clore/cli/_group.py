@@ -1,0 +1,148 @@
+"""A click group whose subcommands are imported only when they run.
+
+``clore --help`` lists every command from the static table below (name, import target,
+one-line help) without importing a single command module, so it loads nothing but click.
+The workflows add their commands by adding rows to ``SECTIONS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, Final
+
+import click
+
+__all__ = ["COMMANDS", "SECTIONS", "LazyGroup"]
+
+#: (section title, [(command name, "module:attribute", one-line help)]) in --help order.
+SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
+    (
+        "Find and rent",
+        [
+            ("market", "clore.cli.market:market", "List marketplace servers, filtered and sorted."),
+            ("server", "clore.cli.market:server", "Show one server and the spot offers on it."),
+            (
+                "rent",
+                "clore.cli.rent:rent",
+                "Rent a server by id, or the cheapest matching filters.",
+            ),
+            ("spot", "clore.cli.spot:spot", "Bid on a server (spot) and change your bids."),
+        ],
+    ),
+    (
+        "Your orders",
+        [
+            ("orders", "clore.cli.orders:orders", "List your orders (--watch keeps it live)."),
+            (
+                "order",
+                "clore.cli.orders:order",
+                "Show one order: state, endpoints, spend, time left.",
+            ),
+            ("cancel", "clore.cli.orders:cancel", "Cancel orders, optionally reporting an issue."),
+            ("ssh", "clore.cli.access:ssh", "SSH into an order, or run a command there."),
+            (
+                "ssh-config",
+                "clore.cli.access:ssh_config",
+                "Host clore-<id> entries for active orders.",
+            ),
+            ("open", "clore.cli.access:open_url", "Print or open an order's HTTP URL."),
+            ("copy", "clore.cli.access:copy", "Copy files to or from an order (rsync or scp)."),
+        ],
+    ),
+    (
+        "Automation",
+        [
+            ("watch", "clore.cli.watch_cmd:watch", "Watch for offers under a price; rent them."),
+            ("monitor", "clore.cli.monitor_cmd:monitor", "Report order events; run hooks."),
+            ("guard", "clore.cli.guard_cmd:guard", "Cancel orders at a spend or time limit."),
+        ],
+    ),
+    (
+        "Account",
+        [
+            ("wallets", "clore.cli.account:wallets", "Show your wallets and balances."),
+            ("fees", "clore.cli.account:fees", "Show renter and creation fees."),
+            ("spend", "clore.cli.account:spend", "Spend per order, burn rate and wallet runway."),
+        ],
+    ),
+    (
+        "Hosting",
+        [("host", "clore.cli.host:host", "List and configure the servers you host.")],
+    ),
+    (
+        "Setup",
+        [
+            ("config", "clore.cli.config_cmd:config", "API keys and profiles."),
+            ("sandbox", "clore.cli.sandbox_cmd:sandbox", "Run and control the local sandbox API."),
+        ],
+    ),
+]
+
+COMMANDS: Final[dict[str, tuple[str, str]]] = {
+    name: (target, short) for _, rows in SECTIONS for name, target, short in rows
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module on first use of that subcommand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *sorted(self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, _, attr = entry[0].partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):  # pragma: no cover - a wiring mistake
+            raise TypeError(f"{entry[0]} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The short help comes from the table: listing commands must not import them.
+        for title, rows in SECTIONS:
+            with formatter.section(title):
+                formatter.write_dl([(name, short) for name, _, short in rows])
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            matches = [known for known in COMMANDS if known.startswith(name)]
+            hint = f"; did you mean {', '.join(matches)}?" if matches else ""
+            ctx.fail(f"no such command {name!r}{hint}")
+        return super().resolve_command(ctx, args)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the CLI; every failure becomes one stderr line and a documented exit code."""
+        try:
+            result = super().main(
+                args, prog_name or "clore", complete_var, standalone_mode=False, **extra
+            )
+        except SystemExit:
+            raise
+        except BaseException as exc:  # the CLI's last line of defence
+            from clore.cli._context import report
+
+            words = list(args) if args is not None else sys.argv[1:]
+            verbose = any(w == "--verbose" or re.fullmatch(r"-v+", w) for w in words)
+            code = report(exc, verbose=verbose)
+        else:
+            code = result if isinstance(result, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code

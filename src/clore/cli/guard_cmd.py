@@ -1,0 +1,121 @@
+"""``clore guard [--order ID | --all] --max-spend X --max-time T``: cancel orders at a limit.
+
+An order is cancelled (with no ``issue``: crossing a budget is not a server fault) when its
+spend or age would cross the limit before the next check; each cancel is logged with its
+reason in ``workflows/guard.log`` under the data directory. Without limits on the command
+line, the limits registered by ``rent``/``watch``/``spot keep`` apply. A warning is
+reported when a wallet's runway at the current burn rate drops under ``--runway-below``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._output import json_option
+from clore.cli.monitor_cmd import (
+    deadline,
+    jsonl_option,
+    limit_options,
+    parse_limits,
+    run_events,
+    until_options,
+)
+
+__all__ = ["guard"]
+
+
+@click.command()
+@click.option(
+    "--order",
+    "order_ids",
+    type=int,
+    multiple=True,
+    metavar="ID",
+    help="Guard this order (repeatable).",
+)
+@click.option("--all", "all_orders", is_flag=True, help="Guard every running order.")
+@limit_options
+@click.option(
+    "--register",
+    is_flag=True,
+    help="Only record the limits for --order (a later `clore guard --all` applies them).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between checks.",
+)
+@click.option(
+    "--runway-below",
+    default="1d",
+    show_default=True,
+    metavar="DURATION",
+    help="Warn when a wallet lasts less than this at the burn rate ('0': off).",
+)
+@click.option("--once", is_flag=True, help="Check once and exit (for cron).")
+@until_options
+@jsonl_option
+@json_option
+@pass_app
+def guard(
+    app: AppContext,
+    order_ids: tuple[int, ...],
+    all_orders: bool,
+    max_spend: str | None,
+    max_time: str | None,
+    register: bool,
+    interval: float,
+    runway_below: str,
+    once: bool,
+    until: str | None,
+    for_: str | None,
+    jsonl: bool,
+) -> None:
+    """Cancel orders that cross --max-spend or --max-time; warn on a short wallet runway.
+
+    --max-spend is in each order's own currency.
+
+    \b
+    Examples:
+      clore guard --order 4711 --max-spend 0.001 --max-time 8h
+      clore guard --all --max-time 24h --once
+      clore guard --all            # enforce limits registered by rent/watch/spot keep
+    """
+    from clore.workflows import guard as guard_loop
+    from clore.workflows import register_limits
+    from clore.workflows.render import parse_duration
+
+    if bool(order_ids) == all_orders:
+        raise CliError("give --order ID (repeatable) or --all", 2)
+    if max_spend is not None and any(c.isalpha() for c in max_spend):
+        raise CliError("--max-spend: give a bare number, in each order's own currency", 2)
+    # A bare amount is taken as is, so the currency passed here plays no part.
+    limits = parse_limits(max_spend, max_time, "bitcoin")
+    if register:
+        if not order_ids or not limits:
+            raise CliError("--register needs --order and --max-spend or --max-time", 2)
+        for order_id in order_ids:
+            register_limits(order_id, limits)
+        app.out.info(f"limits recorded for {', '.join(map(str, order_ids))}")
+        return
+    try:
+        runway = parse_duration(runway_below)
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
+    loop = guard_loop(
+        app.client(),
+        app.clock,
+        order_ids=list(order_ids) if order_ids else None,
+        limits=limits if limits else None,
+        interval=interval,
+        runway_below=runway or None,
+        until=deadline(app, until, for_),
+        once=once,
+    )
+    seen = run_events(app, loop, jsonl=jsonl)
+    if app.out.json_mode and not jsonl:
+        app.out.json({"events": [e.to_json() for e in seen]})

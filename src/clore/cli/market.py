@@ -1,0 +1,275 @@
+"""``clore market`` (filtered, sorted listing) and ``clore server ID`` (details + spot offers)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._format import (
+    day_and_hour,
+    duration,
+    gpu_text,
+    number,
+    server_doc,
+)
+from clore.cli._output import Column, json_option
+from clore.market import (
+    USD,
+    PriceContext,
+    describe_fields,
+    format_amount,
+    label,
+    parse_currency,
+    server_price,
+)
+
+if TYPE_CHECKING:
+    from clore._wire import Server
+    from clore.cli._marketdata import MarketData
+
+__all__ = ["market", "price_context", "resolve_currency", "server", "with_currency"]
+
+_FILTER_HELP = (
+    "FILTER words are `field OP value` with OP one of = != > >= < <= (`=`/`!=` take comma "
+    "lists: cc=US,DE). Prices are per day in --currency unless suffixed: 3usd, 0.2usd/h, "
+    "0.0001btc, 500clore.\n\n\b\nFields:\n" + describe_fields()
+)
+
+
+def with_currency(fn: click.decorators.FC) -> click.decorators.FC:
+    """``--currency`` (btc, clore, usd; default btc): the currency prices are shown and paid in."""
+    return click.option(
+        "--currency",
+        "-c",
+        default="btc",
+        show_default=True,
+        metavar="C",
+        help="Currency to show prices in and pay with: btc, clore or usd.",
+    )(fn)
+
+
+def resolve_currency(text: str) -> str:
+    """The API key of ``--currency``; exit 2 naming the accepted names."""
+    try:
+        return parse_currency(text)
+    except ValueError as exc:
+        raise CliError(f"--currency: {exc}", 2) from None
+
+
+def price_context(app: AppContext, data: MarketData, currency: str) -> PriceContext:
+    """The price context for ``data``; says on stderr when USD figures are approximate."""
+    if data.rates is None and currency != USD:
+        app.out.info(
+            f"note: no USD rates ({data.rates_note or 'unavailable'}); USD figures use "
+            "USD-Blockchain prices or the record's price.usd where present, else —"
+        )
+    return PriceContext(currency, data.rates)
+
+
+def _row(server: Server, ctx: PriceContext, show_usd: bool, show_status: bool) -> list[str]:
+    cur = ctx.currency
+    day = server_price(server, ctx)
+    usd = server_price(server, ctx, USD)
+    spot = server_price(server, ctx, spot=True)
+    row = [
+        str(server.id),
+        gpu_text(server),
+        number(server.specs.gpuram, 0, " GB"),
+        format_amount(day, cur),
+        format_amount(None if day is None else day / 24, cur),
+    ]
+    if show_usd:
+        row += [
+            number(usd, 2),
+            number(None if usd is None else usd / 24, 3),
+        ]
+    row += [
+        format_amount(spot, cur),
+        f"{float(server.reliability) * 100:.0f}%",
+        f"{float(server.rating.avg):.1f} ({server.rating.cnt})",
+        server.country or "—",
+        server.cuda or "—",
+        f"{server.specs.cpu_threads or '—'}",
+        number(server.specs.ram, 0, " GB"),
+        number(server.specs.disk_size_gb, 0, " GB"),
+        f"{float(server.specs.net.down):.0f}/{float(server.specs.net.up):.0f}",
+    ]
+    if show_status:
+        row.append("rented" if server.rented else "free")
+    return row
+
+
+def _columns(currency: str, show_usd: bool, show_status: bool) -> list[Column]:
+    cur = label(currency)
+    columns = [
+        Column("ID", "right", 99),
+        Column("GPU", "left", 99),
+        Column("VRAM", "right", 6),
+        Column(f"{cur}/day", "right", 98),
+        Column(f"{cur}/h", "right", 7),
+    ]
+    if show_usd:
+        columns += [Column("USD/day", "right", 8), Column("USD/h", "right", 5)]
+    columns += [
+        Column(f"spot {cur}/day", "right", 4),
+        Column("Reliab.", "right", 6),
+        Column("Rating", "right", 3),
+        Column("CC", "left", 5),
+        Column("CUDA", "left", 3),
+        Column("Threads", "right", 2),
+        Column("RAM", "right", 2),
+        Column("Disk", "right", 1),
+        Column("Net ↓/↑", "right", 1),
+    ]
+    if show_status:
+        columns.append(Column("Status", "left", 97))
+    return columns
+
+
+@click.command(epilog=_FILTER_HELP)
+@click.argument("filters", nargs=-1, metavar="[FILTER]...")
+@click.option(
+    "--sort",
+    default="price",
+    show_default=True,
+    metavar="KEYS",
+    help="Comma-separated fields; a leading - sorts descending (price,-reliability).",
+)
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Show at most N servers (0: all).",
+)
+@click.option("--all", "include_rented", is_flag=True, help="Include rented servers.")
+@with_currency
+@click.option("--refresh", is_flag=True, help="Ignore the cached listing; fetch a new one.")
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Reuse a cached listing up to this old (default 30, or CLORE_MARKET_TTL).",
+)
+@json_option
+@pass_app
+def market(
+    app: AppContext,
+    filters: tuple[str, ...],
+    sort: str,
+    limit: int,
+    include_rented: bool,
+    currency: str,
+    refresh: bool,
+    max_age: float | None,
+) -> None:
+    """List servers on the marketplace: available ones only unless --all.
+
+    \b
+    Example:
+      clore market gpu=4090 gpus>=2 'price<0.5usd/h' cc=US,DE --sort price,-reliability
+    """
+    from clore.cli._marketdata import load
+    from clore.market import parse_filters, parse_sort, select
+
+    cur = resolve_currency(currency)
+    words = parse_filters(filters)
+    keys = parse_sort(sort)
+    data = load(app, refresh=refresh, max_age=max_age)
+    ctx = price_context(app, data, cur)
+    matched = select(data.servers, words, ctx, sort=keys, include_rented=include_rented)
+    shown = matched[:limit] if limit else matched
+    out = app.out
+
+    def human() -> None:
+        show_usd = cur != USD
+        rows = [_row(s, ctx, show_usd, include_rented) for s in shown]
+        out.table(_columns(cur, show_usd, include_rented), rows)
+        age = app.clock.time() - data.fetched_at
+        source = f"cached {age:.0f} s ago" if data.cached else "fresh"
+        pool = "servers" if include_rented else "available servers"
+        out.info(
+            f"{len(shown)} of {len(matched)} matching {pool} shown "
+            f"(of {len(data.servers)} listed; {source}); prices per day and per hour"
+        )
+
+    out.result(
+        {
+            "currency": cur,
+            "rates": data.rates,
+            "fetched_at": data.fetched_at,
+            "cached": data.cached,
+            "matched": len(matched),
+            "servers": [server_doc(s, ctx) for s in shown],
+        },
+        human,
+    )
+
+
+@click.command()
+@click.argument("server_id", type=int, metavar="ID")
+@with_currency
+@click.option("--refresh", is_flag=True, help="Ignore the cached marketplace listing.")
+@json_option
+@pass_app
+def server(app: AppContext, server_id: int, currency: str, refresh: bool) -> None:
+    """Show one server's details and the spot offers on it (yours marked)."""
+    from clore.cli._marketdata import find_server, load
+
+    cur = resolve_currency(currency)
+    data = load(app, refresh=refresh, rates=False)
+    found = find_server(data, server_id)
+    spot = app.api().spot_marketplace(server_id)
+    rates = {k: float(v) for k, v in spot.currency_rates_in_usd.items() if v} or data.rates
+    ctx = PriceContext(cur, rates)
+    out = app.out
+
+    def human() -> None:
+        _details(app, found, ctx)
+        offers = sorted(spot.offers, key=lambda o: float(o.bid), reverse=True)
+        if not offers:
+            out.echo("No spot offers on this server.")
+            return
+        rows = [
+            [
+                str(o.offer_id),
+                f"{format_amount(float(o.bid), o.currency)} {label(o.currency)}",
+                f"{format_amount(float(o.bid) / 24, o.currency)} {label(o.currency)}",
+                "active" if o.active else "waiting",
+                "yours" if o.my else "",
+            ]
+            for o in offers
+        ]
+        columns = [Column("Offer"), Column("Bid/day", "right"), Column("Bid/h", "right")]
+        columns += [Column("State"), Column("Mine")]
+        styles = ["bold" if o.my else None for o in offers]
+        out.echo()
+        out.table(columns, rows, title="Spot offers", styles=styles)
+
+    out.result({"server": server_doc(found, ctx), "spot": spot}, human)
+
+
+def _details(app: AppContext, found: Server, ctx: PriceContext) -> None:
+    specs = found.specs
+    usd = server_price(found, ctx, USD)
+    pairs = [
+        ("GPU", f"{gpu_text(found)} ({number(specs.gpuram, 0, ' GB')} each)"),
+        ("Status", "rented" if found.rented else "available"),
+        ("Price", day_and_hour(server_price(found, ctx), ctx.currency)),
+        ("Price in USD", day_and_hour(usd, USD)),
+        ("Spot minimum", day_and_hour(server_price(found, ctx, spot=True), ctx.currency)),
+        ("Max rental", duration(float(found.mrl) * 3600)),
+        ("Reliability", f"{float(found.reliability) * 100:.1f}%"),
+        ("Rating", f"{float(found.rating.avg):.1f} ({found.rating.cnt} votes)"),
+        ("Country", found.country or "—"),
+        ("CUDA", found.cuda or "—"),
+        ("CPU", f"{specs.cpu or '—'} ({specs.cpus or '?'} cores/threads)"),
+        ("RAM", number(specs.ram, 1, " GB")),
+        ("Disk", f"{specs.disk_model or '—'} {number(specs.disk_size_gb, 0, ' GB')}"),
+        ("Network", f"↓ {float(specs.net.down):.0f} / ↑ {float(specs.net.up):.0f} Mbit/s"),
+        ("Currencies", ", ".join(found.allowed_coins) or "any"),
+    ]
+    app.out.fields(pairs, title=f"Server {found.id}")

@@ -1,0 +1,171 @@
+"""``clore spot bid SERVER --price P`` and ``clore spot price ORDER P [--walk]``.
+
+Raising a bid is immediate. Lowering is limited by the API: at most ``max_step`` per
+change and once per 600 s. Without ``--walk`` a refused lowering says exactly which limit
+applies (the step, or the time left); with ``--walk`` the bid steps down within both
+rules, waiting between steps and showing progress.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+import click
+
+from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._format import duration, order_doc, price_text
+from clore.cli._orderopts import order_options
+from clore.cli._output import json_option
+from clore.cli.market import resolve_currency, with_currency
+from clore.cli.rent import Placement, lookup_server, make_spec, parse_bid, place
+
+__all__ = ["bid", "price", "spot", "walk_down"]
+
+MAX_WALK_STEPS: Final = 200
+
+
+@click.group()
+def spot() -> None:
+    """Spot market: bid on a server, change your bid."""
+
+
+@spot.command()
+@click.argument("server_id", type=int, metavar="SERVER")
+@click.option(
+    "--price",
+    "bid_text",
+    required=True,
+    metavar="PRICE",
+    help="Your bid per day (0.00004btc; /h for per hour).",
+)
+@order_options
+@with_currency
+@json_option
+@pass_app
+def bid(app: AppContext, /, server_id: int, bid_text: str, currency: str, **options: Any) -> None:
+    """Place a spot bid on SERVER (a spot order; the highest bid runs)."""
+    cur = resolve_currency(currency)
+    placement = Placement(
+        currency=cur,
+        spot_bid=parse_bid(bid_text, cur),
+        lock_price=False,
+        dry_run=options["dry_run"],
+        yes=options["yes"],
+        wait=options["wait"],
+        timeout=options["timeout"],
+    )
+    if options["lock_price"]:
+        raise CliError("--lock-price applies to on-demand orders, not spot bids", 2)
+    place(
+        app, [(server_id, lookup_server(app, server_id, placement))], make_spec(options), placement
+    )
+
+
+def _round_up(value: float) -> float:
+    """Round up to 8 decimals (the API's precision) so a step never exceeds ``max_step``."""
+    return math.ceil(value * 1e8 - 1e-6) / 1e8
+
+
+def walk_down(app: AppContext, order_id: int, current: float, target: float, currency: str) -> int:
+    """Lower a bid from ``current`` to ``target`` within max_step and the 600 s rule.
+
+    Returns the number of accepted changes. Waits on the app's clock between steps.
+    """
+    from clore._errors import ExceededMaxStepError, SpotPriceLoweringTooSoonError
+
+    client = app.api()
+    out = app.out
+    step: float | None = None
+    changes = 0
+    for _ in range(MAX_WALK_STEPS):
+        if current <= target:
+            return changes
+        wanted = target if step is None else max(target, _round_up(current - step))
+        try:
+            client.set_spot_price(order_id, wanted)
+        except ExceededMaxStepError as exc:
+            if not exc.max_step or exc.max_step <= 0 or step == exc.max_step:
+                raise
+            step = exc.max_step
+            continue
+        except SpotPriceLoweringTooSoonError as exc:
+            wait = exc.time_to_lowering if exc.time_to_lowering is not None else 600.0
+            message = (
+                f"bid {price_text(current, currency)} → target {price_text(target, currency)}: "
+                f"next lowering allowed in {duration(wait)}"
+            )
+            out.info(message)
+            with out.waiting(message):
+                app.clock.sleep(max(1.0, wait + 1.0))
+            continue
+        changes += 1
+        out.info(
+            f"lowered the bid of order {order_id}: {price_text(current, currency)} → "
+            f"{price_text(wanted, currency)}"
+        )
+        current = wanted
+        step = None  # the allowed step follows the new bid; learn it again
+    raise CliError(f"gave up after {MAX_WALK_STEPS} attempts; the bid is {current}", 1)
+
+
+@spot.command()
+@click.argument("order_id", type=int, metavar="ORDER")
+@click.argument("new_price", metavar="PRICE")
+@click.option("--walk", is_flag=True, help="Step down over time within the API's limits.")
+@json_option
+@pass_app
+def price(app: AppContext, order_id: int, new_price: str, walk: bool) -> None:
+    """Set the bid per day of spot ORDER (raising is immediate; see --walk for lowering).
+
+    PRICE is per day in the order's currency (0.00003, 0.00003btc; /h for per hour).
+    """
+    from clore._errors import ExceededMaxStepError, SpotPriceLoweringTooSoonError
+
+    client = app.api()
+    order = client.get_order(order_id)
+    if not order.spot:
+        raise CliError(f"order {order_id} is an on-demand order, not a spot bid", 2)
+    if order.expired:
+        raise CliError(f"order {order_id} has ended", 1)
+    cur = order.currency or "bitcoin"
+    target = parse_bid(new_price, cur)
+    current = float(order.price)
+    if target >= current or not walk:
+        try:
+            client.set_spot_price(order_id, target)
+        except ExceededMaxStepError as exc:
+            limit = exc.max_step
+            lowest = None if limit is None else _round_up(current - limit)
+            raise CliError(
+                f"lowering {price_text(current, cur)} → {price_text(target, cur)} exceeds the "
+                f"max step of {price_text(limit, cur)}; the lowest bid allowed now is "
+                f"{price_text(lowest, cur)} (or use --walk)",
+                1,
+            ) from None
+        except SpotPriceLoweringTooSoonError as exc:
+            left = exc.time_to_lowering
+            raise CliError(
+                f"a bid may be lowered once every 600 s; the next lowering is allowed in "
+                f"{duration(left)} ({left or 0:.0f} s) (or use --walk)",
+                1,
+            ) from None
+        verb = "raised" if target > current else "lowered" if target < current else "kept"
+        app.out.info(
+            f"{verb} the bid of order {order_id}: {price_text(current, cur)} → "
+            f"{price_text(target, cur)}"
+        )
+    else:
+        walk_down(app, order_id, current, target, cur)
+    final = client.get_order(order_id)
+    now = app.clock.time()
+    app.out.result(
+        {"order": order_doc(final, now)},
+        lambda: app.out.echo(f"order {order_id} bid: {price_text(float(final.price), cur)}"),
+    )
+
+
+# `clore spot keep` lives with the automation commands.
+from clore.cli.spot_keep_cmd import keep  # noqa: E402
+
+spot.add_command(keep)

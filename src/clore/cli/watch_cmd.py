@@ -1,0 +1,239 @@
+"""``clore watch FILTER... --max-price P [--rent ...]``: report matching offers, or rent them.
+
+Polls the marketplace every ``--interval`` seconds (one call per poll; the SDK paces it).
+Matches are ranked like ``clore market --sort``. With ``--rent`` the best match is rented
+with ``required_price`` locked to the price seen; a lost race moves on to the next one.
+Never more than ``--count`` rentals and never past ``--budget`` (planned cost = price per
+day × ``--max-time``, or × the server's maximum rental length without it). A state file
+(``--state NAME``, else named after the command's parameters) makes a restarted watcher
+continue without renting twice.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._orderopts import order_options
+from clore.cli._output import json_option
+from clore.cli.market import resolve_currency, with_currency
+from clore.cli.monitor_cmd import (
+    deadline,
+    jsonl_option,
+    limit_options,
+    parse_limits,
+    parse_money,
+    run_events,
+    until_options,
+)
+
+__all__ = ["watch"]
+
+
+@click.command()
+@click.argument("filters", nargs=-1, metavar="[FILTER]...")
+@click.option(
+    "--max-price",
+    required=True,
+    metavar="PRICE",
+    help="Highest price per day to match (0.0002btc, 3usd, 0.15usd/h).",
+)
+@click.option("--rent", "do_rent", is_flag=True, help="Rent matches (else only report them).")
+@click.option(
+    "--spot",
+    is_flag=True,
+    help="Match and rent on spot: price is the spot minimum, bid at that price.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Rent at most this many servers, then stop.",
+)
+@click.option(
+    "--budget",
+    metavar="TOTAL",
+    help="Stop renting when the planned cost of the rentals would pass TOTAL.",
+)
+@click.option(
+    "--sort",
+    "sort_spec",
+    metavar="KEYS",
+    help="Rank matches like `clore market --sort` (default: price).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between marketplace polls.",
+)
+@click.option(
+    "--state",
+    "state_name",
+    metavar="NAME",
+    help="Name of the state file (default: derived from the parameters).",
+)
+@limit_options
+@until_options
+@order_options
+@with_currency
+@jsonl_option
+@json_option
+@pass_app
+def watch(
+    app: AppContext,
+    /,
+    filters: tuple[str, ...],
+    max_price: str,
+    do_rent: bool,
+    spot: bool,
+    count: int,
+    budget: str | None,
+    sort_spec: str | None,
+    interval: float,
+    state_name: str | None,
+    max_spend: str | None,
+    max_time: str | None,
+    until: str | None,
+    for_: str | None,
+    currency: str,
+    jsonl: bool,
+    **options: Any,
+) -> None:
+    """Watch the marketplace for servers matching FILTERs under --max-price; --rent them.
+
+    Without --rent, matches are reported as they appear and disappear. --lock-price is
+    implied (every rental locks the price seen); --wait waits for the rented orders to be
+    ready after the watch ends; --dry-run reports what would be rented and sends nothing.
+
+    \b
+    Examples:
+      clore watch gpu=4090 gpus=1 --max-price 0.35usd/h
+      clore watch gpu=4090 --max-price 0.0002btc --rent --count 2 --for 6h --yes
+      clore watch gpu=a100 --max-price 30usd --rent --max-time 8h --budget 25usd --jsonl
+    """
+    from clore.cli._marketdata import load
+    from clore.cli.rent import make_spec
+    from clore.market import PriceContext, compile_filters, parse_filters, parse_sort, sort_servers
+    from clore.workflows import (
+        RentSpec,
+        StateFile,
+        Watcher,
+        WatchState,
+        state_key,
+        workflows_dir,
+    )
+
+    cur = resolve_currency(currency)
+    parsed = parse_filters(filters)
+    keys = parse_sort(sort_spec or ("spot_price" if spot else "price"))
+    data = load(app, rates=True)
+    ctx = PriceContext(cur, data.rates)
+    cap = parse_money(max_price, cur, "--max-price", rates=data.rates)
+    total = parse_money(budget, cur, "--budget", rates=data.rates, per_day=False)
+    limits = parse_limits(max_spend, max_time, cur)
+    stop = deadline(app, until, for_)
+    dry_run = bool(options["dry_run"])
+    rent = None
+    if do_rent:
+        spec = make_spec(options)
+        rent = RentSpec(
+            image=spec.image,
+            order_type="spot" if spot else "on-demand",
+            currency=cur,
+            ports=spec.ports,
+            env=spec.env,
+            ssh_password=spec.ssh_password,
+            ssh_key=spec.ssh_key,
+            jupyter_token=spec.jupyter_token,
+            command=spec.command,
+        )
+        if not dry_run and not options["yes"]:
+            _confirm(app, filters, cap, cur, count, total)
+    elif dry_run or limits or total is not None:
+        raise CliError("--dry-run, --budget, --max-spend and --max-time need --rent", 2)
+    params = {
+        "filters": list(filters), "max_price": cap, "currency": cur, "spot": spot,
+        "rent": None if rent is None else rent.image, "count": count, "budget": total,
+    }  # fmt: skip
+    path = workflows_dir() / f"watch-{state_name or state_key(params)}.json"
+    if rent is not None and not dry_run:
+        previous = StateFile(path).read(WatchState)
+        made = [r for r in (previous.rentals if previous else []) if r.status != "void"]
+        note = (
+            f" ({len(made)} rental(s) already: this continues that watch; "
+            "--state NAME starts a new one)"
+            if made
+            else ""
+        )
+        app.out.info(f"state: {path}{note}")
+    watcher = Watcher(
+        app.client(),
+        app.clock,
+        match=compile_filters(parsed, ctx),
+        rank=lambda servers: sort_servers(servers, keys, ctx),
+        max_price=cap,
+        rent=rent,
+        currency=cur,
+        spot=spot,
+        count=count,
+        budget=total,
+        limits=limits,
+        until=stop,
+        interval=interval,
+        dry_run=dry_run,
+        state=StateFile(path) if rent is not None else None,
+    )
+    seen = run_events(app, watcher.run(), jsonl=jsonl, state_path=path if rent else None)
+    rented = [e for e in seen if e.kind == "rented" and e.order_id is not None]
+    if options["wait"] and not dry_run:
+        for event in rented:
+            assert event.order_id is not None
+            with app.out.waiting(f"waiting for order {event.order_id} to be ready"):
+                order = app.client().wait_for_order(event.order_id, timeout=options["timeout"])
+            app.out.info(f"order {order.id} ready: {order.ssh_command() or order.http_url}")
+    _summary(app, seen, jsonl)
+
+
+def _confirm(
+    app: AppContext,
+    filters: tuple[str, ...],
+    cap: float | None,
+    currency: str,
+    count: int,
+    budget: float | None,
+) -> None:
+    from clore.market import label
+
+    if not sys.stdin.isatty():
+        raise CliError("renting unattended needs --yes (or try --dry-run first)", 2)
+    what = " ".join(filters) or "any server"
+    limit = f", budget {budget:.8g} {label(currency)}" if budget is not None else ""
+    app.out.info(
+        f"Rent up to {count} × {what} at ≤ {cap:.8g} {label(currency)}/day as they appear{limit}."
+    )
+    if not click.confirm("Proceed?", default=False, err=True):
+        raise CliError("not confirmed; nothing was rented (--yes skips the question)", 1)
+
+
+def _summary(app: AppContext, seen: list[Any], jsonl: bool) -> None:
+    rented = [e for e in seen if e.kind == "rented"]
+    done = next((e for e in reversed(seen) if e.kind == "done"), None)
+    document = {
+        "rented": [{"order_id": e.order_id, "server_id": e.server_id, **e.details} for e in rented],
+        "reason": None if done is None else done.details.get("reason"),
+    }
+    if jsonl:
+        return
+
+    def human() -> None:
+        for e in rented:
+            app.out.echo(f"order {e.order_id} on server {e.server_id}")
+
+    app.out.result(document, human)

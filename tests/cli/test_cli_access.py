@@ -1,0 +1,127 @@
+"""clore ssh, ssh-config, open and copy: endpoints resolved, programs handed over."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cli_helpers import Cli
+
+import clore.cli.access as access
+
+
+@pytest.fixture
+def executed(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record what would be exec'd instead of replacing the test process."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(access.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(access.os, "execvp", lambda file, argv: calls.append(list(argv)))
+    return calls
+
+
+def _ready(run: Cli) -> tuple[int, str, int, str]:
+    order = run.rent_cheapest_4090()
+    host = order["pub_cluster"][0]
+    port = int(next(p for p in order["tcp_ports"] if p.startswith("22:")).split(":")[1])
+    return order["id"], host, port, order["derived"]["http_url"]
+
+
+def test_ssh_execs_ssh_with_host_port_user_and_command(run: Cli, executed: list[list[str]]) -> None:
+    """clore ssh ORDER -- CMD runs ssh -p PORT root@HOST CMD."""
+    oid, host, port, _ = _ready(run)
+    result = run("ssh", str(oid), "--", "nvidia-smi", "-L")
+    assert result.exit_code == 0, result.output
+    assert executed == [["ssh", "-p", str(port), f"root@{host}", "nvidia-smi", "-L"]]
+
+
+def test_ssh_print_and_json_show_the_command(run: Cli, executed: list[list[str]]) -> None:
+    """--print prints the command line; --json the argv, host, port and user; nothing runs."""
+    oid, host, port, _ = _ready(run)
+    printed = run("ssh", str(oid), "--print", "--user", "ubuntu", "-i", "~/.ssh/k")
+    assert printed.stdout.strip() == f"ssh -p {port} -i '~/.ssh/k' ubuntu@{host}"
+    doc = run.json("ssh", str(oid))
+    assert doc == {"argv": ["ssh", "-p", str(port), f"root@{host}"], "host": host, "port": port,
+                   "user": "root"}  # fmt: skip
+    assert executed == []
+
+
+def test_ssh_to_a_provisioning_order_explains_and_exits_1(run: Cli) -> None:
+    """Before the container is up there is no endpoint: exit 1 with a hint."""
+    oid = run.json("rent", "--cheapest", "gpu=4090", "--yes")["order"]["id"]
+    result = run("ssh", str(oid))
+    assert result.exit_code == 1
+    assert f"order {oid} has no SSH endpoint yet" in result.stderr
+
+
+def test_ssh_config_prints_host_entries(run: Cli) -> None:
+    """Host clore-<id> entries with HostName, Port and User for active orders."""
+    oid, host, port, _ = _ready(run)
+    result = run("ssh-config")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert f"Host clore-{oid}\n    HostName {host}\n    Port {port}\n    User root" in text
+    doc = run.json("ssh-config")
+    assert doc["path"] is None
+    assert doc["hosts"][0]["alias"] == f"clore-{oid}" and doc["hosts"][0]["port"] == port
+
+
+def test_ssh_config_write_creates_a_private_include_file(run: Cli) -> None:
+    """--write replaces ~/.ssh/clore_config (0600) and reminds about the Include line."""
+    oid, _, _, _ = _ready(run)
+    result = run("ssh-config", "--write")
+    assert result.exit_code == 0, result.output
+    path = Path.home() / ".ssh" / "clore_config"
+    assert f"Host clore-{oid}" in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert f"Include {path}" in result.stderr
+    assert result.stdout == ""
+
+
+def test_open_prints_the_http_url(run: Cli) -> None:
+    """clore open prints the forwarded HTTP URL (no browser when piped)."""
+    oid, _, _, url = _ready(run)
+    result = run("open", str(oid))
+    assert (result.exit_code, result.stdout.strip()) == (0, url)
+    assert run.json("open", str(oid)) == {"order_id": oid, "url": url}
+
+
+def test_open_without_http_port_exits_1(run: Cli) -> None:
+    """An order without an http port has no URL."""
+    oid = run.json("rent", "--cheapest", "gpu=4090", "--yes", "--wait", "--ports", "22:tcp")
+    result = run("open", str(oid["order"]["id"]))
+    assert result.exit_code == 1 and "has no HTTP URL" in result.stderr
+
+
+def test_copy_uses_rsync_over_ssh_port(run: Cli, executed: list[list[str]]) -> None:
+    """copy LOCAL ORDER:path runs rsync -e 'ssh -p PORT' to root@HOST:path."""
+    oid, host, port, _ = _ready(run)
+    result = run("copy", "./data", f"{oid}:/workspace/data", "--tool", "rsync")
+    assert result.exit_code == 0, result.output
+    argv = executed[0]
+    assert argv[0] == "rsync" and argv[argv.index("-e") + 1] == f"ssh -p {port}"
+    assert argv[-2:] == ["./data", f"root@{host}:/workspace/data"]
+
+
+def test_copy_from_the_order_with_scp(run: Cli, executed: list[list[str]]) -> None:
+    """copy ORDER:path LOCAL with --tool scp uses scp -P PORT (and -r when asked)."""
+    oid, host, port, _ = _ready(run)
+    doc = run.json("copy", f"{oid}:/root/out", ".", "--tool", "scp", "-r")
+    assert doc["argv"] == ["scp", "-P", str(port), "-r", f"root@{host}:/root/out", "."]
+    assert executed == []
+
+
+def test_copy_needs_exactly_one_remote_side(run: Cli) -> None:
+    """Two local paths (or two remote ones) are a usage error."""
+    for src, dst in (("a", "b"), ("1:a", "2:b")):
+        result = run("copy", src, dst)
+        assert result.exit_code == 2
+        assert "exactly one of SRC and DST" in result.stderr
+
+
+def test_missing_program_is_reported(run: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ssh installed the command says so (exit 1)."""
+    oid, _, _, _ = _ready(run)
+    monkeypatch.setattr(access.shutil, "which", lambda name: None)
+    result = run("ssh", str(oid))
+    assert result.exit_code == 1 and "ssh is not installed" in result.stderr

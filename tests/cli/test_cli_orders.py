@@ -1,0 +1,135 @@
+"""clore orders (table, --json, --watch), clore order ID and clore cancel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from cli_helpers import Cli
+
+from clore import Clore
+
+
+def _rent(run: Cli, *extra: str) -> int:
+    doc = run.json("rent", "--cheapest", "gpu=4090", "gpus=1", "--yes", *extra)
+    order_id: int = doc["order"]["id"]
+    return order_id
+
+
+def test_orders_table_shows_state_price_spend_and_time_left(run: Cli) -> None:
+    """A new order is provisioning, then ready; the row has prices with currency and spend."""
+    oid = _rent(run)
+    early = run("orders")
+    assert early.exit_code == 0, early.output
+    header, row = early.stdout.splitlines()[:2]
+    assert header.split()[:5] == ["ID", "Server", "GPU", "Type", "Price/day"]
+    assert row.split()[0] == str(oid) and "provisioning" in row and "BTC" in row
+    run.sandbox.advance(120)
+    later = run("orders").stdout.splitlines()[1]
+    assert "ready" in later and "clorecloud.net:" in later
+
+
+def test_orders_json_has_derived_state(run: Cli) -> None:
+    """--json: {"orders": [OrderRecord]} with derived state and time left."""
+    oid = _rent(run, "--wait")
+    doc = run.json("orders")
+    assert [o["id"] for o in doc["orders"]] == [oid]
+    derived = doc["orders"][0]["derived"]
+    assert derived["state"] == "ready" and derived["spot_active"] is None
+    assert derived["time_left_seconds"] > 0
+    assert set(derived) == {
+        "state", "ready", "spot_active", "price_per_hour", "time_left_seconds",
+        "expires_at", "ssh_command", "http_url",
+    }  # fmt: skip
+
+
+def test_all_includes_ended_orders(run: Cli) -> None:
+    """Cancelled orders appear only with --all, as expired."""
+    oid = _rent(run)
+    assert run("cancel", str(oid)).exit_code == 0
+    assert run.json("orders")["orders"] == []
+    ended = run.json("orders", "--all")["orders"]
+    assert [(o["id"], o["derived"]["state"]) for o in ended] == [(oid, "expired")]
+
+
+def test_watch_piped_prints_the_table_then_changes(run: Cli) -> None:
+    """--watch off a terminal: the table once, then one line per state change."""
+    oid = _rent(run)
+    result = run("orders", "--watch", "--interval", "60", "--count", "3")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "provisioning" in lines[1]
+    assert any(f"order {oid}: provisioning → ready" in line for line in lines[2:])
+
+
+def test_watch_json_prints_one_document_per_refresh(run: Cli) -> None:
+    """--watch --json emits JSON Lines, one {"at", "orders"} per refresh."""
+    _rent(run)
+    result = run("orders", "--watch", "--count", "2", "--interval", "60", "--json")
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(docs) == 2
+    assert docs[1]["at"] - docs[0]["at"] >= 60
+    assert [d["orders"][0]["derived"]["state"] for d in docs] == ["provisioning", "ready"]
+
+
+def test_outbid_spot_orders_are_shown_as_outbid(run: Cli, other_user: Callable[..., Clore]) -> None:
+    """A spot bid beaten by a higher one shows as outbid."""
+    server = run.json("market", "gpu=4090", "gpus=1", "--limit", "1")["servers"][0]
+    low = server["price"]["spot"]["bitcoin"] * 1.1
+    mine = run.json("spot", "bid", str(server["id"]), "--price", f"{low:.8f}", "--yes")
+    rival = other_user()
+    rival.create_order(server["id"], "ubuntu:22.04", order_type="spot", spotprice=round(low * 2, 8))
+    doc = run.json("orders")
+    states = {o["id"]: o["derived"]["state"] for o in doc["orders"]}
+    assert states[mine["order"]["id"]] == "outbid"
+    assert doc["orders"][0]["derived"]["spot_active"] is False
+
+
+def test_order_shows_one_order(run: Cli) -> None:
+    """clore order ID: state, ssh command, HTTP URL, price per day/hour, spend, time left."""
+    oid = _rent(run, "--wait")
+    result = run("order", str(oid))
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert f"Order {oid}" in text and "ready" in text
+    assert "ssh root@" in text and "https://" in text
+    assert "BTC/day" in text and "BTC/h" in text and "Time left" in text
+
+
+def test_unknown_order_exits_4_with_one_line(run: Cli) -> None:
+    """An order id that is not yours: exit 4, one stderr line, empty stdout."""
+    for args in (["order", "424242"], ["cancel", "424242"], ["ssh", "424242", "--print"]):
+        result = run(*args)
+        assert result.exit_code == 4, args
+        assert result.stdout == ""
+        assert result.stderr.strip() == "clore: error: order 424242 is not among your orders"
+
+
+def test_cancel_ends_the_order_and_reports_its_final_spend(run: Cli) -> None:
+    """cancel prints the final spend; the order is expired; a second cancel is refused."""
+    oid = _rent(run, "--wait")
+    run.sandbox.advance(3600)
+    result = run("cancel", str(oid), "--issue", "GPU fell off the bus")
+    assert result.exit_code == 0, result.output
+    assert f"Cancelled order {oid}" in result.stdout and "spent 0.0000" in result.stdout
+    order = run.client.get_order(oid)
+    assert order.expired and float(order.spend) > 0
+    again = run("cancel", str(oid))
+    assert again.exit_code == 1 and "has already ended" in again.stderr
+
+
+def test_cancel_json_lists_the_cancelled_orders(run: Cli) -> None:
+    """--json: {"cancelled": [OrderRecord]} for every id."""
+    first = _rent(run)
+    second = _rent(run)
+    doc = run.json("cancel", str(first), str(second))
+    assert [(o["id"], o["expired"]) for o in doc["cancelled"]] == [(first, True), (second, True)]
+
+
+def test_cancel_rejects_a_too_long_issue_before_sending(run: Cli) -> None:
+    """An issue over 2048 characters is bad input (exit 2) and nothing is cancelled."""
+    oid = _rent(run)
+    result = run("cancel", str(oid), "--issue", "x" * 2049)
+    assert result.exit_code == 2
+    assert "at most 2048" in result.stderr
+    assert not run.client.get_order(oid).expired
