@@ -1,0 +1,96 @@
+"""What every polling loop shares: which errors to ride out, backoff, and the poll schedule."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from clore._clock import Clock
+from clore._errors import (
+    DatabaseError,
+    RateLimitError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from clore.workflows.events import Event, Source, make_event
+
+__all__ = ["RETRYABLE", "Backoff", "Schedule", "error_event"]
+
+#: Errors a poll survives: the API or the network will likely answer at a later poll
+#: (the SDK has already retried reads). Anything else (authentication, bad parameters)
+#: ends the loop.
+RETRYABLE: Final = (DatabaseError, RateLimitError, TransportError, UnexpectedResponseError)
+
+
+class Backoff:
+    """Delay after ``failures`` failed polls in a row: interval × 2ⁿ⁻¹, capped."""
+
+    def __init__(self, interval: float, *, cap: float | None = None) -> None:
+        self.interval = interval
+        self.cap = max(interval, 60.0) if cap is None else cap
+        self.failures = 0
+
+    def failed(self, error: BaseException | None = None) -> float:
+        """Record a failure and return how long to wait before polling again."""
+        self.failures += 1
+        delay = float(min(self.interval * 2.0 ** (self.failures - 1), self.cap))
+        hint = getattr(error, "retry_after", None)
+        if isinstance(hint, int | float) and float(hint) > delay:
+            delay = float(hint)
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+
+class Schedule:
+    """Polls start every ``interval`` seconds from the first, whatever a poll's own duration.
+
+    Anchoring on the start time (not "interval after the last poll ended") keeps the reaction
+    time within one interval even when a poll spends seconds in pacing waits.
+    """
+
+    def __init__(self, clock: Clock, interval: float) -> None:
+        self.clock = clock
+        self.interval = interval
+        self.next_at = clock.time()
+
+    def due_in(self) -> float:
+        return max(0.0, self.next_at - self.clock.time())
+
+    def started(self) -> None:
+        """Mark a poll as starting now; the next is due one interval later (never in the past)."""
+        now = self.clock.time()
+        self.next_at = max(self.next_at + self.interval, now)
+        if self.next_at - now > self.interval:
+            self.next_at = now + self.interval
+
+    def delay(self, seconds: float) -> None:
+        """Push the next poll to at least ``seconds`` from now (after an error)."""
+        self.next_at = max(self.next_at, self.clock.time() + seconds)
+
+    def sooner(self, at: float) -> None:
+        """Bring the next poll forward to ``at`` if that is earlier."""
+        self.next_at = min(self.next_at, max(at, self.clock.time()))
+
+    def wait(self, until: float | None = None) -> None:
+        """Sleep (on the injected clock) until the next poll is due, or ``until`` if sooner."""
+        target = self.next_at if until is None else min(self.next_at, until)
+        remaining = target - self.clock.time()
+        if remaining > 0:
+            self.clock.sleep(remaining)
+
+
+def error_event(source: Source, at: float, error: BaseException, retry_in: float | None) -> Event:
+    """An ``error`` event for a failed call; ``retry_in`` None means the loop stops."""
+    what = f"{type(error).__name__}: {error}"
+    tail = f"; retrying in {retry_in:.0f} s" if retry_in is not None else ""
+    return make_event(
+        source,
+        "error",
+        at,
+        what + tail,
+        error=str(error),
+        type=type(error).__name__,
+        retry_in=retry_in,
+        fatal=retry_in is None,
+    )

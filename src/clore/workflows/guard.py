@@ -1,0 +1,261 @@
+"""Budget guards: cancel orders that cross ``max_spend``/``max_time``, warn on short wallet runway.
+
+A limit is enforced one poll ahead: an order is cancelled when its spend *would* cross
+``max_spend`` (``spend + price × lookahead / 86400``) or its age would cross ``max_time``
+before the next poll, so a limit is never overshot by a polling gap. Cancels send no
+``issue`` (an issue reports a fault of the server; crossing a budget is not one) and the
+reason is written to ``data_dir()/workflows/guard.log`` as a JSON line.
+
+Limits given to ``clore rent``/``watch``/``spot keep`` are also registered in
+``data_dir()/workflows/guards.json`` so that ``clore guard --all`` keeps enforcing them after
+the loop that set them has exited.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+
+import msgspec
+
+from clore._clock import Clock
+from clore._errors import OrderError
+from clore._wire import Order, Wallet
+from clore.workflows._loop import RETRYABLE, Backoff, Schedule, error_event
+from clore.workflows._protocols import GuardClient, SupportsCancel
+from clore.workflows.events import Event, Source, amount, make_event
+from clore.workflows.plan import Limits
+from clore.workflows.state import StateFile, workflows_dir
+
+__all__ = [
+    "Breach",
+    "RunwayWatch",
+    "breach",
+    "enforce",
+    "forget_limits",
+    "guard",
+    "register_limits",
+    "registered_limits",
+]
+
+
+# Relative tolerance: a spend that equals the limit up to float noise has reached it.
+_EPS = 1e-9
+
+
+class Breach(msgspec.Struct, frozen=True):
+    """The limit an order crosses: ``limit`` (max_spend/max_time), projected value, maximum."""
+
+    limit: str
+    value: float
+    max: float
+
+    def describe(self) -> str:
+        """``max_spend 0.0011 would pass the limit 0.001 by the next check``-style reason."""
+        if self.limit == "max_time":
+            return f"max_time: {self.value:.0f} s by the next check, limit {self.max:.0f} s"
+        return f"max_spend: {amount(self.value)} by the next check, limit {amount(self.max)}"
+
+
+def breach(order: Order, now: float, limits: Limits, *, lookahead: float = 0.0) -> Breach | None:
+    """The limit ``order`` crosses by ``now + lookahead``, or None."""
+    if limits.max_time is not None:
+        age = now - float(order.ct) + lookahead
+        if age >= limits.max_time - _EPS * limits.max_time:
+            return Breach("max_time", age, limits.max_time)
+    if limits.max_spend is not None:
+        spend = float(order.spend) + float(order.price) * lookahead / 86400.0
+        if spend >= limits.max_spend - _EPS * limits.max_spend:
+            return Breach("max_spend", spend, limits.max_spend)
+    return None
+
+
+def _log(record: dict[str, object]) -> None:
+    path = workflows_dir() / "guard.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def enforce(
+    client: SupportsCancel,
+    order: Order,
+    limits: Limits,
+    now: float,
+    *,
+    lookahead: float = 0.0,
+    source: Source = "guard",
+) -> Event | None:
+    """Cancel ``order`` if it crosses ``limits`` (see the module docstring); the event, or None."""
+    crossed = breach(order, now, limits, lookahead=lookahead)
+    if crossed is None:
+        return None
+    reason = crossed.describe()
+    client.cancel_order(order.id)
+    _log({"at": now, "order_id": order.id, "reason": reason, "source": source})
+    forget_limits(order.id)
+    return make_event(
+        source,
+        "guard_cancelled",
+        now,
+        f"order {order.id} cancelled: {reason}",
+        order=order,
+        reason=reason,
+        limit=crossed.limit,
+        value=crossed.value,
+        max=crossed.max,
+    )
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class _Registry(msgspec.Struct):
+    orders: dict[str, Limits] = {}
+
+
+def _registry() -> StateFile:
+    return StateFile(workflows_dir() / "guards.json")
+
+
+def register_limits(order_id: int, limits: Limits) -> None:
+    """Remember ``limits`` for ``order_id`` so ``clore guard --all`` enforces them later."""
+    if not limits:
+        return
+    file = _registry()
+    with file.locked():
+        reg = file.read(_Registry) or _Registry()
+        reg.orders[str(order_id)] = limits
+        file.write(reg)
+
+
+def forget_limits(order_id: int) -> None:
+    """Drop the registered limits of ``order_id`` (it was cancelled or ended)."""
+    file = _registry()
+    if not file.exists():
+        return
+    with file.locked():
+        reg = file.read(_Registry) or _Registry()
+        if reg.orders.pop(str(order_id), None) is not None:
+            file.write(reg)
+
+
+def registered_limits() -> dict[int, Limits]:
+    """All registered limits by order id."""
+    reg = _registry().read(_Registry) or _Registry()
+    return {int(key): value for key, value in reg.orders.items()}
+
+
+# --------------------------------------------------------------------------- runway
+
+
+class RunwayWatch:
+    """Warn once when a wallet's runway (balance / burn rate) drops under ``threshold`` seconds.
+
+    Burn rate per currency is the sum of per-day prices of the running orders paid in it
+    (spot orders count at their bid, whether or not they currently win: the upper bound).
+    The warning re-arms when the runway recovers above the threshold.
+    """
+
+    def __init__(self, threshold: float, source: Source) -> None:
+        self.threshold = threshold
+        self.source = source
+        self._low: set[str] = set()
+
+    def check(self, wallets: Iterable[Wallet], orders: Iterable[Order], now: float) -> list[Event]:
+        burn: dict[str, float] = {}
+        for order in orders:
+            if not order.expired:
+                burn[order.currency] = burn.get(order.currency, 0.0) + float(order.price)
+        events: list[Event] = []
+        for wallet in wallets:
+            rate = burn.get(wallet.name, 0.0)
+            if wallet.balance is None or rate <= 0:
+                self._low.discard(wallet.name)
+                continue
+            runway = float(wallet.balance) / rate * 86400.0
+            if runway >= self.threshold:
+                self._low.discard(wallet.name)
+                continue
+            if wallet.name in self._low:
+                continue
+            self._low.add(wallet.name)
+            events.append(
+                make_event(
+                    self.source,
+                    "low_runway",
+                    now,
+                    f"{wallet.name} wallet runs out in {runway / 3600:.1f} h at the burn rate",
+                    currency=wallet.name,
+                    balance=float(wallet.balance),
+                    burn_per_day=rate,
+                    runway_seconds=runway,
+                    threshold=self.threshold,
+                )
+            )
+        return events
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def guard(
+    client: GuardClient,
+    clock: Clock,
+    *,
+    order_ids: Sequence[int] | None = None,
+    limits: Limits | None = None,
+    use_registered: bool = True,
+    interval: float = 60.0,
+    runway_below: float | None = None,
+    until: float | None = None,
+    once: bool = False,
+) -> Iterator[Event]:
+    """Poll ``my_orders`` and cancel the orders that cross their limits; yield what happened.
+
+    ``order_ids`` None guards every running order. Explicit ``limits`` apply to every guarded
+    order; otherwise (and with ``use_registered``) each order's registered limits apply.
+    Ends when every listed order is gone, at ``until``, or after one pass with ``once``.
+    """
+    wanted = None if order_ids is None else set(order_ids)
+    schedule = Schedule(clock, interval)
+    backoff = Backoff(interval)
+    runway = None if runway_below is None else RunwayWatch(runway_below, "guard")
+    while True:
+        schedule.wait()
+        schedule.started()
+        now = clock.time()
+        if until is not None and now >= until:
+            return
+        try:
+            orders = client.my_orders()
+            wallets = client.wallets() if runway is not None else []
+        except RETRYABLE as exc:
+            delay = backoff.failed(exc)
+            schedule.delay(delay)
+            yield error_event("guard", now, exc, delay)
+            continue
+        backoff.succeeded()
+        registered = registered_limits() if use_registered else {}
+        live = [o for o in orders if not o.expired]
+        for order in live:
+            if wanted is not None and order.id not in wanted:
+                continue
+            applied = limits if limits else registered.get(order.id)
+            if not applied:
+                continue
+            try:
+                event = enforce(client, order, applied, clock.time(), lookahead=interval)
+            except (OrderError, *RETRYABLE) as exc:
+                yield error_event("guard", clock.time(), exc, interval)
+                continue
+            if event is not None:
+                yield event
+        if runway is not None:
+            yield from runway.check(wallets, live, clock.time())
+        if once:
+            return
+        if wanted is not None:
+            remaining = {o.id for o in live} & wanted
+            if not remaining:
+                return

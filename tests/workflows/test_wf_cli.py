@@ -1,0 +1,125 @@
+"""The automation commands end to end over the fake client: output streams and exit codes."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+from wf_fakes import FakeClient, ScriptedClock, server
+from wf_sandbox import World
+
+from clore.cli import cli
+from clore.cli._context import AppContext
+
+START = 1_700_000_000.0
+
+
+def invoke(client: FakeClient, clock: ScriptedClock, *args: str) -> Result:
+    app = AppContext(client_instance=client, clock_instance=clock)  # type: ignore[arg-type]
+    return CliRunner().invoke(cli, list(args), obj=app)
+
+
+def jsonl(result: Result) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_watch_rents_once_and_prints_events_as_jsonl() -> None:
+    """`clore watch --rent --jsonl` prints one JSON event per line and rents a single server."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0005), server(2, 0.0003)])
+    clock.after(25, lambda: client.set_price(2, 0.00015))
+    result = invoke(client, clock, "watch", "gpus=1", "--max-price", "0.0002btc", "--rent",
+                    "--yes", "--jsonl", "--ssh-password", "abc123")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    kinds = [e["kind"] for e in jsonl(result)]
+    assert kinds == ["match", "renting", "rented", "done"]
+    assert [o["si"] for o in client.orders.values()] == [2]
+    assert "rented server 2" in result.stderr
+
+
+def test_ctrl_c_stops_a_loop_with_exit_130_and_no_traceback() -> None:
+    """An interrupt during the wait between polls exits 130 with a one-line note."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0005)])
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    clock.after(35, interrupt)
+    result = invoke(client, clock, "watch", "--max-price", "0.0002", "--rent", "--yes")
+    assert result.exit_code == 130
+    assert "stopped (Ctrl-C); state kept in" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_watch_budget_options_need_rent() -> None:
+    """--budget without --rent is a usage error (exit 2), nothing polled."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0001)])
+    result = invoke(client, clock, "watch", "--max-price", "0.0002", "--budget", "0.001")
+    assert result.exit_code == 2
+
+
+def test_monitor_keeps_running_when_the_webhook_is_down() -> None:
+    """With a webhook nobody listens to, the monitor reports hook_failed and goes on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0001), server(2, 0.0001)])
+    client.create_order(1, "img")
+    clock.after(45, lambda: client.create_order(2, "img"))
+    url = f"http://127.0.0.1:{port}/"
+    result = invoke(client, clock, "monitor", "--webhook", url, "--webhook-retries", "1",
+                    "--hook-timeout", "1", "--for", "2m", "--jsonl")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    kinds = [e["kind"] for e in jsonl(result)]
+    assert kinds == ["tracking", "hook_failed", "created", "hook_failed", "ready", "hook_failed"]
+
+
+def test_guard_cancels_at_max_time() -> None:
+    """`clore guard --order ID --max-time 10m` cancels the order and exits when it is gone."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0001)])
+    order = client.create_order(1, "img")
+    result = invoke(client, clock, "guard", "--order", str(order.id), "--max-time", "10m",
+                    "--interval", "60", "--runway-below", "0")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert client.orders[order.id]["expired"]
+    assert "guard_cancelled" in result.stderr
+    assert 540 <= clock.time() - START <= 600
+
+
+def test_spot_keep_rebids_when_outbid() -> None:
+    """`clore spot keep` raises an outbid order's bid within the cap."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0004, spot=0.00005)])
+    order = client.create_order(1, "img", order_type="spot", spotprice=0.0001)
+    client.offers[1] = [{"offer_id": 9, "bid": 0.00012}]
+    result = invoke(client, clock, "spot", "keep", str(order.id), "--max-bid", "0.0002btc",
+                    "--for", "1m", "--jsonl")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    raised = [e for e in jsonl(result) if e["kind"] == "bid_raised"]
+    assert [e["details"]["new"] for e in raised] == [0.0001212]
+
+
+def test_watch_against_the_sandbox_rents_the_dropped_offer(tmp_path: Path) -> None:
+    """`clore watch` on the in-process sandbox rents the 4090 whose price drops under the cap."""
+    world = World(tmp_path)
+    try:
+        world.at(42, lambda: world.set_price(12, 0.00018))
+        app = AppContext(sandbox_instance=world.sandbox)
+        result = CliRunner().invoke(
+            cli,
+            ["watch", "gpu=4090", "--max-price", "0.0002btc", "--rent", "--yes", "--jsonl",
+             "--ssh-password", "abc123", "--for", "10m"],
+            obj=app,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        rented = [e for e in jsonl(result) if e["kind"] == "rented"]
+        assert [(e["server_id"], e["details"]["price"]) for e in rented] == [(12, 0.00018)]
+        assert rented[0]["order"]["si"] == 12
+    finally:
+        world.close()

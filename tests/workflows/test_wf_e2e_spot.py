@@ -1,0 +1,114 @@
+"""End to end against the in-process sandbox: the spot keeper rebids, walks down, recovers."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wf_fakes import run_until
+from wf_sandbox import World
+
+from clore.workflows import Limits, RentSpec, SpotKeeper, StateFile
+
+CAP = 0.00015
+PASSWORD = "abc123"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path)
+    yield w
+    w.close()
+
+
+def bid_on(world: World, client: Any, sid: int, price: float) -> Any:
+    return client.create_order(
+        sid, "img", order_type="spot", spotprice=price, ssh_password=PASSWORD, env={"A": "1"}
+    )
+
+
+def rival(world: World) -> Any:
+    key, _ = world.sandbox.create_user("rival", {"bitcoin": 1.0})
+    return world.client(key)
+
+
+def offers(world: World, sid: int) -> dict[int, tuple[float, bool]]:
+    market = world.client().spot_marketplace(sid)
+    return {o.offer_id: (float(o.bid), o.active) for o in market.offers}
+
+
+def test_an_outbid_order_is_rebid_within_the_cap(world: World) -> None:
+    """A rival bids 0.00012: we go to 0.0001212 (1% above), win again, and never pass the cap."""
+    ours = bid_on(world, world.client(), 11, 0.0001)
+    other = rival(world)
+    world.at(20, lambda: bid_on(world, other, 11, 0.00012))
+    keeper = SpotKeeper(world.client(), world.clock, ours.id, max_bid=CAP, interval=15,
+                        until=world.clock.time() + 90)  # fmt: skip
+    events = [e for e in keeper.run() if e.kind == "bid_raised"]
+    assert [e.details["new"] for e in events] == [0.0001212]
+    assert offers(world, 11)[ours.id] == (0.0001212, True)
+
+
+def test_a_lone_bid_walks_down_to_the_minimum_within_the_api_rules(world: World) -> None:
+    """Alone on server 11 (minimum 0.00005), the bid steps down 10% per 600 s, no refusal."""
+    ours = bid_on(world, world.client(), 11, 0.0001)
+    keeper = SpotKeeper(world.client(), world.clock, ours.id, max_bid=CAP, interval=60,
+                        until=world.clock.time() + 3 * 3600)  # fmt: skip
+    events = list(keeper.run())
+    lowered = [e for e in events if e.kind == "bid_lowered"]
+    assert offers(world, 11)[ours.id] == (0.00005, True)
+    assert len(lowered) == 7
+    assert all(b.at - a.at >= 600 for a, b in itertools.pairwise(lowered))
+    assert [e for e in events if e.kind == "error"] == []
+
+
+def test_cap_exceeded_recovers_on_another_server_with_the_same_setup(world: World) -> None:
+    """A rival far above the cap: our offer is cancelled and a bid placed on server 12."""
+    ours = bid_on(world, world.client(), 11, 0.0001)
+    other = rival(world)
+    world.at(20, lambda: bid_on(world, other, 11, 0.0009))
+    rent = RentSpec(image="img", order_type="spot", env={"A": "1"}, ssh_password=PASSWORD)
+    keeper = SpotKeeper(world.client(), world.clock, ours.id, max_bid=CAP, interval=15,
+                        recover=True, rent=rent)  # fmt: skip
+    events = run_until(keeper.run(), "recovered")
+    # Alone at first, the keeper also starts walking the bid down; only the recovery matters.
+    steps = ("cap_exceeded", "recovering", "recovered")
+    assert [e.kind for e in events if e.kind in steps] == list(steps)
+    new = world.client().get_order(events[-1].order_id)
+    assert (new.si, new.spot, new.image, float(new.price)) == (12, True, "img", 0.00006)
+    assert world.client().get_order(ours.id).expired
+
+
+def test_a_lost_order_is_recovered(world: World, tmp_path: Path) -> None:
+    """Our spot order ends (host takes the server away); the keeper rents server 12 instead."""
+    ours = bid_on(world, world.client(), 11, 0.0001)
+    world.at(40, lambda: world.sandbox.set_server(11, online=False))
+    world.at(41, lambda: world.client().cancel_order(ours.id))
+    rent = RentSpec(image="img", order_type="spot", ssh_password=PASSWORD)
+    state = StateFile(tmp_path / "keep.json")
+    keeper = SpotKeeper(world.client(), world.clock, ours.id, max_bid=CAP, interval=30,
+                        recover=True, rent=rent, state=state)  # fmt: skip
+    events = run_until(keeper.run(), "recovered")
+    assert [e.kind for e in events if e.kind != "bid_lowered"][-3:] == [
+        "lost",
+        "recovering",
+        "recovered",
+    ]
+    assert world.client().get_order(events[-1].order_id).si == 12
+    saved = state.read(type(keeper.state))
+    assert saved is not None and saved.order_id == events[-1].order_id
+
+
+def test_max_spend_ends_the_kept_order(world: World) -> None:
+    """--max-spend on the keeper cancels the order before its spend passes the limit."""
+    ours = bid_on(world, world.client(), 11, 0.0001)
+    limit = 0.0001 / 24  # one hour at the starting bid
+    keeper = SpotKeeper(world.client(), world.clock, ours.id, max_bid=CAP, interval=60,
+                        limits=Limits(max_spend=limit))  # fmt: skip
+    events = list(keeper.run())
+    assert events[-1].kind == "guard_cancelled"
+    final = world.client().get_order(ours.id)
+    assert final.expired and float(final.spend) <= limit
