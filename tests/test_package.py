@@ -37,3 +37,8 @@ def test_importing_the_package_loads_no_heavy_dependency() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_all_lists_exactly_the_lazy_exports() -> None:
+    """Every lazily exported name is in `__all__`, and nothing else but `__version__`."""
+    assert sorted([*clore._EXPORTS, "__version__"]) == list(clore.__all__)
