@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# The public fixtures (sandbox, clore_client, async_clore_client, ...) for every test package.
+pytest_plugins = ["clore.testing"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
