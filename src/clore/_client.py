@@ -1,8 +1,8 @@
-"""``Clore`` and ``AsyncClore``: drive the core's flows with httpx. Send, sleep, loop.
+"""``Clore`` and ``AsyncClore``: drive the SDK's flows with httpx. Send, sleep, loop.
 
-Every decision — request building, decoding, pacing, retries, create_order's
-reconciliation, wait_for_order's polling — lives in ``clore._core``; the two classes
-differ only in how they send a request and how they sleep.
+Every decision lives elsewhere — request building and decoding in ``clore._core``;
+pacing, retries, create_order's reconciliation and wait_for_order's polling in
+``clore._flows`` — so the two classes differ only in how they send and how they sleep.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from clore import _core, _validate
+from clore import _core, _flows, _validate
 from clore._clock import Clock, SystemClock
-from clore._core import Flow, Request, Response, Send, TransportFailure
+from clore._core import Request, Response, TransportFailure
 from clore._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -23,6 +23,7 @@ from clore._errors import (
     ConfigError,
     ParameterError,
 )
+from clore._flows import Flow, Send
 from clore._pacing import Pacing, make_pacer
 from clore._wire import (
     MyServer,
@@ -85,7 +86,7 @@ class _Base:
         self.pacing = pacing or Pacing()
         real_clock = clock is None or isinstance(clock, SystemClock)
         use_file = real_clock if self.pacing.shared is None else self.pacing.shared
-        self._ctx = _core.Context(
+        self._ctx = _flows.Context(
             base_url=resolved.base_url,
             api_key=resolved.api_key,
             user_agent=_core.user_agent(),
@@ -179,7 +180,7 @@ class Clore(_Base):
     ) -> dict[str, Any]:
         """One paced call returning the response as a plain dict (for ``clore.compat``)."""
         result: dict[str, Any] = self._run(
-            _core.call(self._ctx, name, params=params, body=body, raw=True)
+            _flows.call(self._ctx, name, params=params, body=body, raw=True)
         )
         return result
 
@@ -187,19 +188,19 @@ class Clore(_Base):
 
     def marketplace(self) -> list[Server]:
         """Every server on the marketplace (``mrl`` in hours, prices per day)."""
-        return self._run(_core.marketplace(self._ctx))
+        return self._run(_flows.marketplace(self._ctx))
 
     def spot_marketplace(self, server_id: int) -> SpotMarket:
         """Spot offers on one server; ServerNotFoundError when it does not exist."""
-        return self._run(_core.spot_marketplace(self._ctx, server_id))
+        return self._run(_flows.spot_marketplace(self._ctx, server_id))
 
     def my_orders(self, include_completed: bool = False) -> list[Order]:
         """Your orders (``mrl`` in seconds); completed ones only when asked."""
-        return self._run(_core.my_orders(self._ctx, include_completed))
+        return self._run(_flows.my_orders(self._ctx, include_completed))
 
     def get_order(self, order_id: int) -> Order:
         """One of your orders by id; OrderNotFoundError when absent."""
-        return self._run(_core.get_order(self._ctx, order_id))
+        return self._run(_flows.get_order(self._ctx, order_id))
 
     def create_order(
         self,
@@ -219,27 +220,27 @@ class Clore(_Base):
     ) -> Order:
         """Rent ``server_id`` exactly once and return the new Order with its id."""
         request = _validate.validate_create_order(**_arguments(locals()))
-        return self._run(_core.create_order(self._ctx, request))
+        return self._run(_flows.create_order(self._ctx, request))
 
     def cancel_order(self, order_id: int, issue: str | None = None) -> None:
         """Cancel an order or spot offer; ``issue`` reports a problem with the server."""
-        self._run(_core.cancel_order(self._ctx, order_id, issue))
+        self._run(_flows.cancel_order(self._ctx, order_id, issue))
 
     def set_spot_price(self, order_id: int, price: float) -> None:
         """Set a spot order's bid per day; lowering is limited to once per 600 s."""
-        self._run(_core.set_spot_price(self._ctx, order_id, price))
+        self._run(_flows.set_spot_price(self._ctx, order_id, price))
 
     def wallets(self) -> list[Wallet]:
         """Your wallets and balances."""
-        return self._run(_core.wallets(self._ctx))
+        return self._run(_flows.wallets(self._ctx))
 
     def my_servers(self) -> list[MyServer]:
         """The servers you host."""
-        return self._run(_core.my_servers(self._ctx))
+        return self._run(_flows.my_servers(self._ctx))
 
     def server_config(self, server_name: str) -> ServerConfig:
         """A hosted server's configuration (``mrl`` in hours)."""
-        return self._run(_core.server_config(self._ctx, server_name))
+        return self._run(_flows.server_config(self._ctx, server_name))
 
     def set_server_settings(
         self,
@@ -260,21 +261,21 @@ class Clore(_Base):
             spot=spot,
             per_currency=per_currency,
         )
-        self._run(_core.set_server_settings(self._ctx, body))
+        self._run(_flows.set_server_settings(self._ctx, body))
 
     def renter_fees(self) -> RenterFees:
         """Renter fees (percent) and creation fees per order type and currency."""
-        return self._run(_core.renter_fees(self._ctx))
+        return self._run(_flows.renter_fees(self._ctx))
 
     def poh_balance(self) -> PohBalance:
         """Your proof-of-holding balance."""
-        return self._run(_core.poh_balance(self._ctx))
+        return self._run(_flows.poh_balance(self._ctx))
 
     def wait_for_order(
         self, order_id: int, timeout: float = 600.0, poll_interval: float | None = None
     ) -> Order:
         """Poll (paced) until the order is provisioned; raise if it ends or vanishes."""
-        return self._run(_core.wait_for_order(self._ctx, order_id, timeout, poll_interval))
+        return self._run(_flows.wait_for_order(self._ctx, order_id, timeout, poll_interval))
 
     # ---- lifetime --------------------------------------------------------------------
 
@@ -357,7 +358,7 @@ class AsyncClore(_Base):
     ) -> dict[str, Any]:
         """One paced call returning the response as a plain dict."""
         result: dict[str, Any] = await self._run(
-            _core.call(self._ctx, name, params=params, body=body, raw=True)
+            _flows.call(self._ctx, name, params=params, body=body, raw=True)
         )
         return result
 
@@ -365,19 +366,19 @@ class AsyncClore(_Base):
 
     async def marketplace(self) -> list[Server]:
         """Every server on the marketplace (``mrl`` in hours, prices per day)."""
-        return await self._run(_core.marketplace(self._ctx))
+        return await self._run(_flows.marketplace(self._ctx))
 
     async def spot_marketplace(self, server_id: int) -> SpotMarket:
         """Spot offers on one server; ServerNotFoundError when it does not exist."""
-        return await self._run(_core.spot_marketplace(self._ctx, server_id))
+        return await self._run(_flows.spot_marketplace(self._ctx, server_id))
 
     async def my_orders(self, include_completed: bool = False) -> list[Order]:
         """Your orders (``mrl`` in seconds); completed ones only when asked."""
-        return await self._run(_core.my_orders(self._ctx, include_completed))
+        return await self._run(_flows.my_orders(self._ctx, include_completed))
 
     async def get_order(self, order_id: int) -> Order:
         """One of your orders by id; OrderNotFoundError when absent."""
-        return await self._run(_core.get_order(self._ctx, order_id))
+        return await self._run(_flows.get_order(self._ctx, order_id))
 
     async def create_order(
         self,
@@ -397,27 +398,27 @@ class AsyncClore(_Base):
     ) -> Order:
         """Rent ``server_id`` exactly once and return the new Order with its id."""
         request = _validate.validate_create_order(**_arguments(locals()))
-        return await self._run(_core.create_order(self._ctx, request))
+        return await self._run(_flows.create_order(self._ctx, request))
 
     async def cancel_order(self, order_id: int, issue: str | None = None) -> None:
         """Cancel an order or spot offer; ``issue`` reports a problem with the server."""
-        await self._run(_core.cancel_order(self._ctx, order_id, issue))
+        await self._run(_flows.cancel_order(self._ctx, order_id, issue))
 
     async def set_spot_price(self, order_id: int, price: float) -> None:
         """Set a spot order's bid per day; lowering is limited to once per 600 s."""
-        await self._run(_core.set_spot_price(self._ctx, order_id, price))
+        await self._run(_flows.set_spot_price(self._ctx, order_id, price))
 
     async def wallets(self) -> list[Wallet]:
         """Your wallets and balances."""
-        return await self._run(_core.wallets(self._ctx))
+        return await self._run(_flows.wallets(self._ctx))
 
     async def my_servers(self) -> list[MyServer]:
         """The servers you host."""
-        return await self._run(_core.my_servers(self._ctx))
+        return await self._run(_flows.my_servers(self._ctx))
 
     async def server_config(self, server_name: str) -> ServerConfig:
         """A hosted server's configuration (``mrl`` in hours)."""
-        return await self._run(_core.server_config(self._ctx, server_name))
+        return await self._run(_flows.server_config(self._ctx, server_name))
 
     async def set_server_settings(
         self,
@@ -438,21 +439,21 @@ class AsyncClore(_Base):
             spot=spot,
             per_currency=per_currency,
         )
-        await self._run(_core.set_server_settings(self._ctx, body))
+        await self._run(_flows.set_server_settings(self._ctx, body))
 
     async def renter_fees(self) -> RenterFees:
         """Renter fees (percent) and creation fees per order type and currency."""
-        return await self._run(_core.renter_fees(self._ctx))
+        return await self._run(_flows.renter_fees(self._ctx))
 
     async def poh_balance(self) -> PohBalance:
         """Your proof-of-holding balance."""
-        return await self._run(_core.poh_balance(self._ctx))
+        return await self._run(_flows.poh_balance(self._ctx))
 
     async def wait_for_order(
         self, order_id: int, timeout: float = 600.0, poll_interval: float | None = None
     ) -> Order:
         """Poll (paced) until the order is provisioned; raise if it ends or vanishes."""
-        return await self._run(_core.wait_for_order(self._ctx, order_id, timeout, poll_interval))
+        return await self._run(_flows.wait_for_order(self._ctx, order_id, timeout, poll_interval))
 
     # ---- lifetime --------------------------------------------------------------------
 

@@ -12,16 +12,13 @@ import pytest
 from clore._clock import ManualClock
 from clore._core import (
     ENDPOINTS,
-    Context,
     Response,
-    Send,
-    Sleep,
     build_request,
     decode_response,
-    marketplace,
     parse_retry_after,
     user_agent,
 )
+from clore._flows import Context, Send, Sleep, marketplace
 from clore._pacing import MemoryStore, Pacer, Pacing
 from clore._wire import MarketplaceResponse, Server
 
