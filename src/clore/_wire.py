@@ -444,8 +444,9 @@ class Order(Struct, frozen=True, gc=False):
 
     @property
     def ready(self) -> bool:
-        """True when the order runs and is provisioned (has hosts and public TCP ports)."""
-        return not self.expired and bool(self.hosts) and bool(self.port_map)
+        """True when the order runs and is provisioned: it has hosts, and public TCP ports
+        or an HTTPS proxy (an order forwarding only an ``http`` port has no TCP ports)."""
+        return not self.expired and bool(self.hosts) and bool(self.port_map or self.http_pub)
 
     @property
     def price_per_hour(self) -> float:

@@ -211,6 +211,18 @@ def test_unprovisioned_order_has_no_endpoint() -> None:
     )
 
 
+def test_an_order_forwarding_only_http_is_ready_with_its_proxy() -> None:
+    """Hosts plus an HTTPS proxy and no TCP ports (an http-only order) is ready.
+
+    Regression: readiness required TCP ports, so wait_for_order never returned for an
+    order created with ports={"8888": "http"}.
+    """
+    provisioned = _order(pub_cluster=["n1.us.clorecloud.net"], http_pub="abc.clorecloud.net")
+    assert provisioned.ready and provisioned.ssh_endpoint is None
+    assert not _order(http_pub="abc.clorecloud.net").ready  # no host yet
+    assert not _order(pub_cluster=["n1.us.clorecloud.net"]).ready  # nothing forwarded yet
+
+
 def test_pub_cluster_sent_as_a_bare_string_is_accepted() -> None:
     """`pub_cluster`/`tcp_ports` as bare strings still give an SSH endpoint."""
     order = _order(pub_cluster="n2.de.clorecloud.net", tcp_ports="22:1234")
