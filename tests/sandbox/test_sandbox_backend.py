@@ -312,6 +312,26 @@ def test_empty_wallet_ends_orders_and_never_goes_negative(small: Sandbox, backen
     assert orders[0].order.ended_at == pytest.approx(orders[0].order.billed_until)
 
 
+@pytest.mark.parametrize("step", [0.1234567, 1.7, 3.3333333, 7.77, 11.09])
+def test_a_dry_wallet_shows_exactly_zero(small: Sandbox, clock: ManualClock, step: float) -> None:
+    """Whatever the rounding of the last charge, a wallet that ran dry shows 0.0, not a residue.
+
+    Regression: only a negative residue was cleared, so a live server (arbitrary float times)
+    could show a dry wallet holding 2e-17 BTC.
+    """
+    fee = CREATION_FEES["on_demand"]["bitcoin"]
+    for k in range(20):
+        clock.advance(step)
+        funds = fee + 3600 * 1.1e-6 * (1.01 + k / 7)
+        user = small.create_user(f"thrifty-{k}", {"bitcoin": funds})[1]
+        oid = small.backend.create_order(user, order(1))
+        clock.advance(step * 3)
+        small.advance(7 * 3600)
+        (view,) = small.backend.my_orders(user, True)
+        assert (view.order.id, view.order.end_reason) == (oid, "balance")
+        assert balance(small.backend, user) == 0.0
+
+
 def test_host_settings_change_the_marketplace(small: Sandbox, backend: Backend) -> None:
     """set_server_settings (both forms) changes price, currencies, mrl and visibility."""
     demo = small.backend.authenticate(small.demo_key)

@@ -79,8 +79,9 @@ def _process(
         repo.update_order(order)
     for user_id, currency in sorted(dry):
         wallet = repo.get_wallet(user_id, currency)
-        if wallet is not None and wallet.balance < 0:
-            # Rounding in the last charge; a wallet never shows a negative balance.
+        if wallet is not None and wallet.balance != 0.0:
+            # The wallet is empty at t by construction; what is left is rounding in the
+            # last charge, of either sign. It shows 0, never a residue or less.
             wallet.balance = 0.0
             repo.put_wallet(wallet)
         for order in billing:
