@@ -7,18 +7,29 @@ server through its ``/_sandbox/`` control plane. They refuse to talk to the real
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
 from typing import Any, Final
 
 import click
 
-from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._context import (
+    EXIT_API,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    AppContext,
+    CliError,
+    pass_app,
+)
 from clore.cli._format import duration, timestamp
 from clore.cli._output import json_option
+from clore.sandbox.faults import FAULTS
 
 __all__ = ["sandbox"]
 
 _UNITS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART: Final = re.compile(r"([0-9]*\.?[0-9]+)([smhdw]?)")
 
 
 @click.group()
@@ -44,19 +55,23 @@ def sandbox() -> None:
 @click.option(
     "--db",
     metavar="PATH",
-    help="SQLite file for the state (default: sandbox.db in the data dir; :memory: for none).",
+    help="SQLite file (default: sandbox.db in the data dir, the --sandbox state; "
+    ":memory: keeps nothing).",
 )
 @click.option(
     "--seed",
     default="snapshot",
     show_default=True,
-    help="Initial market: snapshot (the 2024 capture), none, or a marketplace JSON file.",
+    metavar="snapshot|PATH",
+    help="Market of a new database: the bundled 2024 capture, 'none', or a marketplace "
+    "JSON(.gz) file.",
 )
 @click.option(
     "--time-scale",
     type=click.FloatRange(min=0, min_open=True),
     default=1.0,
     show_default=True,
+    metavar="N",
     help="Sandbox seconds per real second (60: an hour passes in a minute).",
 )
 @click.option("--demo-key", metavar="KEY", help="API key of the funded demo user.")
@@ -66,9 +81,17 @@ def sandbox() -> None:
     type=click.FloatRange(min=0),
     default=0.0,
     show_default=True,
-    help="Simulated market events (other renters, hosts) per second; 0: none.",
+    metavar="RATE",
+    help="Simulated market events (other renters, hosts) per sandbox second; 0: none.",
 )
 @click.option("--rng-seed", type=int, default=0, show_default=True, help="Market simulation seed.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug", "trace"]),
+    default="warning",
+    show_default=True,
+    help="uvicorn's log level.",
+)
 def serve(
     host: str,
     port: int,
@@ -79,38 +102,87 @@ def serve(
     no_rate_limit: bool,
     market_activity: float,
     rng_seed: int,
+    log_level: str,
 ) -> None:
     """Run the sandbox API server until interrupted (Ctrl-C).
 
     It prints its base URL, the demo user's key (a sandbox key, worthless elsewhere) and
     its database path, then serves the API under /v1 and the control plane under /_sandbox.
+    The default database is the one `clore --sandbox` uses, so both see the same state.
     """
+    import sqlite3
+
     from clore.sandbox import serve as run_server
-    from clore.sandbox.backend.seed import require_source
+    from clore.sandbox.backend.seed import SNAPSHOT, load_records, require_source
 
     try:
-        require_source(seed)
-    except ValueError as exc:
-        raise CliError(f"--seed: {exc}", 2) from None
-    run_server(
-        host=host,
-        port=port,
-        db=db,
-        seed=None if seed == "none" else seed,
-        time_scale=time_scale,
-        demo_key=demo_key,
-        rate_limit=not no_rate_limit,
-        market_activity=market_activity,
-        rng_seed=rng_seed,
-    )
+        source = require_source(seed)
+        if source not in (None, SNAPSHOT):
+            # Read (and cache) a seed file now: a bad one is a usage error, not a traceback.
+            load_records(source)
+    except (ValueError, OSError) as exc:
+        raise CliError(f"--seed: {exc}", EXIT_USAGE) from None
+    try:
+        run_server(
+            host=host,
+            port=port,
+            db=db,
+            seed=source,
+            time_scale=time_scale,
+            demo_key=demo_key,
+            rate_limit=not no_rate_limit,
+            market_activity=market_activity,
+            rng_seed=rng_seed,
+            log_level=log_level,
+        )
+    except KeyboardInterrupt:
+        shown = db or str(default_db_path())
+        kept = "" if shown == ":memory:" else f"; state kept in {shown}"
+        click.echo(f"sandbox stopped (Ctrl-C){kept}", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    except sqlite3.Error as exc:
+        raise CliError(f"--db: cannot use {db or default_db_path()}: {exc}", EXIT_USAGE) from None
+    except OSError as exc:
+        if exc.filename is not None:  # creating the database's directory failed
+            raise CliError(f"--db: {exc.strerror or exc}: {exc.filename}", EXIT_USAGE) from None
+        raise CliError(_listen_error(host, port, exc), _listen_exit(exc)) from None
+
+
+def default_db_path() -> str:
+    """Where ``serve`` keeps its state without ``--db``."""
+    from clore.sandbox.server import default_db_path as path
+
+    return str(path())
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    hint = " (--port 0 picks a free port)" if exc.errno == errno.EADDRINUSE else ""
+    return f"cannot listen on {host}:{port}: {reason}{hint}"
+
+
+def _listen_exit(exc: OSError) -> int:
+    # An unknown host name or an address this machine does not have is a bad --host.
+    bad_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+    return EXIT_USAGE if bad_host else EXIT_API
 
 
 def parse_seconds(text: str) -> float:
-    """``3600``, ``90s``, ``15m``, ``1h``, ``2d``, ``1w`` -> seconds."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smhdw]?)\s*", text.lower())
-    if match is None:
-        raise click.BadParameter(f"expected a duration like 3600, 15m, 1h or 2d, got {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    """``3600``, ``90s``, ``15m``, ``1h``, ``2d``, ``1w``, ``1h30m`` -> seconds."""
+    compact = text.strip().lower().replace(" ", "")
+    pos, total = 0, 0.0
+    while pos < len(compact):
+        match = _PART.match(compact, pos)
+        if match is None:
+            pos = -1
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos <= 0:
+        raise click.BadParameter(
+            f"expected a duration like 3600, 15m, 1h, 2d or 1h30m, got {text!r}"
+        )
+    return total
 
 
 class _Control:
@@ -140,13 +212,19 @@ class _Control:
                 return getattr(target, action)(**arguments)
             except ApiError as exc:  # the embedded sandbox refuses as its HTTP API would
                 raise CliError(f"sandbox {action}: {exc}", 2 if exc.code == 2 else 1) from None
+        import httpx
+
         from clore.sandbox import control_client
 
-        with control_client(self.base_url) as remote:
-            return getattr(remote, action)(**arguments)
-
-    def now(self) -> float | None:
-        return self.app.clock.time() if self.embedded else None
+        try:
+            with control_client(self.base_url) as remote:
+                return getattr(remote, action)(**arguments)
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"cannot reach the sandbox control plane at {self.base_url}: "
+                f"{type(exc).__name__}: {exc} (is `clore sandbox serve` running?)",
+                EXIT_API,
+            ) from None
 
 
 @sandbox.command()
@@ -167,24 +245,24 @@ def reset(app: AppContext) -> None:
 @json_option
 @pass_app
 def advance(app: AppContext, seconds: str) -> None:
-    """Move the sandbox clock forward by DURATION (3600, 15m, 1h, 2d): billing runs."""
+    """Move the sandbox clock forward by DURATION (3600, 15m, 1h, 2d, 1h30m): billing runs."""
     amount = parse_seconds(seconds)
-    control = _Control(app)
-    control.call("advance", seconds=amount)
-    now = control.now()
-    shown = f"; sandbox time is now {timestamp(now)}" if now is not None else ""
+    now = float(_Control(app).call("advance", seconds=amount))
     app.out.result(
         {"advanced": amount, "now": now},
-        lambda: app.out.echo(f"advanced the sandbox clock by {duration(amount)}{shown}"),
+        lambda: app.out.echo(
+            f"advanced the sandbox clock by {duration(amount)}; "
+            f"sandbox time is now {timestamp(now)}"
+        ),
     )
 
 
 @sandbox.command()
 @click.argument("endpoint")
-@click.argument("fault")
+@click.argument("fault", type=click.Choice(FAULTS), metavar="FAULT")
 @click.option(
     "--count",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 100000),
     default=1,
     show_default=True,
     help="How many requests to ENDPOINT get the fault.",
@@ -194,13 +272,22 @@ def advance(app: AppContext, seconds: str) -> None:
 def fault(app: AppContext, endpoint: str, fault: str, count: int) -> None:
     """Make the next COUNT requests to ENDPOINT fail with FAULT.
 
-    FAULT is one of db_error (code 1), rate_limit (HTTP 429), http_500, timeout,
-    drop_after_commit (acts, then drops the answer); ENDPOINT is an API name such as
-    create_order.
+    \b
+    FAULT is one of
+      db_error           answer {"code": 1}
+      rate_limit         HTTP 429 {"code": 5}
+      http_500           HTTP 500 with a plain-text body
+      timeout            no answer, nothing changes
+      drop_after_commit  the call takes effect, then the answer is lost
+    ENDPOINT is an API endpoint name such as create_order or my_orders.
     """
-    control = _Control(app)
-    control.call("inject_fault", endpoint=endpoint, fault=fault, count=count)
+    from clore.sandbox.dispatch import ENDPOINTS
+
+    name = endpoint.removeprefix("/v1/").removeprefix("/")
+    if name not in ENDPOINTS:
+        raise CliError(f"unknown endpoint {endpoint!r}; one of: {', '.join(ENDPOINTS)}", EXIT_USAGE)
+    _Control(app).call("inject_fault", endpoint=name, fault=fault, count=count)
     app.out.result(
-        {"endpoint": endpoint, "fault": fault, "count": count},
-        lambda: app.out.echo(f"the next {count} {endpoint} request(s) will get {fault}"),
+        {"endpoint": name, "fault": fault, "count": count},
+        lambda: app.out.echo(f"the next {count} {name} request(s) will get {fault}"),
     )
