@@ -222,3 +222,23 @@ def test_missing_api_key_exits_3(tmp_path: Path) -> None:
         "clore: error: no API key configured: run `clore config set-key` or set CLORE_API_KEY"
     )
     assert json.dumps(result.stdout) == '""'
+
+
+def test_rent_without_wait_shows_the_generated_jupyter_token(run: Cli) -> None:
+    """The token is generated locally and never returned by the API: rent shows it once."""
+    result = run("rent", "18811", "--yes")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.startswith("jupyter token: "))
+    token = line.removeprefix("jupyter token: ")
+    assert len(token) == 24
+    doc = run.json("rent", "16020", "--yes", "--wait")
+    assert doc["jupyter_url"].endswith(f"?token={doc['jupyter_token']}")
+    no_http = run.json("rent", "21317", "--yes", "--ports", "22:tcp")
+    assert no_http["jupyter_token"] is None
+
+
+def test_renting_an_unknown_server_with_yes_is_not_found(run: Cli) -> None:
+    """rent ID --yes skips the listing; an ID the API does not know is still exit 4."""
+    result = run("rent", "99999999", "--yes")
+    assert result.exit_code == 4
+    assert result.stderr.strip() == "clore: error: server 99999999 is not on the marketplace"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from clore.cli import _limits
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._format import day_and_hour, gpu_text, order_doc, price_text, server_doc
 from clore.cli._orderopts import OrderSpec, order_options, redact
@@ -21,7 +22,9 @@ from clore.cli.market import resolve_currency, with_currency
 from clore.market import USD, PriceContext, label, server_price
 
 if TYPE_CHECKING:
-    from clore._wire import CreateOrderRequest, Order, Server
+    from clore import Order, Server
+    from clore._wire import CreateOrderRequest
+    from clore.workflows import Limits
 
 __all__ = ["Placement", "lookup_server", "make_spec", "parse_bid", "place", "rent"]
 
@@ -40,6 +43,8 @@ class Placement:
     tries: int = 1
     rates: dict[str, float] | None = None
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    limits: Limits | None = None
+    guard: bool = False
 
 
 def _listed_price(server: Server | None, placement: Placement) -> float | None:
@@ -109,7 +114,7 @@ def _usd(day: float, currency: str, ctx: PriceContext) -> float | None:
 
 
 def _race_lost(exc: Exception) -> bool:
-    from clore._errors import PriceChangedError, ServerAlreadyRentedError, ServerOfflineError
+    from clore import PriceChangedError, ServerAlreadyRentedError, ServerOfflineError
 
     return isinstance(exc, ServerAlreadyRentedError | PriceChangedError | ServerOfflineError)
 
@@ -136,6 +141,8 @@ def place(
         try:
             order = app.api().create_order(**_sdk_arguments(body))
         except Exception as exc:
+            if server is None:
+                _unlisted(app, server_id, exc)
             if not _race_lost(exc) or index + 1 >= len(attempts):
                 raise
             reason = getattr(exc, "error", None) or type(exc).__name__
@@ -145,6 +152,15 @@ def place(
             continue
         _after_create(app, order, server, spec, placement)
         return
+
+
+def _unlisted(app: AppContext, server_id: int, exc: Exception) -> None:
+    """After a code 2 on a server never looked up (--yes): exit 4 if it is not listed."""
+    from clore import InvalidInputError
+    from clore.cli._marketdata import find_server, load
+
+    if isinstance(exc, InvalidInputError):
+        find_server(load(app, rates=False), server_id)
 
 
 def _sdk_arguments(body: CreateOrderRequest) -> dict[str, Any]:
@@ -190,16 +206,22 @@ def _print_dry_run(
 def _after_create(
     app: AppContext, order: Order, server: Server | None, spec: OrderSpec, placement: Placement
 ) -> None:
+    import msgspec
+
     from clore.cli._marketdata import invalidate
 
     invalidate(app)
     out = app.out
+    limits = placement.limits
     gpu = f" ({gpu_text(server)})" if server is not None else ""
     price = day_and_hour(float(order.price), order.currency or placement.currency)
     if order.spot:
         out.info(f"Placed a spot bid on server {order.si}{gpu} as order {order.id}: {price}")
     else:
         out.info(f"Rented server {order.si}{gpu} as order {order.id}: {price}, on-demand")
+    if limits:
+        # Before --wait, so an interrupted wait leaves them registered for `clore guard`.
+        _limits.record(app, order, limits, foreground=placement.guard)
     if placement.wait:
         started = time.monotonic()
         with out.waiting(f"waiting for order {order.id} to be ready (provisioning)"):
@@ -210,7 +232,9 @@ def _after_create(
     document = {
         "order": order_doc(order, now),
         "jupyter_url": jupyter,
+        "jupyter_token": spec.jupyter_token if spec.serves_jupyter else None,
         "skipped": placement.skipped,
+        "limits": None if not limits else msgspec.to_builtins(limits),
     }
 
     def human() -> None:
@@ -222,8 +246,13 @@ def _after_create(
                 out.echo(f"jupyter:  {jupyter}")
         else:
             out.echo(f"Order {order.id} is provisioning; `clore order {order.id}` shows its state.")
+            if spec.token_generated and spec.serves_jupyter:
+                # The API never returns the token; this is the only chance to see it.
+                out.echo(f"jupyter token: {spec.jupyter_token}")
 
     out.result(document, human)
+    if placement.guard and limits:
+        _limits.guard(app, order, limits)
 
 
 def _cheapest(
@@ -273,6 +302,7 @@ def _cheapest(
 @order_options
 @click.option("--spot", is_flag=True, help="Place a spot bid instead of an on-demand order.")
 @click.option("--bid", metavar="PRICE", help="Spot bid per day (e.g. 0.0001btc or 0.00001btc/h).")
+@_limits.guard_options
 @with_currency
 @json_option
 @pass_app
@@ -294,8 +324,10 @@ def rent(
       clore rent 18811 --wait
       clore rent --cheapest gpu=4090 gpus=1 --ports 22:tcp,8888:http --wait --yes
       clore rent 18811 --spot --bid 0.00004btc
+      clore rent 18811 --max-spend 0.0005btc --max-time 8h --guard
     """
     cur = resolve_currency(currency)
+    _limits.check(options)
     spec = _spec(options)
     if bid is not None and not spot:
         raise CliError("--bid is only for spot orders: add --spot", 2)
@@ -317,6 +349,8 @@ def rent(
         if len(target) != 1 or not target[0].isdigit():
             raise CliError("give one server ID, or --cheapest with filters", 2)
         candidates = [(int(target[0]), lookup_server(app, int(target[0]), placement))]
+    placement.limits, placement.rates = _limits.read(app, options, cur, placement.rates)
+    placement.guard = bool(options["run_guard"])
     place(app, candidates, spec, placement)
 
 

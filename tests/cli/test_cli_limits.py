@@ -1,0 +1,120 @@
+"""Budget guards on clore rent and clore spot bid: --max-spend, --max-time and --guard."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_helpers import Cli
+
+from clore.workflows import Limits, registered_limits, workflows_dir
+
+
+def test_rent_registers_its_limits_for_clore_guard(run: Cli) -> None:
+    """rent --max-spend/--max-time records the limits for the order and says who enforces them."""
+    result = run("rent", "18811", "--yes", "--max-spend", "0.0001btc", "--max-time", "8h")
+    assert result.exit_code == 0, result.output
+    (order,) = run.client.my_orders()
+    assert registered_limits() == {order.id: Limits(max_spend=0.0001, max_time=28800.0)}
+    assert f"Limits for order {order.id}: spend up to 0.00010000 BTC" in result.stderr
+    assert "running time up to 8 h 00 m" in result.stderr
+    assert "enforced only while a guard runs" in result.stderr
+    assert "clore guard --all" in result.stderr
+
+
+def test_rent_json_reports_the_limits(run: Cli) -> None:
+    """--json: "limits" holds max_spend (order currency) and max_time (seconds), else null."""
+    doc = run.json("rent", "18811", "--yes", "--max-time", "90m")
+    assert doc["limits"] == {"max_spend": None, "max_time": 5400.0}
+    assert run.json("rent", "16020", "--yes")["limits"] is None
+
+
+def test_a_spend_limit_in_usd_is_converted_to_the_order_currency(run: Cli) -> None:
+    """--max-spend 5usd on a bitcoin order is stored in bitcoin at the API's USD rates."""
+    doc = run.json("rent", "18811", "--yes", "--max-spend", "5usd")
+    assert doc["limits"]["max_spend"] == pytest.approx(5 / 68022.87)
+
+
+def test_clore_guard_all_enforces_limits_registered_by_rent(run: Cli) -> None:
+    """After rent --max-time, `clore guard --all --once` cancels the order near its limit."""
+    oid = run.json("rent", "18811", "--yes", "--max-time", "2h")["order"]["id"]
+    run.sandbox.advance(3600)
+    early = run("guard", "--all", "--once")
+    assert early.exit_code == 0 and not run.client.get_order(oid).expired
+    run.sandbox.advance(3600 - 30)
+    late = run("guard", "--all", "--once")
+    assert late.exit_code == 0, late.output
+    assert "guard_cancelled" in late.stderr
+    assert run.client.get_order(oid).expired
+    assert registered_limits() == {}
+
+
+def test_rent_guard_enforces_the_limit_in_the_foreground(run: Cli) -> None:
+    """--guard stays until the order ends and cancels it one check before --max-time."""
+    result = run("rent", "18811", "--yes", "--max-time", "30m", "--guard", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)  # printed once, before the guard starts
+    order = run.client.get_order(doc["order"]["id"])
+    assert order.expired
+    assert "guarding order" in result.stderr and "guard_cancelled" in result.stderr
+    cancel = json.loads((workflows_dir() / "guard.log").read_text().splitlines()[-1])
+    assert cancel["order_id"] == order.id
+    age = cancel["at"] - float(order.ct)
+    assert 1800 - 60 <= age < 1800  # cancelled within one check before the limit
+
+
+def test_guard_without_a_limit_is_refused_before_renting(run: Cli) -> None:
+    """--guard alone is a usage error, and nothing is rented."""
+    result = run("rent", "18811", "--yes", "--guard")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "clore: error: --guard needs --max-spend or --max-time"
+    assert run.client.my_orders() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-time", "soon"], "--max-time: bad duration 'soon'"),
+        (["--max-time", "0"], "--max-time: must be greater than zero"),
+        (["--max-spend", "lots"], "--max-spend: bad price 'lots'"),
+        (["--max-spend", "0.01btc/h"], "--max-spend: a total amount, not a rate"),
+    ],
+)
+def test_malformed_limits_exit_2_and_rent_nothing(run: Cli, args: list[str], message: str) -> None:
+    """A bad limit is one stderr line, exit 2, and no order."""
+    result = run("rent", "18811", "--yes", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"clore: error: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert run.client.my_orders() == []
+
+
+def test_spot_bid_takes_the_same_limits(run: Cli) -> None:
+    """spot bid --max-spend registers the limit for the new spot order."""
+    doc = run.json("spot", "bid", "21317", "--price", "0.00005btc", "--yes", "--max-spend", "0.001")
+    assert registered_limits() == {doc["order"]["id"]: Limits(max_spend=0.001)}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["guard", "--order", "424242", "--max-time", "1h"],
+        ["guard", "--order", "424242", "--max-time", "1h", "--register"],
+        ["monitor", "--order", "424242"],
+    ],
+)
+def test_loops_refuse_an_order_that_is_not_yours(run: Cli, command: list[str]) -> None:
+    """--order with an unknown id is exit 4 on one line, not a loop that ends in silence."""
+    result = run(*command)
+    assert result.exit_code == 4
+    assert result.stderr.strip() == "clore: error: order 424242 is not among your orders"
+    assert registered_limits() == {}
+
+
+def test_loops_refuse_an_order_that_has_ended(run: Cli) -> None:
+    """--order with an ended order is exit 1 saying so."""
+    oid = run.json("rent", "18811", "--yes")["order"]["id"]
+    run.client.cancel_order(oid)
+    result = run("guard", "--order", str(oid), "--max-spend", "0.001")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"clore: error: order {oid} has already ended"
