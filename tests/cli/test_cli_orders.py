@@ -52,24 +52,104 @@ def test_all_includes_ended_orders(run: Cli) -> None:
     assert [(o["id"], o["derived"]["state"]) for o in ended] == [(oid, "expired")]
 
 
-def test_watch_piped_prints_the_table_then_changes(run: Cli) -> None:
-    """--watch off a terminal: the table once, then one line per state change."""
+def test_watch_piped_prints_one_line_per_monitor_event(run: Cli) -> None:
+    """--watch off a terminal: the monitor's events as lines (tracking, then ready)."""
     oid = _rent(run)
     result = run("orders", "--watch", "--interval", "60", "--count", "3")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert "provisioning" in lines[1]
-    assert any(f"order {oid}: provisioning → ready" in line for line in lines[2:])
+    kinds = [line.split()[2] for line in lines]
+    assert kinds == ["tracking", "ready"]
+    assert f"tracking order {oid}" in lines[0]
+    assert f"order {oid} ready: ssh root@" in lines[1]
+    assert result.stderr == ""
 
 
-def test_watch_json_prints_one_document_per_refresh(run: Cli) -> None:
-    """--watch --json emits JSON Lines, one {"at", "orders"} per refresh."""
-    _rent(run)
+def test_watch_json_prints_events_of_schema_v1(run: Cli) -> None:
+    """--watch --json emits JSON Lines: one monitor event (schema v1) per line."""
+    oid = _rent(run)
     result = run("orders", "--watch", "--count", "2", "--interval", "60", "--json")
-    docs = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(docs) == 2
-    assert docs[1]["at"] - docs[0]["at"] >= 60
-    assert [d["orders"][0]["derived"]["state"] for d in docs] == ["provisioning", "ready"]
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["kind"], e["order_id"]) for e in events] == [("tracking", oid), ("ready", oid)]
+    assert {e["v"] for e in events} == {1}
+    assert {e["source"] for e in events} == {"monitor"}
+    assert events[1]["at"] - events[0]["at"] > 50  # the next poll, one interval later
+    assert set(events[0]) == {
+        "v", "source", "kind", "at", "time", "message", "order_id", "server_id", "details",
+        "order", "server",
+    }  # fmt: skip
+    assert events[1]["order"]["id"] == oid and events[1]["details"]["ssh"].startswith("ssh ")
+
+
+def test_watch_reports_cancelled_and_outbid_orders(
+    run: Cli, other_user: Callable[..., Clore]
+) -> None:
+    """Events other than readiness reach --watch too: an outbid spot bid, a cancelled order."""
+    server = run.json("market", "gpu=4090", "gpus=1", "--limit", "1")["servers"][0]
+    low = server["price"]["spot"]["bitcoin"] * 1.1
+    mine = run.json("spot", "bid", str(server["id"]), "--price", f"{low:.8f}", "--yes")
+    oid = _rent(run)
+
+    class Meddling:
+        """A client whose second my_orders comes after a rival bid and a cancel."""
+
+        def __init__(self, client: Clore) -> None:
+            self.client, self.calls = client, 0
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.client, name)
+
+        def my_orders(self, include_completed: bool = False) -> object:
+            self.calls += 1
+            if self.calls == 2:
+                rival = other_user()
+                rival.create_order(
+                    server["id"], "ubuntu:22.04", order_type="spot", spotprice=round(low * 2, 8)
+                )
+                self.client.cancel_order(oid)
+            return self.client.my_orders(include_completed=include_completed)
+
+    result = run(
+        "orders", "--watch", "--interval", "60", "--count", "2", "--json",
+        client=Meddling(run.client),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    kinds = {(e["kind"], e["order_id"]) for e in map(json.loads, result.stdout.splitlines())}
+    assert ("outbid", mine["order"]["id"]) in kinds
+    assert ("cancelled", oid) in kinds
+
+
+def test_watch_on_a_terminal_draws_the_table_and_the_events(run: Cli) -> None:
+    """On a terminal --watch keeps a live table of the orders with the latest events under it."""
+    from click.testing import CliRunner
+
+    from clore.cli import cli
+    from clore.cli._context import AppContext
+    from clore.cli._output import Output
+
+    oid = _rent(run)
+    app = AppContext(
+        client_instance=run.client, clock_instance=run.clock, sandbox_instance=run.sandbox
+    )
+    app._out = Output(tty=True, err_tty=False)
+    result = CliRunner().invoke(
+        cli, ["orders", "--watch", "--interval", "60", "--count", "2"], obj=app,
+        env={"NO_COLOR": "1", "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    screen = result.stdout
+    assert "─" in screen  # a rich table
+    assert f"tracking order {oid}" in screen
+    assert f"order {oid} ready" in screen
+    assert "provisioning" in screen and "ready" in screen
+    assert "Ctrl-C to stop" in screen
+
+
+def test_count_needs_watch(run: Cli) -> None:
+    """--count without --watch is a usage error."""
+    result = run("orders", "--count", "2")
+    assert result.exit_code == 2 and "--count needs --watch" in result.stderr
 
 
 def test_outbid_spot_orders_are_shown_as_outbid(run: Cli, other_user: Callable[..., Clore]) -> None:
@@ -133,3 +213,26 @@ def test_cancel_rejects_a_too_long_issue_before_sending(run: Cli) -> None:
     assert result.exit_code == 2
     assert "at most 2048" in result.stderr
     assert not run.client.get_order(oid).expired
+
+
+def test_watch_stops_on_ctrl_c_with_exit_130(run: Cli) -> None:
+    """Ctrl-C during --watch: exit 130, the events so far printed, no traceback."""
+    oid = _rent(run)
+
+    class Interrupting:
+        def __init__(self, client: Clore) -> None:
+            self.client, self.calls = client, 0
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.client, name)
+
+        def my_orders(self, include_completed: bool = False) -> object:
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return self.client.my_orders(include_completed=include_completed)
+
+    result = run("orders", "--watch", "--interval", "60", client=Interrupting(run.client))
+    assert result.exit_code == 130
+    assert f"tracking order {oid}" in result.stdout
+    assert "stopped (Ctrl-C)" in result.stderr and "Traceback" not in result.output

@@ -106,3 +106,15 @@ def test_poll_failures_do_not_stop_the_monitor() -> None:
     client.fail["my_orders"] = [DatabaseError(1), DatabaseError(1), DatabaseError(1)]
     events = list(mon.run())
     assert [e.kind for e in events][:4] == ["error", "error", "error", "tracking"]
+
+
+def test_rounds_yield_one_batch_per_poll_and_expose_the_latest_orders() -> None:
+    """rounds(): one list per poll (empty when nothing changed); orders holds the last records."""
+    _clock, client, mon = setup(until=START + 35)
+    first = client.create_order(1, "img")
+    batches = list(mon.rounds())
+    assert len(batches) == 4  # polls at +0, +10, +20, +30
+    assert kinds(batches[0]) == [("tracking", first.id)]
+    assert [] in batches[1:]  # a poll that saw no change still yields (a view redraws)
+    assert [o.id for o in mon.orders] == [first.id]
+    assert mon.spot_active(first.id) is None and mon.spot_active(424242) is None

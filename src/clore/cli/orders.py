@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,7 +22,8 @@ from clore.cli._output import Column, Output, json_option
 from clore.market import format_amount, label
 
 if TYPE_CHECKING:
-    from clore._wire import Order
+    from clore import Order
+    from clore.workflows import Event, OrderMonitor
 
 __all__ = ["cancel", "collect", "order", "orders"]
 
@@ -40,7 +43,7 @@ COLUMNS = [
 
 def collect(app: AppContext, include_completed: bool) -> tuple[list[Order], dict[int, bool]]:
     """Your orders and, for running spot orders, whether each bid is currently winning."""
-    from clore._errors import ServerNotFoundError
+    from clore import ServerNotFoundError
 
     client = app.api()
     found = client.my_orders(include_completed=include_completed)
@@ -57,7 +60,7 @@ def collect(app: AppContext, include_completed: bool) -> tuple[list[Order], dict
     return ordered, active
 
 
-def _row(order: Order, now: float, active: dict[int, bool], note: str = "") -> list[str]:
+def _row(order: Order, now: float, active: dict[int, bool]) -> list[str]:
     cur = order.currency or "bitcoin"
     state = order_state(order, now, active.get(order.id))
     endpoint = order.ssh_endpoint
@@ -68,25 +71,30 @@ def _row(order: Order, now: float, active: dict[int, bool], note: str = "") -> l
         "spot" if order.spot else "on-demand",
         f"{format_amount(float(order.price), cur)} {label(cur)}",
         f"{format_amount(float(order.price) / 24, cur)} {label(cur)}",
-        state + note,
+        state,
         f"{format_amount(float(order.spend), cur)} {label(cur)}",
         "—" if order.expired else duration(order.time_left(now).total_seconds()),
         f"{endpoint[0]}:{endpoint[1]}" if endpoint else "—",
     ]
 
 
-def _render(
-    out: Output, found: list[Order], now: float, active: dict[int, bool], notes: dict[int, str]
-) -> None:
-    rows = [_row(o, now, active, notes.get(o.id, "")) for o in found]
-    styles: list[str | None] = []
-    for o in found:
-        state = order_state(o, now, active.get(o.id))
-        styles.append("bold reverse" if o.id in notes else STATE_STYLES.get(state))
-    if not rows:
+def _styles(
+    found: list[Order], now: float, active: dict[int, bool], changed: set[int]
+) -> list[str | None]:
+    return [
+        "bold reverse"
+        if o.id in changed
+        else STATE_STYLES.get(order_state(o, now, active.get(o.id)))
+        for o in found
+    ]
+
+
+def _render(out: Output, found: list[Order], now: float, active: dict[int, bool]) -> None:
+    if not found:
         out.echo("No orders.")
         return
-    out.table(COLUMNS, rows, styles=styles)
+    rows = [_row(o, now, active) for o in found]
+    out.table(COLUMNS, rows, styles=_styles(found, now, active, set()))
 
 
 def _document(found: list[Order], now: float, active: dict[int, bool]) -> dict[str, Any]:
@@ -95,20 +103,25 @@ def _document(found: list[Order], now: float, active: dict[int, bool]) -> dict[s
 
 @click.command()
 @click.option("--all", "include_completed", is_flag=True, help="Include ended orders.")
-@click.option("--watch", is_flag=True, help="Keep refreshing; state changes are highlighted.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep watching and report changes (a live table on a terminal, event lines when "
+    "piped, JSON Lines with --json).",
+)
 @click.option(
     "--interval",
     type=click.FloatRange(min=1),
     default=10.0,
     show_default=True,
     metavar="SECONDS",
-    help="Refresh interval of --watch.",
+    help="Seconds between polls of --watch.",
 )
 @click.option(
     "--count",
     type=click.IntRange(min=1),
     metavar="N",
-    help="With --watch: stop after N refreshes.",
+    help="With --watch: stop after N polls.",
 )
 @json_option
 @pass_app
@@ -118,84 +131,139 @@ def orders(
     """List your orders: state, price per day and hour, spend and time left.
 
     States: provisioning, ready, outbid (spot, not winning), offline, expired.
+
+    --watch reports what `clore monitor` reports (created, ready, outbid, paused, resumed,
+    price_changed, expiring, expired, cancelled, error): above a live table on a terminal,
+    as one line per event when piped, as JSON Lines (event schema v1) with --json.
     """
+    if count is not None and not watch:
+        raise CliError("--count needs --watch", 2)
     if watch:
         _watch(app, include_completed, interval, count)
         return
     found, active = collect(app, include_completed)
     now = app.clock.time()
-    app.out.result(_document(found, now, active), lambda: _render(app.out, found, now, active, {}))
+    app.out.result(_document(found, now, active), lambda: _render(app.out, found, now, active))
 
 
 def _watch(app: AppContext, include_completed: bool, interval: float, count: int | None) -> None:
-    """Poll my_orders; print the table, then each state change (or a live table on a TTY)."""
-    out = app.out
-    previous: dict[int, str] = {}
-    rounds = 0
-    live: Any = None
-    try:
-        while True:
-            found, active = collect(app, include_completed)
-            now = app.clock.time()
-            states = {o.id: order_state(o, now, active.get(o.id)) for o in found}
-            notes = {
-                oid: f" (was {previous[oid]})"
-                for oid, state in states.items()
-                if oid in previous and previous[oid] != state
-            }
-            if out.json_mode:
-                import msgspec
+    """Run the order monitor and show its events (see ``orders``' help for the three forms)."""
+    from clore.cli.monitor_cmd import run_events
+    from clore.workflows import OrderMonitor
+    from clore.workflows.render import render_event
 
-                line = msgspec.json.encode({"at": now, **_document(found, now, active)})
-                out.stdout.write(line.decode() + "\n")
-                out.stdout.flush()
-            elif out.tty:
-                live = _live_update(app, live, found, now, active, notes)
-            elif rounds == 0:
-                _render(out, found, now, active, {})
-            else:
-                for oid, note in notes.items():
-                    out.echo(f"{timestamp(now)}  order {oid}: {note[6:-1]} → {states[oid]}")
-                for oid in states.keys() - previous.keys():
-                    out.echo(f"{timestamp(now)}  order {oid}: new ({states[oid]})")
-            previous = states
-            rounds += 1
-            if count is not None and rounds >= count:
+    out = app.out
+    client = app.client()
+    monitor = OrderMonitor(client, app.clock, interval=interval)
+    view: _LiveView | None = None
+    if out.tty and not out.json_mode:
+        ended = (
+            [o for o in client.my_orders(include_completed=True) if o.expired]
+            if include_completed
+            else []
+        )
+        view = _LiveView(app, monitor, interval, ended if include_completed else None)
+
+    def events() -> Iterator[Event]:
+        for polls, batch in enumerate(monitor.rounds(), start=1):
+            yield from batch
+            if view is not None:
+                view.draw(batch)
+            if count is not None and polls >= count:
                 return
-            app.clock.sleep(interval)
+
+    def show(event: Event) -> None:
+        if view is None and not out.json_mode:
+            out.echo(render_event(event))
+
+    try:
+        run_events(app, events(), jsonl=out.json_mode, quiet=True, on_event=show)
     finally:
-        if live is not None:
-            live.stop()
+        if view is not None:
+            view.stop()
 
 
-def _live_update(
-    app: AppContext,
-    live: Any,
-    found: list[Order],
-    now: float,
-    active: dict[int, bool],
-    notes: dict[int, str],
-) -> Any:
-    from rich.console import Group
-    from rich.live import Live
-    from rich.text import Text
+#: Events that change an order's row (a ``tracking`` event only reports what was there).
+_QUIET_KINDS = frozenset({"tracking"})
+#: How many recent events the live view keeps under its table.
+_RECENT = 8
 
-    out = app.out
-    rows = [_row(o, now, active, notes.get(o.id, "")) for o in found]
-    styles = [
-        "bold reverse" if o.id in notes else STATE_STYLES.get(order_state(o, now, active.get(o.id)))
-        for o in found
-    ]
-    view = Group(
-        out.rich_table(COLUMNS, rows, styles=styles),
-        Text(f"refreshed {timestamp(now)}; Ctrl-C to stop", style="dim"),
-    )
-    if live is None:
-        live = Live(view, console=out.console(), auto_refresh=False)
-        live.start()
-    else:
-        live.update(view, refresh=True)
-    return live
+
+class _LiveView:
+    """``orders --watch`` on a terminal: the monitor's orders as a table, the latest events
+    below it; rows that just changed are highlighted until the next poll."""
+
+    def __init__(
+        self,
+        app: AppContext,
+        monitor: OrderMonitor,
+        interval: float,
+        ended: list[Order] | None,
+    ) -> None:
+        self.app = app
+        self.monitor = monitor
+        self.interval = interval
+        # None: ended orders leave the table; a dict: they stay (``--all``).
+        self.ended = None if ended is None else {o.id: o for o in ended}
+        self.recent: deque[Event] = deque(maxlen=_RECENT)
+        self.live: Any = None
+
+    def draw(self, batch: list[Event]) -> None:
+        """Redraw after a poll whose events are ``batch``."""
+        import msgspec
+        from rich.console import Group
+        from rich.text import Text
+
+        from clore.workflows.render import ALERT_KINDS, render_event
+
+        out = self.app.out
+        now = self.app.clock.time()
+        self.recent.extend(batch)
+        changed = {e.order_id for e in batch if e.order_id is not None}
+        changed -= {e.order_id for e in batch if e.kind in _QUIET_KINDS}
+        running = {o.id: o for o in self.monitor.orders}
+        if self.ended is not None:
+            for event in batch:
+                if event.kind in ("expired", "cancelled") and event.order is not None:
+                    final = event.order
+                    self.ended[final.id] = msgspec.structs.replace(final, expired=True)
+        found = sorted(
+            [*running.values(), *(self.ended or {}).values()],
+            key=lambda o: (o.expired, -float(o.ct)),
+        )
+        active = {
+            oid: flag for oid in running if (flag := self.monitor.spot_active(oid)) is not None
+        }
+        parts: list[Any] = []
+        if found:
+            rows = [_row(o, now, active) for o in found]
+            styles = _styles(found, now, active, {c for c in changed if c is not None})
+            parts.append(out.rich_table(COLUMNS, rows, styles=styles))
+        else:
+            parts.append(Text("No running orders.", style="dim"))
+        for event in self.recent:
+            style = "bold red" if event.kind in ALERT_KINDS else None
+            if event.kind == "ready":
+                style = "green"
+            parts.append(Text(render_event(event), style=style or ""))
+        parts.append(
+            Text(
+                f"updated {timestamp(now)}, every {self.interval:g} s; Ctrl-C to stop",
+                style="dim",
+            )
+        )
+        view = Group(*parts)
+        if self.live is None:
+            from rich.live import Live
+
+            self.live = Live(view, console=out.console(), auto_refresh=False)
+            self.live.start(refresh=True)
+        else:
+            self.live.update(view, refresh=True)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
 
 
 @click.command()

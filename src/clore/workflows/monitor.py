@@ -90,6 +90,12 @@ class OrderMonitor:
 
     def run(self) -> Iterator[Event]:
         """Poll until ``until`` (or, with ``order_ids``, until all of them ended)."""
+        for events in self.rounds():
+            yield from events
+
+    def rounds(self) -> Iterator[list[Event]]:
+        """Like ``run``, one list per poll (empty when nothing changed), so a live view can
+        redraw after every poll from ``orders`` and ``spot_active``."""
         schedule = Schedule(self.clock, self.interval)
         backoff = Backoff(self.interval)
         first = True
@@ -103,13 +109,23 @@ class OrderMonitor:
             except RETRYABLE as exc:
                 delay = backoff.failed(exc)
                 schedule.delay(delay)
-                yield error_event("monitor", self.clock.time(), exc, delay)
+                yield [error_event("monitor", self.clock.time(), exc, delay)]
                 continue
             backoff.succeeded()
             first = False
-            yield from events
+            yield events
             if self.wanted is not None and not (self.wanted & set(self._tracks)):
                 return
+
+    @property
+    def orders(self) -> list[Order]:
+        """The latest record of every order the monitor tracks (running, wanted)."""
+        return [track.order for track in self._tracks.values()]
+
+    def spot_active(self, order_id: int) -> bool | None:
+        """Whether a tracked spot order's bid won at the last poll (None: unknown)."""
+        track = self._tracks.get(order_id)
+        return None if track is None else track.active
 
     # ---- one poll --------------------------------------------------------------------------
 
