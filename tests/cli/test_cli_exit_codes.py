@@ -55,3 +55,17 @@ def test_unexpected_errors_say_how_to_see_details() -> None:
     assert exit_code_for(RuntimeError("boom"))[1] == (
         "unexpected error: RuntimeError: boom (run with -v for details)"
     )
+
+
+def test_known_refusals_say_what_to_do_next() -> None:
+    """Code-6 refusals and network failures carry a hint after the API's own words."""
+    too_low = exit_code_for(errors.TooLowPriceError(6, "too_low_price"))
+    assert too_low[0] == 1 and too_low[1].endswith(
+        "too_low_price (below the server's spot minimum: see `clore server ID`)"
+    )
+    assert exit_code_for(errors.NotEnoughBalanceError(6, "not_enough_balance"))[1].endswith(
+        "(see `clore wallets`)"
+    )
+    assert exit_code_for(errors.APIConnectionError("refused"))[1].endswith(
+        "(check the network, or --base-url)"
+    )

@@ -50,8 +50,23 @@ def test_host_set_refuses_mixed_or_empty_changes(run: Cli) -> None:
     assert "currency suffix" in mixed.stderr and "nothing to change" in empty.stderr
 
 
-def test_unknown_hosted_server_is_an_error(run: Cli) -> None:
-    """A name that is not yours fails with a one-line API error."""
-    result = run("host", "config", "no-such-server")
-    assert result.exit_code != 0
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_unknown_hosted_server_is_not_found(run: Cli) -> None:
+    """A name that is not yours is exit 4 on one line naming your servers (config and set)."""
+    names = ", ".join(s.name or "" for s in run.client.my_servers())
+    for args in (["config", "no-such-server"], ["set", "no-such-server", "--mrl", "5"]):
+        result = run("host", *args)
+        assert result.exit_code == 4
+        assert result.stderr.strip() == (
+            f"clore: error: you host no server named 'no-such-server' (yours: {names})"
+        )
+
+
+def test_host_set_says_what_changed_in_words(run: Cli) -> None:
+    """The human summary names each change with its unit, not Python reprs."""
+    name = _first_name(run)
+    result = run("host", "set", name, "--price", "0.0002btc", "--mrl", "48", "--visible")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        f"Updated server {name}: visible on the marketplace; maximum rental 48 h; "
+        "on-demand 0.00020000 BTC/day"
+    )

@@ -79,3 +79,16 @@ def test_shell_completion_lists_commands_and_options() -> None:
     env.update(COMP_WORDS="clore market --cur", COMP_CWORD="2")
     done = subprocess.run([CLORE], capture_output=True, text=True, env=env)
     assert "plain,--currency" in done.stdout.splitlines()
+
+
+def test_the_cli_uses_the_public_sdk_names() -> None:
+    """Commands build clients from `clore.Clore`/`clore.Pacing`, not the private modules."""
+    source = Path(clore.__file__).parent / "cli"
+    private = ("clore._client", "clore._pacing", "clore._errors", "from clore import _")
+    offenders = [
+        f"{path.name}: {word}"
+        for path in sorted(source.glob("*.py"))
+        for word in private
+        if word in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []

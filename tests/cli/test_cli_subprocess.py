@@ -56,6 +56,12 @@ def test_piped_output_is_plain_text() -> None:
         (["wallets"], 3, "no API key configured"),
         (["--sandbox", "rent", "1", "--ports", "22:bogus", "--yes"], 2, "--ports"),
         (["definitely-not-a-command"], 2, "no such command"),
+        (["--sandbox", "rent", "99999999", "--yes"], 4, "server 99999999 is not on the market"),
+        (["--sandbox", "rent", "1", "--yes", "--max-spend", "x"], 2, "--max-spend: bad price"),
+        (["--sandbox", "orders", "--watch", "--interval", "0"], 2, "--interval"),
+        (["--sandbox", "sandbox", "fault", "wallets", "gremlins"], 2, "'gremlins' is not one of"),
+        (["--sandbox", "host", "config", "no-such-host"], 4, "you host no server named"),
+        (["--base-url", "http://127.0.0.1:9/v1", "sandbox", "reset"], 1, "cannot reach"),
     ],
 )
 def test_failures_are_one_stderr_line_and_an_exit_code(
@@ -91,6 +97,20 @@ def test_verbose_logs_requests_without_the_key() -> None:
     with Sandbox(db=Path(os.environ["CLORE_DATA_DIR"]) / "sandbox.db") as state:
         key = state.demo_key
     assert key and key not in done.stderr and key not in done.stdout
+
+
+def test_set_key_reads_a_piped_key_without_a_prompt() -> None:
+    """`echo KEY | clore config set-key`: no prompt, no getpass warning, the key saved."""
+    done = subprocess.run(
+        [CLORE, "config", "set-key"],
+        input="abcdef0123456789abcdef\n",
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith("saved key abcd…cdef in profile 'default'")
 
 
 def test_python_dash_m_clore_exit_codes_match() -> None:
@@ -135,5 +155,10 @@ def test_serve_and_control_a_sandbox_over_http(served: tuple[str, str]) -> None:
     assert json.loads(market.stdout)["servers"]
     advanced = clore("--base-url", url, "sandbox", "advance", "2h", "--json")
     assert advanced.returncode == 0, advanced.stderr
-    assert json.loads(advanced.stdout)["advanced"] == 7200
+    doc = json.loads(advanced.stdout)
+    assert doc["advanced"] == 7200 and doc["now"] > 1e9  # the server's time after the jump
+    fault = clore("--base-url", url, "sandbox", "fault", "wallets", "db_error", "--count", "9")
+    assert fault.returncode == 0, fault.stderr
+    failing = clore("--base-url", url, "wallets", CLORE_API_KEY=key)
+    assert failing.returncode == 1 and "code 1" in failing.stderr
     assert clore("--base-url", url, "sandbox", "reset").returncode == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from msgspec import Struct
 
-from clore._wire import Server
+from clore import Server
 
 __all__ = ["CacheFile"]
 

@@ -20,7 +20,7 @@ import click
 from clore.cli._output import Output
 
 if TYPE_CHECKING:
-    from clore._client import Clore
+    from clore import Clore
     from clore._clock import Clock
     from clore.sandbox import Sandbox
 
@@ -137,13 +137,13 @@ class AppContext:
         if self.client_instance is not None:
             return self.client_instance
         if self.sandbox or self.sandbox_instance is not None:
-            from clore._pacing import Pacing
+            from clore import Pacing
 
             sandbox = self.embedded_sandbox()
             self._log_secrets([sandbox.demo_key])
             self.client_instance = sandbox.client(pacing=Pacing.disabled())
         else:
-            from clore._client import Clore
+            from clore import Clore
             from clore.config import resolve
 
             resolved = resolve(self.profile)
@@ -262,7 +262,7 @@ class _Announcing:
 
 
 def _not_found(exc: BaseException) -> bool:
-    from clore._errors import OrderNotFoundError, ServerNotFoundError
+    from clore import OrderNotFoundError, ServerNotFoundError
 
     return isinstance(exc, OrderNotFoundError | ServerNotFoundError)
 
@@ -284,23 +284,38 @@ def exit_code_for(exc: BaseException) -> tuple[int, str]:
         return EXIT_USAGE, f"{exc.format_message()}{hint}"
     if isinstance(exc, click.ClickException):
         return exc.exit_code, exc.format_message()
-    from clore import _errors as errors
+    import clore
     from clore.market import FilterError, SortError
 
     if isinstance(exc, FilterError | SortError):
         return EXIT_USAGE, str(exc)
-    if not isinstance(exc, errors.CloreError):
+    if not isinstance(exc, clore.CloreError):
         return EXIT_API, f"unexpected error: {type(exc).__name__}: {exc} (run with -v for details)"
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, errors.ParameterError | errors.InvalidInputError | errors.ConfigError):
+    if isinstance(exc, clore.ParameterError | clore.InvalidInputError | clore.ConfigError):
         return EXIT_USAGE, message
-    if isinstance(exc, errors.AuthenticationError):
+    if isinstance(exc, clore.AuthenticationError):
         return EXIT_AUTH, f"{message} (check the key: `clore config show`)"
     if _not_found(exc):
         return EXIT_NOT_FOUND, message
-    if isinstance(exc, errors.RateLimitError):
+    if isinstance(exc, clore.RateLimitError):
         return EXIT_RATE_LIMITED, f"{message} (still rate-limited after retries)"
-    return EXIT_API, message
+    hint = next((text for cls, text in _hints() if isinstance(exc, cls)), "")
+    return EXIT_API, f"{message}{hint}"
+
+
+def _hints() -> list[tuple[type[BaseException], str]]:
+    """What to do about the API's known refusals (code 6), appended to their message."""
+    import clore
+
+    return [
+        (clore.TooLowPriceError, " (below the server's spot minimum: see `clore server ID`)"),
+        (clore.NotEnoughBalanceError, " (see `clore wallets`)"),
+        (clore.ServerOfflineError, " (the server is offline or hidden)"),
+        (clore.CurrencyNotAllowedError, " (its currencies: `clore server ID`; see --currency)"),
+        (clore.PriceChangedError, " (the price moved since the listing: `clore server ID`)"),
+        (clore.TransportError, " (check the network, or --base-url)"),
+    ]
 
 
 def report(exc: BaseException, *, verbose: bool) -> int:

@@ -13,7 +13,7 @@ from clore.cli._output import shorten_gpu
 from clore.market import USD, PriceContext, format_amount, label, server_price
 
 if TYPE_CHECKING:
-    from clore._wire import Order, Server
+    from clore import Order, Server
 
 __all__ = [
     "duration",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from clore.cli._context import AppContext, CliError
 
 if TYPE_CHECKING:
-    from clore._wire import Server
+    from clore import Server
 
 __all__ = ["DEFAULT_TTL", "RATES_TTL", "MarketData", "invalidate", "load", "ttl"]
 
@@ -92,7 +92,7 @@ def invalidate(app: AppContext) -> None:
 
 
 def _fetch_rates(app: AppContext, servers: list[Server]) -> tuple[dict[str, float] | None, str]:
-    from clore._errors import CloreError
+    from clore import CloreError
 
     if not servers:
         return None, "the marketplace is empty"

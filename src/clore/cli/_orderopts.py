@@ -26,7 +26,7 @@ _SECRET_WORDS: Final = ("pass", "token", "secret", "key")
 
 
 def _ports(_ctx: click.Context, _param: click.Parameter, value: str) -> dict[str, str] | None:
-    from clore._errors import ParameterError
+    from clore import ParameterError
     from clore._validate import validate_ports
 
     words = [part.strip() for part in value.split(",") if part.strip()]
@@ -167,9 +167,14 @@ class OrderSpec:
             token_generated=generated,
         )
 
+    @property
+    def serves_jupyter(self) -> bool:
+        """True when port 8888 is the http port and a Jupyter token is set."""
+        return bool(self.jupyter_token) and (self.ports or {}).get("8888") == "http"
+
     def jupyter_url(self, http_url: str | None) -> str | None:
         """The Jupyter URL with its token, when port 8888 is the http port."""
-        if not http_url or not self.jupyter_token or (self.ports or {}).get("8888") != "http":
+        if not http_url or not self.serves_jupyter:
             return None
         return f"{http_url.rstrip('/')}/?token={self.jupyter_token}"
 

@@ -21,7 +21,7 @@ from clore.cli._format import gpu_text, timestamp
 from clore.cli._output import json_option
 
 if TYPE_CHECKING:
-    from clore._wire import Order
+    from clore import Order
 
 __all__ = ["copy", "open_url", "ssh", "ssh_config"]
 

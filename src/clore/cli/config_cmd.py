@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -29,8 +30,15 @@ def set_key(app: AppContext, profile_name: str | None) -> None:
     from clore import config as cfg_module
 
     name = profile_name or app.profile or cfg_module.load().active
-    key = click.prompt("API key", hide_input=True, err=True).strip()
-    if not key or any(ch.isspace() for ch in key):
+    if sys.stdin.isatty():
+        key = click.prompt("API key", hide_input=True, err=True).strip()
+    else:
+        # Piped (`pass show clore | clore config set-key`): read one line, no prompt, and
+        # no getpass warning about echo on a stream that is not a terminal.
+        key = sys.stdin.readline().strip()
+    if not key:
+        raise CliError("no API key given (type it at the prompt, or pipe it on stdin)", 2)
+    if any(ch.isspace() for ch in key):
         raise CliError("the API key must be one word without spaces", 2)
     settings: dict[str, Any] = {"api_key": key}
     if app.base_url:

@@ -18,6 +18,7 @@ from clore.cli.monitor_cmd import (
     jsonl_option,
     limit_options,
     parse_limits,
+    require_orders,
     run_events,
     until_options,
 )
@@ -95,6 +96,7 @@ def guard(
         raise CliError("--max-spend: give a bare number, in each order's own currency", 2)
     # A bare amount is taken as is, so the currency passed here plays no part.
     limits = parse_limits(max_spend, max_time, "bitcoin")
+    require_orders(app, order_ids)
     if register:
         if not order_ids or not limits:
             raise CliError("--register needs --order and --max-spend or --max-time", 2)

@@ -63,7 +63,13 @@ def list_servers(app: AppContext) -> None:
 @pass_app
 def show_config(app: AppContext, name: str) -> None:
     """Show the configuration of hosted server NAME."""
-    cfg = app.api().server_config(name)
+    from clore import InvalidInputError
+
+    try:
+        cfg = app.api().server_config(name)
+    except InvalidInputError:
+        _require_hosted(app, name)
+        raise
     pairs = [
         ("ID", "—" if cfg.id is None else str(cfg.id)),
         (
@@ -145,14 +151,20 @@ def set_settings(
         raise CliError(
             "nothing to change: pass --price, --spot-price, --mrl or --visible/--hidden", 2
         )
-    app.api().set_server_settings(
-        name,
-        availability=visible,
-        mrl=mrl,
-        on_demand=on_demand,
-        spot=spot,
-        per_currency=per_currency or None,
-    )
+    from clore import InvalidInputError
+
+    try:
+        app.api().set_server_settings(
+            name,
+            availability=visible,
+            mrl=mrl,
+            on_demand=on_demand,
+            spot=spot,
+            per_currency=per_currency or None,
+        )
+    except InvalidInputError:
+        _require_hosted(app, name)
+        raise
     changed: dict[str, Any] = {"name": name}
     if visible is not None:
         changed["availability"] = visible
@@ -164,5 +176,26 @@ def set_settings(
         changed["spot"] = spot
     if per_currency:
         changed["per_currency"] = per_currency
-    summary = ", ".join(f"{k}={v}" for k, v in changed.items() if k != "name")
+    words = []
+    if visible is not None:
+        words.append("visible on the marketplace" if visible else "hidden from the marketplace")
+    if mrl is not None:
+        words.append(f"maximum rental {mrl} h")
+    if on_demand is not None:
+        words.append(f"on-demand {on_demand:g}/day (legacy on_demand field)")
+    if spot is not None:
+        words.append(f"spot minimum {spot:g}/day (legacy spot field)")
+    for cur, fields in per_currency.items():
+        for kind, value in fields.items():
+            what = "on-demand" if kind == "on_demand" else "spot minimum"
+            words.append(f"{what} {format_amount(float(value), cur)} {label(cur)}/day")
+    summary = "; ".join(words)
     app.out.result({"updated": changed}, lambda: app.out.echo(f"Updated server {name}: {summary}"))
+
+
+def _require_hosted(app: AppContext, name: str) -> None:
+    """The API answers code 2 for a server that is not yours: say so (exit 4) when it is not."""
+    names = [s.name for s in app.api().my_servers() if s.name]
+    if name not in names:
+        yours = ", ".join(names) if names else "none"
+        raise CliError(f"you host no server named {name!r} (yours: {yours})", 4)

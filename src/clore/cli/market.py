@@ -26,7 +26,7 @@ from clore.market import (
 )
 
 if TYPE_CHECKING:
-    from clore._wire import Server
+    from clore import Server
     from clore.cli._marketdata import MarketData
 
 __all__ = ["market", "price_context", "resolve_currency", "server", "with_currency"]

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from clore.cli._context import EXIT_INTERRUPTED, AppContext, CliError, pass_app
+from clore.cli._context import (
+    EXIT_API,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    AppContext,
+    CliError,
+    pass_app,
+)
 from clore.cli._output import json_option
 
 if TYPE_CHECKING:
@@ -26,6 +33,7 @@ __all__ = [
     "monitor",
     "parse_limits",
     "parse_money",
+    "require_orders",
     "run_events",
     "until_options",
 ]
@@ -113,8 +121,15 @@ def parse_money(
     return converted
 
 
-def parse_limits(max_spend: str | None, max_time: str | None, currency: str) -> Any:
-    """``Limits`` from ``--max-spend``/``--max-time`` (exit 2 when malformed)."""
+def parse_limits(
+    max_spend: str | None,
+    max_time: str | None,
+    currency: str,
+    *,
+    rates: dict[str, float] | None = None,
+) -> Any:
+    """``Limits`` from ``--max-spend``/``--max-time`` (exit 2 when malformed); a spend in
+    another currency is converted to ``currency`` with ``rates``."""
     from clore.workflows import Limits
     from clore.workflows.render import parse_duration
 
@@ -124,8 +139,24 @@ def parse_limits(max_spend: str | None, max_time: str | None, currency: str) -> 
             seconds = parse_duration(max_time)
         except ValueError as exc:
             raise CliError(f"--max-time: {exc}", 2) from None
-    spend = parse_money(max_spend, currency, "--max-spend", per_day=False)
+    spend = parse_money(max_spend, currency, "--max-spend", rates=rates, per_day=False)
+    if seconds is not None and seconds <= 0:
+        raise CliError("--max-time: must be greater than zero", 2)
     return Limits(max_spend=spend, max_time=seconds)
+
+
+def require_orders(app: AppContext, order_ids: tuple[int, ...] | list[int]) -> None:
+    """``--order ID``: exit 4 for an id that is not among your orders, 1 for an ended one
+    (the loops would otherwise end at once, silently, with nothing to watch)."""
+    if not order_ids:
+        return
+    known = {o.id: o for o in app.client().my_orders(include_completed=True)}
+    for order_id in order_ids:
+        found = known.get(order_id)
+        if found is None:
+            raise CliError(f"order {order_id} is not among your orders", EXIT_NOT_FOUND)
+        if found.expired:
+            raise CliError(f"order {order_id} has already ended", EXIT_API)
 
 
 # ---- running a loop ---------------------------------------------------------------------------
@@ -289,6 +320,7 @@ def monitor(
     except ValueError as exc:
         raise CliError(str(exc), 2) from None
     stop = deadline(app, until, for_)
+    require_orders(app, order_ids)
     hooks = Hooks(
         commands,
         webhooks,

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import click
 
+from clore.cli import _limits
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._format import duration, order_doc, price_text
 from clore.cli._orderopts import order_options
@@ -40,12 +41,14 @@ def spot() -> None:
     help="Your bid per day (0.00004btc; /h for per hour).",
 )
 @order_options
+@_limits.guard_options
 @with_currency
 @json_option
 @pass_app
 def bid(app: AppContext, /, server_id: int, bid_text: str, currency: str, **options: Any) -> None:
     """Place a spot bid on SERVER (a spot order; the highest bid runs)."""
     cur = resolve_currency(currency)
+    _limits.check(options)
     placement = Placement(
         currency=cur,
         spot_bid=parse_bid(bid_text, cur),
@@ -57,9 +60,11 @@ def bid(app: AppContext, /, server_id: int, bid_text: str, currency: str, **opti
     )
     if options["lock_price"]:
         raise CliError("--lock-price applies to on-demand orders, not spot bids", 2)
-    place(
-        app, [(server_id, lookup_server(app, server_id, placement))], make_spec(options), placement
-    )
+    spec = make_spec(options)
+    server = lookup_server(app, server_id, placement)
+    placement.limits, placement.rates = _limits.read(app, options, cur, placement.rates)
+    placement.guard = bool(options["run_guard"])
+    place(app, [(server_id, server)], spec, placement)
 
 
 def _round_up(value: float) -> float:
@@ -72,7 +77,7 @@ def walk_down(app: AppContext, order_id: int, current: float, target: float, cur
 
     Returns the number of accepted changes. Waits on the app's clock between steps.
     """
-    from clore._errors import ExceededMaxStepError, SpotPriceLoweringTooSoonError
+    from clore import ExceededMaxStepError, SpotPriceLoweringTooSoonError
 
     client = app.api()
     out = app.out
@@ -120,7 +125,7 @@ def price(app: AppContext, order_id: int, new_price: str, walk: bool) -> None:
 
     PRICE is per day in the order's currency (0.00003, 0.00003btc; /h for per hour).
     """
-    from clore._errors import ExceededMaxStepError, SpotPriceLoweringTooSoonError
+    from clore import ExceededMaxStepError, SpotPriceLoweringTooSoonError
 
     client = app.api()
     order = client.get_order(order_id)

@@ -133,7 +133,7 @@ def keep(
       clore spot keep 4711 --max-bid 0.0003btc
       clore spot keep 4711 --max-bid 0.0003btc --recover --env HF_TOKEN=... --max-spend 0.002
     """
-    from clore._errors import OrderNotFoundError
+    from clore import OrderNotFoundError
     from clore.cli._orderopts import OrderSpec
     from clore.cli.market import resolve_currency
     from clore.market import PriceContext, compile_filters, parse_filters
@@ -199,7 +199,7 @@ def keep(
 
 
 def _ports(text: str) -> dict[str, str] | None:
-    from clore._errors import ParameterError
+    from clore import ParameterError
     from clore._validate import validate_ports
 
     words = [part.strip() for part in text.split(",") if part.strip()]

@@ -137,7 +137,7 @@ def watch(
     ctx = PriceContext(cur, data.rates)
     cap = parse_money(max_price, cur, "--max-price", rates=data.rates)
     total = parse_money(budget, cur, "--budget", rates=data.rates, per_day=False)
-    limits = parse_limits(max_spend, max_time, cur)
+    limits = parse_limits(max_spend, max_time, cur, rates=data.rates)
     stop = deadline(app, until, for_)
     dry_run = bool(options["dry_run"])
     rent = None
