@@ -39,7 +39,8 @@ __all__ = [
 ]
 
 ORDER_TYPES: Final = ("on-demand", "spot")
-PROTOCOLS: Final = ("tcp", "udp", "http")
+# The reference documents only tcp and http forwarding; a strict writer sends nothing else.
+PROTOCOLS: Final = ("tcp", "http")
 MAX_SSH_PASSWORD: Final = 32
 MAX_SSH_KEY: Final = 3072
 MAX_JUPYTER_TOKEN: Final = 32

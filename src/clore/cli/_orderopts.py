@@ -65,7 +65,7 @@ def order_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             callback=_ports,
             metavar="PORT:PROTO,...",
-            help="Ports to expose; PROTO is tcp, udp or http (one http port at most).",
+            help="Ports to expose; PROTO is tcp or http (one http port at most).",
         ),
         click.option(
             "--ssh-key",
