@@ -76,8 +76,8 @@ class _Base:
     ) -> None:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ParameterError("max_retries", "expected an integer >= 0")
-        if not isinstance(timeout, int | float) or timeout <= 0:
-            raise ParameterError("timeout", "expected a number of seconds > 0")
+        if _validate.finite_number(timeout) is None or timeout <= 0:
+            raise ParameterError("timeout", "expected a finite number of seconds > 0")
         resolved = resolve(profile, api_key=api_key, base_url=base_url)
         self.base_url = resolved.base_url
         self.profile = resolved.profile

@@ -41,6 +41,7 @@ from clore._wire import (
     ServerConfigResponse,
     SpotMarketplaceResponse,
     WalletsResponse,
+    ascii_int,
 )
 
 __all__ = [
@@ -228,6 +229,16 @@ def _raise_for(
         raise _unexpected(endpoint, status, "error status without an API code")
 
 
+def _without_nulls(value: Any) -> Any:
+    """``value`` with every ``null`` object member removed: the tolerant reader reads a
+    null field as a missing one (its default), as it does for ``wallet.balance``."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
 def _salvage_marketplace(body: dict[str, Any]) -> MarketplaceResponse:
     # One malformed server record must not hide the other 3,499: decode one by one.
     servers: list[Server] = []
@@ -235,14 +246,18 @@ def _salvage_marketplace(body: dict[str, Any]) -> MarketplaceResponse:
     raw_servers = body.get("servers")
     for record in raw_servers if isinstance(raw_servers, list) else []:
         try:
-            servers.append(msgspec.convert(record, Server, strict=False))
+            servers.append(msgspec.convert(_without_nulls(record), Server, strict=False))
         except msgspec.ValidationError as exc:
             skipped += 1
             log.debug("marketplace: skipped a malformed server record: %s", exc)
     if skipped:
         log.warning("marketplace: skipped %d malformed server record(s)", skipped)
     mine = body.get("my_servers")
-    my_servers = [m for m in mine if isinstance(m, int)] if isinstance(mine, list) else []
+    my_servers: list[int] = []
+    for raw in mine if isinstance(mine, list) else []:
+        number = ascii_int(raw) if isinstance(raw, str) else raw  # ids may come as strings
+        if isinstance(number, int) and not isinstance(number, bool):
+            my_servers.append(number)
     return MarketplaceResponse(servers=servers, my_servers=my_servers, code=0)
 
 
@@ -275,6 +290,12 @@ def decode_response(
         if body is None:
             raise _unexpected(endpoint, status, "response is not a JSON object") from None
         _raise_for(endpoint, status, body, retry_after)
+        try:
+            # The slow path, only for bodies the typed decoder refused: nulls where a
+            # value or an object was expected are read as missing fields.
+            return msgspec.convert(_without_nulls(body), endpoint.response, strict=False)
+        except msgspec.ValidationError:
+            pass
         if endpoint.name == "marketplace":
             return _salvage_marketplace(body)
         raise _unexpected(endpoint, status, f"unexpected shape: {exc}") from None

@@ -35,6 +35,7 @@ name the code, its meaning and the ``error`` text; they never contain the API ke
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
@@ -81,6 +82,17 @@ CODE_MEANINGS: Final[Mapping[int, str]] = {
     5: "rate limit exceeded",
     6: "application error",
 }
+
+
+def _number(value: object) -> float | None:
+    """A body field read as a number (numeric strings too); None when absent or unreadable."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class CloreError(Exception):
@@ -179,8 +191,7 @@ class ExceededMaxStepError(ApplicationError):
     @property
     def max_step(self) -> float | None:
         """The largest allowed lowering, per day, as the API reported it."""
-        value = self.body.get("max_step")
-        return None if value is None else float(value)
+        return _number(self.body.get("max_step"))
 
 
 class SpotPriceLoweringTooSoonError(ApplicationError):
@@ -198,8 +209,7 @@ class SpotPriceLoweringTooSoonError(ApplicationError):
     @property
     def time_to_lowering(self) -> float | None:
         """Seconds until the next lowering is allowed."""
-        value = self.body.get("time_to_lowering")
-        return None if value is None else float(value)
+        return _number(self.body.get("time_to_lowering"))
 
     def _message(self) -> str:
         text = super()._message()

@@ -39,6 +39,7 @@ from clore._errors import (
     ServerAlreadyRentedError,
     ServerNotFoundError,
     SpotPriceLoweringTooSoonError,
+    UnexpectedResponseError,
     WaitTimeoutError,
 )
 from clore._pacing import Kind, Pacer
@@ -112,10 +113,13 @@ Flow = Generator[Action, Any, T]
 
 @dataclass
 class Context:
-    """What the flows need from a client: where, who, when, and how patient."""
+    """What the flows need from a client: where, who, when, and how patient.
+
+    Its repr leaves the key out: tracebacks that show locals print a flow's context.
+    """
 
     base_url: str
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     user_agent: str
     clock: Clock
     pacer: Pacer
@@ -274,9 +278,10 @@ def create_order(ctx: Context, request: CreateOrderRequest) -> Flow[Order]:
     """Rent exactly once and return the new Order (found via my_orders).
 
     Uncertain outcomes (timeout, dropped connection, 5xx, code 1) are reconciled through
-    my_orders before a retry; a retry answered ``server-already-rented`` is reconciled
-    again, since the earlier attempt may have won. A code-0 answer whose order never
-    shows up raises OrderUnconfirmedError and is never retried.
+    my_orders before a retry, and a garbled answer (not JSON) before it is reported; a
+    retry answered ``server-already-rented`` is reconciled again, since the earlier
+    attempt may have won. A code-0 answer whose order never shows up raises
+    OrderUnconfirmedError and is never retried.
     """
     snapshot = yield from my_orders(ctx, include_completed=True)
     known = {order.id for order in snapshot}
@@ -292,13 +297,16 @@ def create_order(ctx: Context, request: CreateOrderRequest) -> Flow[Order]:
                     return _created(ctx, request, found)
             raise
         except CloreError as exc:
-            if not is_uncertain(outcome_of(exc)):
+            # A garbled answer (not JSON, a wrong shape) leaves the outcome unknown as well:
+            # it is looked up like a 5xx, but never resent, since nothing says it failed.
+            uncertain = is_uncertain(outcome_of(exc))
+            if not (uncertain or isinstance(exc, UnexpectedResponseError)):
                 raise
             log.debug("create_order: outcome unknown (%s); checking my_orders", exc)
             found = yield from _find_new_order(ctx, request, known, ctx.confirm_polls)
             if found is not None:
                 return _created(ctx, request, found)
-            if attempt > ctx.max_retries:
+            if not uncertain or attempt > ctx.max_retries:
                 raise
             yield Sleep(backoff(attempt, ctx.rng))
             continue
@@ -352,8 +360,11 @@ def wait_for_order(
 ) -> Flow[Order]:
     """Poll my_orders until the order has hosts and ports; raise if it ends or vanishes."""
     oid = _validate.validate_id(order_id, "order_id")
-    pause = 2.0 if poll_interval is None else max(0.0, poll_interval)
-    deadline = ctx.clock.time() + timeout
+    limit = _validate.validate_seconds(timeout, "timeout", forever=True)
+    pause = 2.0
+    if poll_interval is not None:
+        pause = _validate.validate_seconds(poll_interval, "poll_interval")
+    deadline = ctx.clock.time() + limit
     while True:
         orders = yield from my_orders(ctx, include_completed=True)
         order = next((o for o in orders if o.id == oid), None)

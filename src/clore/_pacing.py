@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
+import math
 import os
 import sys
 import threading
@@ -42,6 +44,7 @@ __all__ = [
 
 Kind = Literal["request", "create"]
 T = TypeVar("T")
+log = logging.getLogger("clore")
 
 PENALTY_HALF_LIFE: Final = 120.0
 MAX_SPOT_ENTRIES: Final = 256
@@ -72,8 +75,9 @@ class Pacing:
     def __post_init__(self) -> None:
         for name in ("min_interval", "create_interval", "spot_lower_interval", "margin"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"Pacing.{name} must be a number >= 0, got {value!r}")
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or value < 0:
+                raise ValueError(f"Pacing.{name} must be a finite number >= 0, got {value!r}")
 
     @classmethod
     def disabled(cls) -> Pacing:
@@ -223,6 +227,7 @@ class FileStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._fallback: MemoryStore | None = None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
@@ -238,7 +243,23 @@ class FileStore:
             os.close(fd)  # closing releases the flock
 
     def transact(self, fn: Callable[[PacingState], T]) -> T:
-        with self._lock, self._locked() as fd:
+        with self._lock:
+            if self._fallback is None:
+                try:
+                    return self._transact_file(fn)
+                except OSError as exc:
+                    # A cache directory that cannot be written (a read-only home, a full
+                    # disk) must not stop the client: pace this process alone from now on.
+                    log.warning(
+                        "pacing: cannot use %s (%s); pacing within this process only",
+                        self.path,
+                        exc.strerror or exc,
+                    )
+                    self._fallback = MemoryStore()
+            return self._fallback.transact(fn)
+
+    def _transact_file(self, fn: Callable[[PacingState], T]) -> T:
+        with self._locked() as fd:
             raw = b""
             while chunk := os.read(fd, 65536):
                 raw += chunk

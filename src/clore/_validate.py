@@ -18,21 +18,25 @@ from clore._wire import (
     CancelOrderRequest,
     CreateOrderRequest,
     SetSpotPriceRequest,
+    ascii_int,
     normalize_currency,
 )
 
 __all__ = [
+    "MAX_ID",
     "MAX_ISSUE",
     "MAX_JUPYTER_TOKEN",
     "MAX_SSH_KEY",
     "MAX_SSH_PASSWORD",
     "ORDER_TYPES",
+    "finite_number",
     "validate_cancel_order",
     "validate_create_order",
     "validate_currency",
     "validate_id",
     "validate_ports",
     "validate_price",
+    "validate_seconds",
     "validate_server_name",
     "validate_server_settings",
     "validate_set_spot_price",
@@ -45,6 +49,8 @@ MAX_SSH_PASSWORD: Final = 32
 MAX_SSH_KEY: Final = 3072
 MAX_JUPYTER_TOKEN: Final = 32
 MAX_ISSUE: Final = 2048
+#: Ids are 64-bit integers on the wire.
+MAX_ID: Final = 2**63 - 1
 
 # People write the order type the way the marketplace UI or the JSON field shows it.
 _ORDER_TYPE_ALIASES: Final[Mapping[str, str]] = {
@@ -59,13 +65,34 @@ def validate_id(value: object, param: str) -> int:
     """A non-negative integer id (an order or server id); digit strings are accepted."""
     if isinstance(value, bool):
         raise ParameterError(param, f"expected an integer id, got {value!r}")
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        parsed = ascii_int(value)
+        if parsed is None:
+            raise ParameterError(param, f"expected an integer id, got {value[:40]!r}")
+        value = parsed
     if not isinstance(value, int):
         raise ParameterError(param, f"expected an integer id, got {type(value).__name__}")
     if value < 0:
         raise ParameterError(param, f"must be >= 0, got {value}")
+    if value > MAX_ID:
+        raise ParameterError(param, f"must be at most {MAX_ID} (a 64-bit id)")
     return value
+
+
+def finite_number(value: object) -> float | None:
+    """``value`` as a float when it is a finite int or float (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def validate_seconds(value: object, param: str, *, forever: bool = False) -> float:
+    """A number of seconds >= 0 (``inf``, waiting for ever, only when ``forever``)."""
+    number = float("inf") if forever and value == float("inf") else finite_number(value)
+    if number is None or number < 0:
+        raise ParameterError(param, f"expected a number of seconds >= 0, got {value!r}")
+    return number
 
 
 def validate_price(value: object, param: str) -> float:
@@ -101,10 +128,10 @@ def _optional_text(value: object, param: str, limit: int) -> str | None:
 def _port_number(value: object) -> int:
     if isinstance(value, bool):
         raise ParameterError("ports", f"invalid port {value!r}")
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if not isinstance(value, int):
-        raise ParameterError("ports", f"invalid port {value!r}: expected a number")
+    number = ascii_int(value) if isinstance(value, str) else value
+    if not isinstance(number, int):
+        raise ParameterError("ports", f"invalid port {str(value)[:40]!r}: expected a number")
+    value = number
     if not 1 <= value <= 65535:
         raise ParameterError("ports", f"port {value} out of range 1..65535")
     return value

@@ -21,7 +21,12 @@ KEY = "test-key-0123456789abcdef"
 BASE_URL = "https://api.test/v1"
 
 #: Faults that make the server act and then lose the answer.
-AFTER_COMMIT = {"drop_after_commit", "timeout_after_commit", "500_after_commit"}
+AFTER_COMMIT = {
+    "drop_after_commit",
+    "timeout_after_commit",
+    "500_after_commit",
+    "garbled_after_commit",
+}
 
 
 @dataclass
@@ -144,6 +149,8 @@ class FakeAPI:
             raise httpx.ReadTimeout("timed out", request=request)
         if fault == "500_after_commit":
             return self._reply(seen, 500, b"Bad Gateway")
+        if fault == "garbled_after_commit":
+            return self._reply(seen, 200, b"<html>a proxy page</html>")
         return self._reply(seen, 200, result)
 
     def _reply(

@@ -417,6 +417,7 @@ def test_control_plane(http: httpx.Client, app_sandbox: Sandbox, clock: ManualCl
         ("/_sandbox/faults", {"endpoint": "wallets", "fault": "meteor"}),
         ("/_sandbox/servers/999", {"online": True}),
         ("/_sandbox/servers/x", {"online": True}),
+        ("/_sandbox/servers/1", {"price": {"bitcoin": 0.5}}),
         ("/_sandbox/market/tick", {"count": 0}),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -218,3 +219,53 @@ def test_a_locked_database_answers_code_1(tmp_path: Path, small_seed: Path) -> N
             assert client.post(
                 "/create_order", json=BODY, headers={"auth": sb.demo_key}
             ).json() == {"code": 0}
+
+
+def test_a_seed_file_with_unusable_records_seeds_the_rest(
+    sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """Duplicate, boolean, out-of-range and unreadable records are skipped, never a crash."""
+    good = {"id": 9, "owner": 2, "mrl": 1e300, "price": {"on_demand": {"bitcoin": 0.5}}}
+    records = [
+        good,
+        {"id": 9, "owner": 3},
+        {"id": True},
+        {"id": 0},
+        {"id": 2**64},
+        {"id": 11, "specs": "broken"},
+        "not a record",
+    ]
+    seed = tmp_path / "odd-seed.json"
+    seed.write_text(json.dumps({"servers": records}))
+    sb = sandbox_factory(seed=str(seed), rate_limit=False)
+    listed = sb.client().marketplace()
+    assert [(s.id, s.owner, s.mrl) for s in listed] == [(9, 2, 24)]
+    assert sb.client().my_servers()[0].id == 9  # the demo user hosts it, and it reads back
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("inf"), float("nan")])
+def test_time_scale_must_be_a_finite_positive_number(scale: float) -> None:
+    """A zero, negative, infinite or NaN time scale is refused before anything is opened."""
+    with pytest.raises(ValueError, match="time scale"):
+        Sandbox(db=":memory:", seed=None, time_scale=scale)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--time-scale", "inf"], "time scale"),
+        (["--market-activity", "nan"], "market_activity"),
+        (["--seed", "/no/such/seed.json"], "seed"),
+    ],
+)
+def test_module_entry_reports_bad_options_as_usage_errors(
+    option: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """python -m clore.sandbox serve exits 2 with one error line for a bad option, no traceback."""
+    from clore.sandbox.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", "0", "--db", str(tmp_path / "x.db"), *option])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert message in err and "Traceback" not in err

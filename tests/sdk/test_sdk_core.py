@@ -128,6 +128,38 @@ def test_snapshot_with_a_corrupted_record_keeps_the_rest(snapshot_bytes: bytes) 
     assert len(result.servers) == 3499
 
 
+def test_null_fields_read_as_missing_ones() -> None:
+    """An order or server whose fields arrive as null decodes with the defaults, not an error."""
+    order = {
+        "id": 7, "si": 3, "pub_cluster": None, "tcp_ports": None, "specs": None, "price": None,
+        "spend": None, "online": None, "rating": None, "creation_fee": None, "http_pub": None,
+    }  # fmt: skip
+    body = json.dumps({"orders": [order], "code": 0}).encode()
+    decoded = decode_response(ENDPOINTS["my_orders"], 200, {}, body).orders[0]
+    assert (decoded.id, decoded.pub_cluster, decoded.tcp_ports, decoded.price) == (7, [], [], 0)
+    assert (decoded.ready, decoded.http_pub, decoded.specs.gpu) == (False, None, "")
+    server = {
+        "id": 5, "mrl": None, "rating": None, "allowed_coins": None,
+        "specs": {"gpu": "2x RTX 4090", "net": None},
+        "price": {"on_demand": {"bitcoin": None, "USD-Blockchain": 2.5}, "usd": None},
+    }  # fmt: skip
+    body = json.dumps({"servers": [server, {"id": 6}], "code": 0}).encode()
+    servers = decode_response(ENDPOINTS["marketplace"], 200, {}, body).servers
+    assert [s.id for s in servers] == [5, 6]
+    assert (servers[0].gpu_count, servers[0].price_per_day("bitcoin")) == (2, None)
+    assert servers[0].usd_per_day() == 2.5
+    wallets = b'{"wallets":[{"name":"bitcoin","balance":null,"deposit":null}],"code":0}'
+    assert decode_response(ENDPOINTS["wallets"], 200, {}, wallets).wallets[0].balance is None
+
+
+def test_a_null_record_in_a_marketplace_is_skipped_not_fatal() -> None:
+    """A record still invalid once nulls are dropped is skipped; the rest and my ids survive."""
+    body = {"servers": [{"id": None}, {"id": 2, "specs": None}], "my_servers": ["2", 3, True]}
+    result = decode_response(ENDPOINTS["marketplace"], 200, {}, json.dumps(body).encode())
+    assert [s.id for s in result.servers] == [2]
+    assert result.my_servers == [2, 3]
+
+
 def _drive(flow, replies, clock):  # type: ignore[no-untyped-def]
     """Run a flow by hand: answer Send from ``replies``, sleep on ``clock``; record actions."""
     actions: list[object] = []

@@ -47,6 +47,22 @@ def test_answer_lost_after_commit_gives_exactly_one_order(
     assert len(api.sent("create_order")) == 1
 
 
+def test_garbled_answer_after_commit_returns_the_order(api: FakeAPI, client: Clore) -> None:
+    """A 200 whose body is not JSON, sent after the server rented, still yields the order."""
+    api.inject("create_order", "garbled_after_commit")
+    order = client.create_order(1, "img")
+    assert [o["id"] for o in api.created()] == [order.id]
+    assert len(api.sent("create_order")) == 1
+
+
+def test_garbled_answer_without_an_order_is_raised_not_resent(api: FakeAPI, client: Clore) -> None:
+    """A garbled answer with no order behind it raises after the check; nothing is resent."""
+    api.inject("create_order", "not_json")
+    with pytest.raises(clore.UnexpectedResponseError):
+        client.create_order(1, "img")
+    assert api.created() == [] and len(api.sent("create_order")) == 1
+
+
 @pytest.mark.parametrize("fault", ["drop_after_commit", "timeout_after_commit"])
 def test_spot_answer_lost_after_commit_gives_exactly_one_offer(
     fault: str, api: FakeAPI, client: Clore

@@ -90,6 +90,18 @@ def test_lowering_too_soon_carries_the_seconds_left() -> None:
     assert info.value.local is False
 
 
+@pytest.mark.parametrize(("raw", "expected"), [("412", 412.0), ("soon", None), ([1], None)])
+def test_odd_code6_fields_never_break_the_error(raw: object, expected: float | None) -> None:
+    """Unreadable `time_to_lowering`/`max_step` values read as None instead of raising."""
+    body = {"code": 6, "error": "can_lower_every_600_seconds", "time_to_lowering": raw}
+    with pytest.raises(clore.SpotPriceLoweringTooSoonError) as lowering:
+        _decode(body)
+    assert lowering.value.time_to_lowering == expected
+    with pytest.raises(clore.ExceededMaxStepError) as step:
+        _decode({"code": 6, "error": "exceeded_max_step", "max_step": raw})
+    assert step.value.max_step == expected
+
+
 def test_http_401_is_an_authentication_error_even_without_a_body() -> None:
     """HTTP 401 raises AuthenticationError (code 3) whatever the body."""
     for body in ({"code": 3}, b"Unauthorized", {}):

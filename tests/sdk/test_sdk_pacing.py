@@ -204,6 +204,30 @@ def test_spot_history_survives_the_file_round_trip(tmp_path: Path) -> None:
     assert Pacer(CFG, FileStore(path)).spot_wait(5, 0.0009, T0 + 20) == pytest.approx(590)
 
 
+def test_an_unwritable_cache_dir_falls_back_to_pacing_in_memory(
+    tmp_path: Path, api: FakeAPI, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the state file cannot be created, calls still work and stay paced in-process."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    pacer = Pacer(CFG, FileStore(state_file(KEY, blocker / "pacing")))
+    assert pacer.reserve("request", T0) == 0.0
+    pacer.complete("request", T0)
+    assert pacer.reserve("request", T0 + 0.5) == pytest.approx(0.51)
+    assert "pacing within this process only" in caplog.text
+    client = Clore(
+        KEY,
+        base_url=BASE_URL,
+        transport=api.transport(),
+        clock=clock,
+        pacing=Pacing(shared=True),
+    )
+    client._ctx.pacer.store = FileStore(state_file(KEY, blocker / "pacing"))
+    client.wallets()
+    client.wallets()
+    assert api.rejected == 0 and len(api.seen) == 2
+
+
 def test_real_clock_clients_share_a_file_and_manual_clocks_do_not() -> None:
     """The pacer uses the cache-dir file with the real clock, memory with an injected one."""
     real = Clore(KEY, base_url=BASE_URL, transport=FakeAPI().transport())

@@ -68,6 +68,12 @@ def test_request_objects_do_not_show_the_key() -> None:
     assert KEY not in request.url
 
 
+def test_a_clients_internal_state_does_not_show_the_key(api: FakeAPI) -> None:
+    """The flow context (printed by tracebacks that show locals) leaves the key out."""
+    c = Clore(KEY, base_url=BASE_URL, transport=api.transport(), clock=ManualClock())
+    assert KEY not in repr(c._ctx) and KEY not in repr(vars(c))
+
+
 def test_pacing_state_never_stores_the_key(api: FakeAPI) -> None:
     """The shared pacing file is named by a hash and holds no key."""
     c = Clore(KEY, base_url=BASE_URL, transport=api.transport(), pacing=clore.Pacing(shared=True))

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from _stub.fake_api import FakeAPI
-from clore import Clore, ParameterError
+from clore import Clore, Pacing, ParameterError
 from clore._validate import (
     validate_create_order,
     validate_ports,
@@ -39,6 +39,10 @@ BAD_ORDERS = [
     ({"server_id": -1}, "server_id", ">= 0"),
     ({"server_id": True}, "server_id", "integer id"),
     ({"server_id": 1.5}, "server_id", "integer id"),
+    ({"server_id": "²"}, "server_id", "integer id"),
+    ({"server_id": "9" * 5000}, "server_id", "integer id"),
+    ({"server_id": 2**64}, "server_id", "at most"),
+    ({"ports": {"²": "tcp"}}, "ports", "invalid port"),
     ({"image": " "}, "image", "non-empty"),
     ({"env": {"A": 1}}, "env", "must be a string"),
     ({"env": ["A=1"]}, "env", "mapping"),
@@ -115,6 +119,10 @@ def test_limits_themselves_are_allowed() -> None:
         (lambda c: c.server_config(""), "server_name", "non-empty"),
         (lambda c: c.get_order(None), "order_id", "integer id"),
         (lambda c: c.wait_for_order(True), "order_id", "integer id"),
+        (lambda c: c.wait_for_order(1, timeout=float("nan")), "timeout", "seconds"),
+        (lambda c: c.wait_for_order(1, timeout=-1), "timeout", "seconds"),
+        (lambda c: c.wait_for_order(1, poll_interval=float("inf")), "poll_interval", "seconds"),
+        (lambda c: c.cancel_order(10**30), "order_id", "at most"),
         (lambda c: c.set_server_settings("rig"), "name", "nothing to change"),
         (lambda c: c.set_server_settings("rig", mrl=0), "mrl", "hours > 0"),
         (lambda c: c.set_server_settings("rig", availability="on"), "availability", "True"),
@@ -172,3 +180,18 @@ def test_server_settings_refuse_mixed_or_unknown_forms(
     """Mixing the two forms, unknown settings and unknown currencies are refused."""
     with pytest.raises(ParameterError, match=message):
         validate_server_settings("rig-1", **kwargs)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), True])
+def test_client_timeout_must_be_a_finite_positive_number(timeout: object) -> None:
+    """A zero, negative, NaN, infinite or boolean timeout is refused when the client is made."""
+    with pytest.raises(ParameterError) as info:
+        Clore("key-0123456789abcdef", timeout=timeout)  # type: ignore[arg-type]
+    assert info.value.param == "timeout"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.5, True])
+def test_pacing_intervals_must_be_finite_and_non_negative(value: object) -> None:
+    """Pacing refuses NaN, infinite, negative and boolean intervals (they would hang or spin)."""
+    with pytest.raises(ValueError, match="min_interval"):
+        Pacing(min_interval=value)  # type: ignore[arg-type]

@@ -81,6 +81,15 @@ def test_gpu_names_fall_back_to_the_model_repeated() -> None:
     assert _server().gpu_names == ["NVIDIA GeForce RTX 3090"] * 8
 
 
+@pytest.mark.parametrize("digits", ["²", "9" * 5000, "-3", " "])
+def test_odd_digits_from_the_api_never_raise(digits: str) -> None:
+    """Thread counts, port maps and GPU counts with odd digit strings read as unknown."""
+    specs = Specs(cpus=f"8/{digits}", gpu=f"{digits}x RTX 4090")
+    assert specs.cpu_threads is None and specs.gpu_count == 1
+    order = Order(id=1, pub_cluster=["n1"], tcp_ports=[f"22:{digits}", f"{digits}:5"])
+    assert order.port_map == {} and order.ssh_endpoint is None
+
+
 def test_disk_model_undoes_the_x20_space_escape() -> None:
     """`disk` strings with x20 escapes read as a model and a size in GB."""
     specs = Specs(disk="SPCCx20Solidx20Statex 96.8613GB")

@@ -28,21 +28,31 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse ``argv`` and run the command."""
+    import sqlite3
+
     from clore.sandbox.server import serve
 
-    args = parser().parse_args(argv)
-    serve(
-        host=args.host,
-        port=args.port,
-        db=args.db,
-        seed=args.seed,
-        time_scale=args.time_scale,
-        demo_key=args.demo_key,
-        rate_limit=not args.no_rate_limit,
-        market_activity=args.market_activity,
-        rng_seed=args.rng_seed,
-        log_level=args.log_level,
-    )
+    root = parser()
+    args = root.parse_args(argv)
+    try:
+        serve(
+            host=args.host,
+            port=args.port,
+            db=args.db,
+            seed=args.seed,
+            time_scale=args.time_scale,
+            demo_key=args.demo_key,
+            rate_limit=not args.no_rate_limit,
+            market_activity=args.market_activity,
+            rng_seed=args.rng_seed,
+            log_level=args.log_level,
+        )
+    except KeyboardInterrupt:
+        pass
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        # A bad option value, seed file, database path or address: a usage error (exit 2)
+        # with one line that says which, not a traceback.
+        root.error(str(exc))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ tests) uses that clock directly instead.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 
@@ -23,8 +24,8 @@ class SimClock:
     """
 
     def __init__(self, scale: float = 1.0, start: float | None = None) -> None:
-        if not scale > 0:
-            raise ValueError("time scale must be positive")
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"time scale must be a finite number > 0, got {scale!r}")
         self.scale = float(scale)
         self._start = time.time() if start is None else float(start)
         self._mono0 = time.monotonic()

@@ -63,6 +63,8 @@ class Sandbox:
     ) -> None:
         if not (math.isfinite(market_activity) and market_activity >= 0):
             raise ValueError("market_activity must be a rate >= 0 (events per second)")
+        if clock is None and not (math.isfinite(time_scale) and time_scale > 0):
+            raise ValueError(f"time scale must be a finite number > 0, got {time_scale!r}")
         self.store = SqliteStore(db)
         self.db = self.store.path
         self.fault_hold = fault_hold

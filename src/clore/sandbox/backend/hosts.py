@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from clore.sandbox.backend.errors import invalid_input
-from clore.sandbox.backend.lifecycle import end_order, rerank
-from clore.sandbox.backend.records import OrderRec, ServerRec
+from clore.sandbox.backend.lifecycle import end_order, market_order, rerank
+from clore.sandbox.backend.records import ServerRec
 from clore.sandbox.backend.repository import Repository
-from clore.sandbox.backend.rules import CURRENCIES, MARKET_USER_ID, fee_rate
+from clore.sandbox.backend.rules import CURRENCIES, MAX_MRL_HOURS
 from clore.sandbox.backend.validate import check_price, require
 
 __all__ = [
@@ -83,7 +83,7 @@ def set_server_settings(
         server.visible = _flag(body["availability"], "availability")
     if "mrl" in body:
         hours = _number(body["mrl"], "mrl")
-        require(hours <= 100000, "mrl: too long")
+        require(hours <= MAX_MRL_HOURS, "mrl: too long")
         server.mrl = int(hours) if float(hours).is_integer() else hours
     if "end_outbid" in body:
         server.end_outbid = _flag(body["end_outbid"], "end_outbid")
@@ -110,7 +110,13 @@ def set_server_settings(
 
 
 def apply_prices(server: ServerRec, price: Mapping[str, Any]) -> None:
-    """Merge a marketplace-shaped ``{"on_demand": {...}, "spot": {...}}`` into ``server``."""
+    """Merge a marketplace-shaped ``{"on_demand": {...}, "spot": {...}}`` into ``server``.
+
+    The marketplace's derived ``usd`` and ``original_usd`` tables are ignored; any other key
+    (a flat ``{"bitcoin": ...}``, say) is code 2 rather than a silent no-op.
+    """
+    unknown = sorted(set(price) - {"on_demand", "spot", "usd", "original_usd"})
+    require(not unknown, f"price: expected on_demand and/or spot tables, got {unknown}")
     for kind in ("on_demand", "spot"):
         if kind in price:
             table = price[kind]
@@ -141,22 +147,15 @@ def set_rented(
     currency = next((c for c in server.allowed_coins if c in server.on_demand), None)
     currency = currency or next(iter(server.on_demand), "bitcoin")
     price = float(server.on_demand.get(currency, 0.0)) or 1e-8
-    mrl = float(server.mrl) * 3600.0
-    order = OrderRec(
-        id=0,
-        user_id=MARKET_USER_ID,
-        server_id=server.id,
+    length = duration if duration is not None else float(server.mrl) * 3600.0
+    order = market_order(
+        server,
         spot=False,
         currency=currency,
         price=price,
-        fee_rate=fee_rate(False),
-        image="market",
         ct=now,
-        mrl=mrl,
-        end_at=now + (duration if duration is not None else mrl),
-        creation_fee=0.0,
+        end_at=now + length,
         billed_until=now,
-        provisioned=True,
     )
     repo.insert_order(order)
     rerank(repo, server, now)

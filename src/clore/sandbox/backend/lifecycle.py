@@ -13,9 +13,9 @@ import hashlib
 from clore.sandbox.backend.billing import accrue
 from clore.sandbox.backend.records import OrderRec, ServerRec
 from clore.sandbox.backend.repository import Repository
-from clore.sandbox.backend.rules import MARKET_USER_ID, PROVISIONING_DELAY, to_usd
+from clore.sandbox.backend.rules import MARKET_USER_ID, PROVISIONING_DELAY, fee_rate, to_usd
 
-__all__ = ["cluster_for", "end_order", "provision", "rerank"]
+__all__ = ["cluster_for", "end_order", "market_order", "provision", "rerank"]
 
 _FIRST_PORT = 10000
 _LAST_PORT = 65000
@@ -39,6 +39,38 @@ def _billable(order: OrderRec) -> bool:
 
 def _bid_key(order: OrderRec) -> tuple[float, int]:
     return (to_usd(order.price, order.currency), -order.id)
+
+
+def market_order(
+    server: ServerRec,
+    *,
+    spot: bool,
+    currency: str,
+    price: float,
+    ct: float,
+    end_at: float,
+    billed_until: float,
+    active: bool = False,
+) -> OrderRec:
+    """A new order of another renter (the market user) on ``server``: never billed, and
+    provisioned from the start without public endpoints. The caller inserts it."""
+    return OrderRec(
+        id=0,
+        user_id=MARKET_USER_ID,
+        server_id=server.id,
+        spot=spot,
+        currency=currency,
+        price=price,
+        fee_rate=fee_rate(spot),
+        image="market",
+        ct=ct,
+        mrl=float(server.mrl) * 3600.0,
+        end_at=end_at,
+        creation_fee=0.0,
+        billed_until=billed_until,
+        active=active,
+        provisioned=True,
+    )
 
 
 def end_order(

@@ -12,10 +12,10 @@ import random
 from collections.abc import Callable
 
 from clore.sandbox.backend.hosts import set_rented
-from clore.sandbox.backend.lifecycle import end_order, rerank
-from clore.sandbox.backend.records import OrderRec, ServerRec
+from clore.sandbox.backend.lifecycle import end_order, market_order, rerank
+from clore.sandbox.backend.records import ServerRec
 from clore.sandbox.backend.repository import Repository
-from clore.sandbox.backend.rules import MARKET_USER_ID, fee_rate, to_usd
+from clore.sandbox.backend.rules import MARKET_USER_ID, to_usd
 
 __all__ = ["tick"]
 
@@ -38,13 +38,21 @@ def _rent(repo: Repository, t: float, rng: random.Random) -> str:
     return f"rent {server.id}"
 
 
-def _release(repo: Repository, t: float, rng: random.Random) -> str:
-    held = repo.live_order_ids(MARKET_USER_ID, spot=False)
-    order = repo.get_order(rng.choice(held)) if held else None
+def _end_one(
+    repo: Repository, t: float, rng: random.Random, *, spot: bool, verb: str, otherwise: _Action
+) -> str:
+    """End one of the other renters' live spot offers or rentals, drawn at random; with
+    none to end, do ``otherwise`` instead."""
+    live = repo.live_order_ids(MARKET_USER_ID, spot=spot)
+    order = repo.get_order(rng.choice(live)) if live else None
     if order is None:
-        return _rent(repo, t, rng)
-    end_order(repo, order, t, "released")
-    return f"release {order.server_id}"
+        return otherwise(repo, t, rng)
+    end_order(repo, order, t, "cancelled" if spot else "released")
+    return f"{verb} {order.server_id}"
+
+
+def _release(repo: Repository, t: float, rng: random.Random) -> str:
+    return _end_one(repo, t, rng, spot=False, verb="release", otherwise=_rent)
 
 
 def _bid(repo: Repository, t: float, rng: random.Random) -> str:
@@ -76,34 +84,16 @@ def _bid(repo: Repository, t: float, rng: random.Random) -> str:
 def _place_offer(
     repo: Repository, t: float, server: ServerRec, currency: str, price: float
 ) -> None:
-    mrl = float(server.mrl) * 3600.0
-    offer = OrderRec(
-        id=0,
-        user_id=MARKET_USER_ID,
-        server_id=server.id,
-        spot=True,
-        currency=currency,
-        price=price,
-        fee_rate=fee_rate(True),
-        image="market",
-        ct=t,
-        mrl=mrl,
-        end_at=t + mrl,
-        creation_fee=0.0,
-        billed_until=t,
-        provisioned=True,
+    end_at = t + float(server.mrl) * 3600.0
+    offer = market_order(
+        server, spot=True, currency=currency, price=price, ct=t, end_at=end_at, billed_until=t
     )
     repo.insert_order(offer)
     rerank(repo, server, t)
 
 
 def _unbid(repo: Repository, t: float, rng: random.Random) -> str:
-    offers = repo.live_order_ids(MARKET_USER_ID, spot=True)
-    order = repo.get_order(rng.choice(offers)) if offers else None
-    if order is None:
-        return _bid(repo, t, rng)
-    end_order(repo, order, t, "cancelled")
-    return f"unbid {order.server_id}"
+    return _end_one(repo, t, rng, spot=True, verb="unbid", otherwise=_bid)
 
 
 def _reprice(repo: Repository, t: float, rng: random.Random) -> str:

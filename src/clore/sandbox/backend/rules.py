@@ -20,6 +20,8 @@ __all__ = [
     "MARKET_USER_ID",
     "MAX_CATCHUP_EVENTS",
     "MAX_CATCHUP_TICKS",
+    "MAX_MRL_HOURS",
+    "MAX_PRICE",
     "MAX_STEP_FRACTION",
     "MY_SERVERS_LIMIT",
     "PROVISIONING_DELAY",
@@ -71,6 +73,12 @@ SPOT_LOWER_INTERVAL: Final = 600.0
 MAX_STEP_FRACTION: Final = 0.1
 
 MY_SERVERS_LIMIT: Final = 16
+
+#: The longest ``mrl`` a server may have, in hours (set_server_settings, seeds).
+MAX_MRL_HOURS: Final = 100000
+
+#: Prices and bids must stay below this (per day, in any currency).
+MAX_PRICE: Final = 1e12
 
 #: The user that stands for every other renter on the market (never authenticates).
 MARKET_USER_ID: Final = 0

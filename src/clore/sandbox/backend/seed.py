@@ -11,21 +11,26 @@ from __future__ import annotations
 
 import functools
 import gzip
+import logging
 import random
 from collections import Counter
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 
+from clore._wire import Server
 from clore.sandbox.backend.accounts import create_user
-from clore.sandbox.backend.lifecycle import cluster_for
+from clore.sandbox.backend.lifecycle import cluster_for, market_order
 from clore.sandbox.backend.records import OrderRec, ServerRec, User
 from clore.sandbox.backend.repository import Repository
-from clore.sandbox.backend.rules import DEMO_BALANCES, MARKET_USER_ID, fee_rate
+from clore.sandbox.backend.rules import DEMO_BALANCES, MARKET_USER_ID, MAX_MRL_HOURS, MAX_PRICE
+from clore.sandbox.backend.validate import MAX_ID
 
 __all__ = ["SNAPSHOT", "SeedRecords", "load_records", "require_source", "seed"]
+
+log = logging.getLogger("clore.sandbox")
 
 SNAPSHOT = "snapshot"
 #: Seed names for an empty market (only the demo user).
@@ -53,10 +58,31 @@ def _load(source: str, stamp: float) -> SeedRecords:
     if not isinstance(servers, list):
         raise ValueError(f"{source}: expected a marketplace response or a list of servers")
     out = []
+    seen: set[int] = set()
     for record in servers:
-        if isinstance(record, dict) and isinstance(record.get("id"), int):
+        if _usable(record, seen):
             out.append((record, msgspec.json.encode(record)))
+    if len(out) < len(servers):
+        log.warning(
+            "seed %s: skipped %d unusable server record(s)", source, len(servers) - len(out)
+        )
     return tuple(out)
+
+
+def _usable(record: object, seen: set[int]) -> bool:
+    """True for a record the sandbox can serve and the SDK can read: an object with an id
+    not seen before, in the range ids may take, that decodes as a ``Server``."""
+    if not isinstance(record, dict):
+        return False
+    sid = record.get("id")
+    if not isinstance(sid, int) or isinstance(sid, bool) or not 0 < sid <= MAX_ID or sid in seen:
+        return False
+    try:
+        msgspec.convert(record, Server, strict=False)
+    except msgspec.ValidationError:
+        return False
+    seen.add(sid)
+    return True
 
 
 def load_records(source: str | None) -> SeedRecords:
@@ -75,10 +101,14 @@ def _demo_host(records: SeedRecords) -> int | None:
     return min(candidates)[1] if candidates else None
 
 
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _number_table(value: Any) -> dict[str, float]:
     if not isinstance(value, dict):
         return {}
-    return {k: v for k, v in value.items() if isinstance(v, int | float) and v > 0}
+    return {k: v for k, v in value.items() if _number(v) and 0 < v < MAX_PRICE}
 
 
 def _table(value: Any) -> dict[str, Any]:
@@ -97,7 +127,7 @@ def _server(record: dict[str, Any], raw: bytes, pos: int, fallback_owner: int) -
         name=f"server-{record['id']}",
         pos=pos,
         record=raw,
-        mrl=mrl if isinstance(mrl, int | float) and mrl > 0 else 24,
+        mrl=mrl if _number(mrl) and 0 < mrl <= MAX_MRL_HOURS else 24,
         on_demand=_number_table(price.get("on_demand")),
         spot=_number_table(price.get("spot")),
         allowed_coins=[c for c in coins if isinstance(c, str)] if isinstance(coins, list) else [],
@@ -137,23 +167,17 @@ def seed(
         mrl = float(server.mrl) * 3600.0
         ct = now - rng.uniform(0.0, 0.9) * mrl
         server.rented = True
+        price = float(server.on_demand[currency])
         held.append(
-            OrderRec(
-                id=0,
-                user_id=MARKET_USER_ID,
-                server_id=server.id,
+            market_order(
+                server,
                 spot=False,
                 currency=currency,
-                price=float(server.on_demand[currency]),
-                fee_rate=fee_rate(False),
-                image="market",
+                price=price,
                 ct=ct,
-                mrl=mrl,
                 end_at=ct + mrl,
-                creation_fee=0.0,
                 billed_until=now,
                 active=True,
-                provisioned=True,
             )
         )
     repo.insert_servers(servers)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from clore.sandbox.backend.errors import invalid_input
-from clore.sandbox.backend.rules import CURRENCIES
+from clore.sandbox.backend.rules import CURRENCIES, MAX_PRICE
 
 __all__ = [
     "check_currency",
@@ -42,7 +42,7 @@ def check_price(value: float, name: str) -> float:
     """A finite price above zero."""
     number = float(value)
     require(math.isfinite(number) and number > 0, f"{name}: must be a positive number")
-    require(number < 1e12, f"{name}: too large")
+    require(number < MAX_PRICE, f"{name}: too large")
     return number
 
 

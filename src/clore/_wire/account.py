@@ -1,0 +1,249 @@
+"""The caller's records: orders (``mrl`` in seconds), wallets and fees, hosted servers."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from msgspec import UNSET, Struct, UnsetType, field
+
+from clore._wire.common import Number, ascii_int, flatten_strings
+from clore._wire.market import Rating, Specs
+
+__all__ = [
+    "MyOrdersResponse",
+    "MyServer",
+    "MyServersResponse",
+    "Order",
+    "PohBalance",
+    "RenterFees",
+    "ServerConfig",
+    "ServerConfigResponse",
+    "Wallet",
+    "WalletsResponse",
+]
+
+
+# --------------------------------------------------------------------------- orders
+
+
+class Order(Struct, frozen=True, gc=False):
+    """One of the caller's orders (``my_orders``). ``mrl`` is in **seconds**; ``price`` per day.
+
+    ``pub_cluster`` and ``tcp_ports`` are lists (the API sends lists; a bare string is
+    accepted too). They stay empty until the container is provisioned.
+    """
+
+    id: int
+    si: int = 0
+    mrl: Number = 0
+    price: Number = 0
+    currency: str = ""
+    image: str = ""
+    spot: bool = False
+    ct: Number = 0
+    expired: bool = False
+    pub_cluster: list[str] | str = []
+    tcp_ports: list[str] | str = []
+    http_port: str | int | None = None
+    http_pub: str | None = None
+    creation_fee: Number = 0
+    spend: Number = 0
+    online: bool = True
+    specs: Specs = field(default_factory=Specs)
+    reliability: Number = 0
+    owner: int | None = None
+    cuda_version: str | Number | None = None
+    rating: Rating = field(default_factory=Rating)
+    ports: dict[str, str] | UnsetType = UNSET
+
+    # ---- derived helpers -------------------------------------------------------------
+
+    @property
+    def server_id(self) -> int:
+        """The rented server's id (the API calls it ``si``)."""
+        return self.si
+
+    @property
+    def max_rental(self) -> timedelta:
+        """Maximum rental length (``mrl`` is seconds in ``my_orders``)."""
+        return timedelta(seconds=float(self.mrl))
+
+    @property
+    def created_at(self) -> datetime:
+        """Creation time (``ct``) as an aware UTC datetime."""
+        return datetime.fromtimestamp(float(self.ct), tz=timezone.utc)
+
+    @property
+    def expires_at(self) -> datetime:
+        """When the order ends at the latest: ``ct + mrl``."""
+        return datetime.fromtimestamp(float(self.ct) + float(self.mrl), tz=timezone.utc)
+
+    def time_left(self, now: float | None = None) -> timedelta:
+        """Time until ``ct + mrl`` (zero for expired orders); ``now`` is unix seconds."""
+        if self.expired:
+            return timedelta(0)
+        current = time.time() if now is None else now
+        return timedelta(seconds=max(0.0, float(self.ct) + float(self.mrl) - current))
+
+    @property
+    def hosts(self) -> list[str]:
+        """``pub_cluster`` as a list of hostnames."""
+        return flatten_strings(self.pub_cluster)
+
+    @property
+    def port_map(self) -> dict[int, int]:
+        """Container port -> public port, from ``tcp_ports`` ("22:12022")."""
+        mapping: dict[int, int] = {}
+        for entry in flatten_strings(self.tcp_ports):
+            inner, _, public = entry.partition(":")
+            container, host_port = ascii_int(inner), ascii_int(public)
+            if container is not None and host_port is not None:
+                mapping[container] = host_port
+        return mapping
+
+    @property
+    def ssh_endpoint(self) -> tuple[str, int] | None:
+        """(host, public port) for SSH, once the order is provisioned; else None."""
+        hosts = self.hosts
+        port = self.port_map.get(22)
+        if not hosts or port is None:
+            return None
+        return hosts[0], port
+
+    def ssh_command(self, user: str = "root") -> str | None:
+        """The ``ssh`` command line that reaches the container, or None before provisioning."""
+        endpoint = self.ssh_endpoint
+        if endpoint is None:
+            return None
+        host, port = endpoint
+        return f"ssh {user}@{host} -p {port}"
+
+    @property
+    def http_url(self) -> str | None:
+        """HTTPS URL of the forwarded ``http`` port (``http_pub``), or None."""
+        if not self.http_pub:
+            return None
+        host = str(self.http_pub)
+        return host if host.startswith(("http://", "https://")) else f"https://{host}"
+
+    @property
+    def ready(self) -> bool:
+        """True when the order runs and is provisioned: it has hosts, and public TCP ports
+        or an HTTPS proxy (an order forwarding only an ``http`` port has no TCP ports)."""
+        return not self.expired and bool(self.hosts) and bool(self.port_map or self.http_pub)
+
+    @property
+    def price_per_hour(self) -> float:
+        """Price (or current bid) per hour: ``price`` / 24."""
+        return float(self.price) / 24.0
+
+
+class MyOrdersResponse(Struct, frozen=True, gc=False):
+    """``GET /v1/my_orders``."""
+
+    orders: list[Order] = []
+    code: int = 0
+    limit: int | UnsetType = UNSET
+
+
+# --------------------------------------------------------------------------- wallets, fees
+
+
+class Wallet(Struct, frozen=True, gc=False):
+    """A wallet of the caller. ``balance`` is None on legacy wallets."""
+
+    name: str
+    deposit: str | None = None
+    balance: Number | None = None
+    withdrawal_fee: Number | None = None
+
+
+class WalletsResponse(Struct, frozen=True, gc=False):
+    """``GET /v1/wallets``."""
+
+    wallets: list[Wallet] = []
+    code: int = 0
+
+
+class RenterFees(Struct, frozen=True, gc=False):
+    """``GET /v1/renter_fees``: percentage fees and one-off creation fees per order type.
+
+    ``renter_fees`` is {"on_demand": {"base": {currency: percent}}, "spot": {...}};
+    ``creation_fees`` is {"on_demand": {currency: amount}, "spot": {...}}.
+    """
+
+    renter_fees: dict[str, dict[str, dict[str, Number]]] = {}
+    creation_fees: dict[str, dict[str, Number]] = {}
+    code: int = 0
+
+    def fee_percent(self, order_type: str, currency: str) -> float:
+        """The renter fee in percent for ``order_type`` ("on-demand"/"spot") and ``currency``."""
+        table = self.renter_fees.get(order_type.replace("-", "_"), {}).get("base", {})
+        return float(table.get(currency, 0))
+
+    def creation_fee(self, order_type: str, currency: str) -> float:
+        """The one-off creation fee for ``order_type`` in ``currency``."""
+        table = self.creation_fees.get(order_type.replace("-", "_"), {})
+        return float(table.get(currency, 0))
+
+
+class PohBalance(Struct, frozen=True, gc=False):
+    """``GET /v1/poh_balance``. Decision: ``{"balance": CLORE amount, "code": 0}``."""
+
+    balance: Number | None = None
+    code: int = 0
+
+
+# --------------------------------------------------------------------------- host side
+
+
+class MyServer(Struct, frozen=True, gc=False):
+    """One of the caller's hosted servers (``my_servers``); older records lack ``id``."""
+
+    name: str = ""
+    id: int | None = None
+    connected: bool = False
+    visibility: str = "hidden"
+    pricing: dict[str, Number] = {}
+    min_spot_pricing: dict[str, Number] = {}
+    online: bool = False
+    mrl: Number | UnsetType = UNSET
+    specs: Specs | None = None
+
+
+class MyServersResponse(Struct, frozen=True, gc=False):
+    """``GET /v1/my_servers``."""
+
+    servers: list[MyServer] = []
+    limit: int | UnsetType = UNSET
+    code: int = 0
+
+
+class ServerConfig(Struct, frozen=True, gc=False):
+    """``server_config``'s ``config``. ``mrl`` is in **hours**; ``rental_status`` 0/1/2."""
+
+    name: str = ""
+    id: int | None = None
+    connected: bool = False
+    visibility: str = "hidden"
+    pricing: dict[str, Number] = {}
+    spot_pricing: dict[str, Number] = {}
+    mrl: Number = 0
+    online: bool = False
+    initialized: bool = True
+    rental_status: int = 0
+    specs: Specs | None = None
+
+    @property
+    def max_rental(self) -> timedelta:
+        """Maximum rental length (``mrl`` is hours in ``server_config``)."""
+        return timedelta(hours=float(self.mrl))
+
+
+class ServerConfigResponse(Struct, frozen=True, gc=False):
+    """``GET /v1/server_config`` (a GET with a JSON body)."""
+
+    config: ServerConfig | None = None
+    creation_completed: bool = True
+    code: int = 0
