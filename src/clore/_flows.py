@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from clore import _validate
 from clore._clock import Clock
@@ -256,11 +256,13 @@ def get_order(ctx: Context, order_id: int) -> Flow[Order]:
 
 
 def _find_new_order(
-    ctx: Context, request: CreateOrderRequest, known: set[int], polls: int
+    ctx: Context, request: CreateOrderRequest, known: set[int], polls: int, spacing: float = 0.0
 ) -> Flow[Order | None]:
     # The API answers create_order with {"code": 0} only: the new order is the one on
     # this server that was not in the snapshot taken before sending (newest if several).
-    for _ in range(max(1, polls)):
+    for poll in range(max(1, polls)):
+        if poll and spacing > 0:
+            yield Sleep(spacing)
         try:
             orders = yield from my_orders(ctx, include_completed=True)
         except CloreError as exc:
@@ -272,6 +274,12 @@ def _find_new_order(
         if fresh:
             return max(fresh, key=lambda o: (float(o.ct), o.id))
     return None
+
+
+#: Extra my_orders checks, spaced SPOT_POLL_SPACING seconds apart (on top of pacing),
+#: before a spot bid whose outcome is unknown is sent again.
+SPOT_EXTRA_POLLS: Final = 4
+SPOT_POLL_SPACING: Final = 2.0
 
 
 def create_order(ctx: Context, request: CreateOrderRequest) -> Flow[Order]:
@@ -303,7 +311,13 @@ def create_order(ctx: Context, request: CreateOrderRequest) -> Flow[Order]:
             if not (uncertain or isinstance(exc, UnexpectedResponseError)):
                 raise
             log.debug("create_order: outcome unknown (%s); checking my_orders", exc)
-            found = yield from _find_new_order(ctx, request, known, ctx.confirm_polls)
+            polls, spacing = ctx.confirm_polls, 0.0
+            if request.type == "spot" and uncertain:
+                # A second on-demand send is refused (server-already-rented) and reconciled
+                # again, but a second spot send would place a second offer. So before
+                # resending a bid, give a server that commits late a longer window to show it.
+                polls, spacing = ctx.confirm_polls + SPOT_EXTRA_POLLS, SPOT_POLL_SPACING
+            found = yield from _find_new_order(ctx, request, known, polls, spacing)
             if found is not None:
                 return _created(ctx, request, found)
             if not uncertain or attempt > ctx.max_retries:

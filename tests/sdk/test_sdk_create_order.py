@@ -112,6 +112,18 @@ def test_retry_answered_already_rented_finds_the_first_attempts_order(
     assert len(api.sent("create_order")) == 2
 
 
+def test_spot_bid_committed_late_is_found_before_any_resend(
+    api: FakeAPI, client: Clore, clock: ManualClock
+) -> None:
+    """A spot bid whose lost answer shows up in my_orders late is found, not placed twice."""
+    api.inject("create_order", "drop_after_commit")
+    api.hide_new = 6  # the snapshot plus five reconcile polls miss the new offer
+    order = client.create_order(1, "img", order_type="spot", spotprice=0.00002)
+    assert [o["id"] for o in api.created()] == [order.id]
+    assert len(api.sent("create_order")) == 1
+    assert 2.0 in clock.slept  # the extra spot checks are spaced out, not back to back
+
+
 def test_server_rented_by_someone_else_raises(api: FakeAPI, client: Clore) -> None:
     """A first attempt answered server-already-rented raises it; nothing is retried."""
     api.add_order(si=1)
