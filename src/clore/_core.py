@@ -90,7 +90,7 @@ ENDPOINTS: Final[Mapping[str, Endpoint]] = {
         Endpoint("my_servers", "GET", True, True, MyServersResponse),
         Endpoint("server_config", "GET", True, True, ServerConfigResponse),
         Endpoint("set_server_settings", "POST", True, False, Envelope),
-        Endpoint("renter_fees", "GET", False, True, RenterFees),
+        Endpoint("renter_fees", "GET", True, True, RenterFees),  # the sandbox requires a key
         Endpoint("poh_balance", "GET", True, True, PohBalance),
     )
 }
