@@ -22,11 +22,9 @@ import orjson
 
 from clore._core import ENDPOINTS, decode_response
 from clore._wire import Server
+from clore.sandbox import snapshot_bytes
 
 GOAL = 1.0
-SNAPSHOT = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "marketplace-snapshot-2024.json"
-)
 
 
 def typed_pipeline(data: bytes) -> list[Server]:
@@ -69,10 +67,12 @@ def measure(data: bytes, rounds: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--snapshot", type=Path, default=SNAPSHOT)
+    parser.add_argument(
+        "--snapshot", type=Path, default=None, help="a marketplace JSON (default: the bundled one)"
+    )
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args(argv)
-    data = args.snapshot.read_bytes()
+    data = args.snapshot.read_bytes() if args.snapshot else snapshot_bytes()
     inputs = {"snapshot": data, "snapshot x10": replicate(data, 10)}
     found = len(typed_pipeline(data))
     print(f"typed decode + filter (available RTX 4090, {found} found) + sort vs orjson.loads")

@@ -17,10 +17,6 @@ from _stub.fake_api import BASE_URL, KEY, FakeAPI  # noqa: E402
 from clore import AsyncClore, Clore  # noqa: E402
 from clore._clock import ManualClock  # noqa: E402
 
-SNAPSHOT = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "marketplace-snapshot-2024.json"
-)
-
 
 @pytest.fixture
 def clock() -> ManualClock:
@@ -46,6 +42,7 @@ async def aclient(api: FakeAPI, clock: ManualClock) -> AsyncIterator[AsyncClore]
 
 @pytest.fixture(scope="session")
 def snapshot_bytes() -> bytes:
-    if not SNAPSHOT.exists():
-        pytest.skip(f"marketplace snapshot not found at {SNAPSHOT}")
-    return SNAPSHOT.read_bytes()
+    """The real 3,500-server marketplace capture that ships with the sandbox."""
+    from clore.sandbox import snapshot_bytes as bundled
+
+    return bundled()

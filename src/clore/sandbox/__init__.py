@@ -11,11 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from clore.sandbox.backend.errors import ApiError
+    from clore.sandbox.backend.seed import snapshot_bytes
     from clore.sandbox.remote import ControlClient, control_client
     from clore.sandbox.server import serve
     from clore.sandbox.service import BASE_URL, Sandbox
 
-__all__ = ["BASE_URL", "ApiError", "ControlClient", "Sandbox", "control_client", "serve"]
+__all__ = [
+    "BASE_URL",
+    "ApiError",
+    "ControlClient",
+    "Sandbox",
+    "control_client",
+    "serve",
+    "snapshot_bytes",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -32,6 +41,10 @@ def __getattr__(name: str) -> Any:
         from clore.sandbox import remote
 
         return getattr(remote, name)
+    if name == "snapshot_bytes":
+        from clore.sandbox.backend.seed import snapshot_bytes
+
+        return snapshot_bytes
     if name == "ApiError":
         from clore.sandbox.backend.errors import ApiError
 

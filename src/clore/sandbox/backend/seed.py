@@ -40,15 +40,20 @@ EMPTY = ("none", "empty")
 SeedRecords = tuple[tuple[dict[str, Any], bytes], ...]
 
 
+def snapshot_bytes() -> bytes:
+    """The bundled real ``marketplace`` response (3,500 servers), as the API sent it."""
+    data = (
+        resources.files("clore.sandbox")
+        .joinpath("data/marketplace-snapshot-2024.json.gz")
+        .read_bytes()
+    )
+    return gzip.decompress(data)
+
+
 @functools.lru_cache(maxsize=4)
 def _load(source: str, stamp: float) -> SeedRecords:
     if source == SNAPSHOT:
-        data = (
-            resources.files("clore.sandbox")
-            .joinpath("data/marketplace-snapshot-2024.json.gz")
-            .read_bytes()
-        )
-        raw = gzip.decompress(data)
+        raw = snapshot_bytes()
     else:
         raw = Path(source).read_bytes()
         if raw[:2] == b"\x1f\x8b":
