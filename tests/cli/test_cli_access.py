@@ -74,6 +74,7 @@ def test_ssh_config_write_creates_a_private_include_file(run: Cli) -> None:
     path = Path.home() / ".ssh" / "clore_config"
     assert f"Host clore-{oid}" in path.read_text()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700  # ~/.ssh did not exist
     assert f"Include {path}" in result.stderr
     assert result.stdout == ""
 
@@ -100,6 +101,8 @@ def test_copy_uses_rsync_over_ssh_port(run: Cli, executed: list[list[str]]) -> N
     assert result.exit_code == 0, result.output
     argv = executed[0]
     assert argv[0] == "rsync" and argv[argv.index("-e") + 1] == f"ssh -p {port}"
+    # Options the rsync 2.6.9 / openrsync of macOS knows too (no --info=progress2).
+    assert argv[1 : argv.index("-e")] == ["-az", "--partial", "--progress"]
     assert argv[-2:] == ["./data", f"root@{host}:/workspace/data"]
 
 

@@ -29,16 +29,19 @@ def test_fees_table_and_json(run: Cli) -> None:
 
 
 def test_spend_adds_up_orders_burn_rate_and_runway(run: Cli) -> None:
-    """After an hour: spend per order, total, burn per day and runway = balance / burn."""
+    """After an hour: spend per order, total, burn per day (price plus the 10% renter fee
+    the wallet pays on top) and runway = balance / burn."""
     order = run.rent_cheapest_4090()
     run.sandbox.advance(3600)
     doc = run.json("spend")
     [row] = doc["orders"]
     assert row["id"] == order["id"] and row["running"] is True and row["spend"] > 0
     assert doc["totals"]["bitcoin"] == pytest.approx(row["spend"])
-    assert doc["burn_per_day"] == {"bitcoin": pytest.approx(order["price"])}
+    burn = order["price"] * 1.10
+    assert row["burn_per_day"] == pytest.approx(burn)
+    assert doc["burn_per_day"] == {"bitcoin": pytest.approx(burn)}
     wallet = next(w for w in doc["wallets"] if w["name"] == "bitcoin")
-    assert wallet["runway_days"] == pytest.approx(wallet["balance"] / order["price"])
+    assert wallet["runway_days"] == pytest.approx(wallet["balance"] / burn)
     text = run("spend").stdout
     assert "Total spent:" in text and "/day" in text and "runway" in text
 
@@ -52,3 +55,14 @@ def test_spend_after_cancel_burns_nothing(run: Cli) -> None:
     assert doc["burn_per_day"] == {}
     assert doc["totals"]["bitcoin"] > 0
     assert all(w["runway_days"] is None for w in doc["wallets"])
+
+
+def test_the_runway_matches_what_the_wallet_is_charged(run: Cli) -> None:
+    """The balance falls by the burn rate spend reports: a day of it costs one day's burn."""
+    run.rent_cheapest_4090()
+    before = run.json("spend")
+    run.sandbox.advance(86400)
+    after = run.json("spend")
+    wallet = {w["name"]: w["balance"] for w in before["wallets"]}["bitcoin"]
+    later = {w["name"]: w["balance"] for w in after["wallets"]}["bitcoin"]
+    assert wallet - later == pytest.approx(before["burn_per_day"]["bitcoin"], rel=1e-3)

@@ -82,3 +82,12 @@ def test_docs_explain_shell_completion() -> None:
     text = DOCS.read_text(encoding="utf-8")
     for shell in ("bash_source", "zsh_source", "fish_source"):
         assert f"_CLORE_COMPLETE={shell}" in text
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[p for p, _ in COMMANDS])
+def test_every_command_takes_json(path: str, command: click.Command) -> None:
+    """Every command (not group) accepts --json, as the issue asks of all of them."""
+    if isinstance(command, click.Group):
+        return
+    options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    assert "--json" in options, path

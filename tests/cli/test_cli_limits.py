@@ -118,3 +118,41 @@ def test_loops_refuse_an_order_that_has_ended(run: Cli) -> None:
     result = run("guard", "--order", str(oid), "--max-spend", "0.001")
     assert result.exit_code == 1
     assert result.stderr.strip() == f"clore: error: order {oid} has already ended"
+
+
+def test_guard_register_json_is_one_document(run: Cli) -> None:
+    """guard --register --json prints the recorded limits as one JSON document."""
+    oid = run.json("rent", "18811", "--yes")["order"]["id"]
+    doc = run.json("guard", "--order", str(oid), "--max-time", "2h", "--register")
+    assert doc == {"registered": {str(oid): {"max_spend": None, "max_time": 7200.0}}}
+    assert registered_limits() == {oid: Limits(max_time=7200)}
+
+
+def test_guard_without_any_limit_to_enforce_says_so(run: Cli) -> None:
+    """No limits given and none registered: a warning, not a silent no-op."""
+    run.json("rent", "18811", "--yes")
+    result = run("guard", "--all", "--once")
+    assert result.exit_code == 0, result.output
+    assert "warning: no limits to enforce" in result.stderr
+
+
+def test_malformed_limits_are_refused_before_any_request(run: Cli) -> None:
+    """rent --cheapest with a bad --max-time exits 2 before even listing the market."""
+    seen: list[str] = []
+    result = run("rent", "--cheapest", "gpu=4090", "--yes", "--max-time", "soon",
+                 client=_Recording(run.client, seen))  # fmt: skip
+    assert result.exit_code == 2
+    assert seen == []
+
+
+class _Recording:
+    """A client wrapper that records the names of the SDK methods called."""
+
+    def __init__(self, client: object, seen: list[str]) -> None:
+        self._client, self._seen = client, seen
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._client, name)
+        if callable(attr):
+            self._seen.append(name)
+        return attr

@@ -236,3 +236,12 @@ def test_watch_stops_on_ctrl_c_with_exit_130(run: Cli) -> None:
     assert result.exit_code == 130
     assert f"tracking order {oid}" in result.stdout
     assert "stopped (Ctrl-C)" in result.stderr and "Traceback" not in result.output
+
+
+def test_cancel_checks_every_order_before_cancelling_any(run: Cli) -> None:
+    """`cancel GOOD UNKNOWN` is exit 4 and leaves GOOD running (no half-done cancel)."""
+    order = run.rent_cheapest_4090()
+    result = run("cancel", str(order["id"]), "987654")
+    assert result.exit_code == 4
+    assert result.stderr.strip() == "clore: error: order 987654 is not among your orders"
+    assert not run.client.get_order(order["id"]).expired

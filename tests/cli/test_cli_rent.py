@@ -71,6 +71,7 @@ def test_rent_by_id_asks_for_confirmation_with_price_and_balance(run: Cli) -> No
     assert declined.exit_code == 1
     assert "BTC/day" in declined.stderr and "BTC/h" in declined.stderr
     assert "balance" in declined.stderr and "days at this price" in declined.stderr
+    assert "plus the 10% renter fee" in declined.stderr
     assert "nothing was rented" in declined.stderr
     assert run.client.my_orders() == []
     accepted = run("rent", sid, input="y\n")

@@ -96,3 +96,44 @@ def test_spot_price_in_another_currency_is_refused(run: Cli) -> None:
     oid, _, _ = _bid(run)
     result = run("spot", "price", str(oid), "3usd")
     assert result.exit_code == 2 and "use --currency usd" in result.stderr
+
+
+def _keep_cap(run: Cli, oid: int, *args: str) -> float:
+    """The cap `spot keep` reports in its first bid_raised or cap_exceeded event."""
+    import json
+
+    result = run("spot", "keep", str(oid), *args, "--for", "1m", "--jsonl")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    return float(next(e["details"]["cap"] for e in events if "cap" in e["details"]))
+
+
+def test_spot_keep_converts_a_usd_cap_to_the_order_currency(run: Cli, other_user: Any) -> None:
+    """--max-bid 5 --currency usd and --max-bid 5usd are 5 USD in BTC, never 5 BTC."""
+    oid, bid, server = _bid(run)
+    other_user().create_order(server["id"], "img", order_type="spot", spotprice=bid * 1.5)
+    rate = run.client.spot_marketplace(server["id"]).currency_rates_in_usd["bitcoin"]
+    assert _keep_cap(run, oid, "--max-bid", "5", "--currency", "usd") == pytest.approx(5 / rate)
+    assert _keep_cap(run, oid, "--max-bid", "5usd") == pytest.approx(5 / rate)
+
+
+def test_spot_keep_refuses_an_ended_order_without_recover(run: Cli) -> None:
+    """An order that has already ended is exit 1 (only --recover can do something with it)."""
+    oid, _, _ = _bid(run)
+    run.client.cancel_order(oid)
+    result = run("spot", "keep", str(oid), "--max-bid", "0.001")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"clore: error: order {oid} has already ended (--recover bids on another)"
+    )
+
+
+def test_a_losing_spot_bid_says_it_is_not_running(run: Cli, other_user: Any) -> None:
+    """A bid under the running one is placed, with a warning naming the highest bid."""
+    server = run.json("market", "gpu=4090", "gpus=1", "--limit", "1")["servers"][0]
+    high = round(server["price"]["spot"]["bitcoin"] * 3, 8)
+    other_user().create_order(server["id"], "img", order_type="spot", spotprice=high)
+    low = round(server["price"]["spot"]["bitcoin"] * 2, 8)
+    result = run("spot", "bid", str(server["id"]), "--price", f"{low:.8f}", "--yes")
+    assert result.exit_code == 0, result.output
+    assert f"is not running: the highest bid is {high:.8f} BTC/day" in result.stderr

@@ -162,3 +162,26 @@ def test_serve_and_control_a_sandbox_over_http(served: tuple[str, str]) -> None:
     failing = clore("--base-url", url, "wallets", CLORE_API_KEY=key)
     assert failing.returncode == 1 and "code 1" in failing.stderr
     assert clore("--base-url", url, "sandbox", "reset").returncode == 0
+
+
+def test_sandbox_serve_json_prints_its_banner_as_one_document() -> None:
+    """`sandbox serve --json`: the URL, demo key and database as one JSON document."""
+    proc = subprocess.Popen(
+        [CLORE, "sandbox", "serve", "--port", "0", "--db", ":memory:", "--seed", "none",
+         "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("}"):
+                break
+        doc = json.loads("".join(lines))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert set(doc) == {"base_url", "demo_key", "database"}
+    assert doc["base_url"].startswith("http://127.0.0.1:") and doc["base_url"].endswith("/v1")
+    assert doc["database"] == ":memory:" and len(doc["demo_key"]) >= 16

@@ -123,3 +123,56 @@ def test_watch_against_the_sandbox_rents_the_dropped_offer(tmp_path: Path) -> No
         assert rented[0]["order"]["si"] == 12
     finally:
         world.close()
+
+
+def test_watch_rent_shows_the_generated_jupyter_token() -> None:
+    """Renting with an http port and no --jupyter-token: the generated token is shown on
+    stderr and in the --json summary (the API never returns it)."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0001)])
+    sent: list[str | None] = []
+    create = client.create_order
+    client.create_order = lambda *a, **kw: sent.append(kw["jupyter_token"]) or create(*a, **kw)  # type: ignore[method-assign]
+    result = invoke(client, clock, "watch", "--max-price", "0.0002", "--rent", "--yes",
+                    "--ssh-password", "abc123", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    token = json.loads(result.stdout)["jupyter_token"]
+    assert token and f"jupyter token: {token}" in result.stderr
+    assert sent == [token]
+
+
+def test_watch_refuses_a_malformed_amount_before_any_request() -> None:
+    """A bad --max-price (or --budget, --max-time) is exit 2 with nothing sent."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0001)])
+    for args in (["--max-price", "cheap"], ["--max-price", "1", "--rent", "--max-time", "x"]):
+        result = invoke(client, clock, "watch", *args)
+        assert result.exit_code == 2, result.output
+    assert client.calls == []
+
+
+def test_watch_in_the_payment_currency_fetches_no_rates() -> None:
+    """Amounts in the payment currency need no USD rates: every request is a poll."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0005)])
+    result = invoke(client, clock, "watch", "--max-price", "0.0002btc", "--for", "35s")
+    assert result.exit_code == 0, result.stderr
+    assert {name for _, name, _ in client.calls} == {"marketplace"}
+    assert client.count("marketplace") == 4
+
+
+def test_time_and_webhook_options_are_checked_naming_the_option() -> None:
+    """Bad --until/--for/--webhook values are exit 2 on one line naming the option, before
+    any request."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0001)])
+    cases = [
+        (["watch", "--max-price", "1", "--until", "25:00"], "--until: "),
+        (["watch", "--max-price", "1", "--for", "1y"], "--for: bad duration '1y'"),
+        (["monitor", "--webhook", "hooks.example.com"], "--webhook: expected an http"),
+    ]
+    for args, message in cases:
+        result = invoke(client, clock, *args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"clore: error: {message}"), result.stderr
+    assert client.calls == []

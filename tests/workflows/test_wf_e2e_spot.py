@@ -97,6 +97,8 @@ def test_a_lost_order_is_recovered(world: World, tmp_path: Path) -> None:
         "recovering",
         "recovered",
     ]
+    lost = next(e for e in events if e.kind == "lost")
+    assert lost.details["reason"] == "ended"  # cancelled days before ct + mrl: not "expired"
     assert world.client().get_order(events[-1].order_id).si == 12
     saved = state.read(type(keeper.state))
     assert saved is not None and saved.order_id == events[-1].order_id
@@ -112,3 +114,19 @@ def test_max_spend_ends_the_kept_order(world: World) -> None:
     assert events[-1].kind == "guard_cancelled"
     final = world.client().get_order(ours.id)
     assert final.expired and float(final.spend) <= limit
+
+
+def test_recovery_reuses_the_ports_my_orders_shows(world: World) -> None:
+    """Without a RentSpec the replacement forwards the lost order's ports, read from
+    tcp_ports and http_port (my_orders has no `ports` field)."""
+    ports = {"22": "tcp", "8888": "http"}
+    ours = world.client().create_order(11, "img", order_type="spot", spotprice=0.0001,
+                                       ports=ports, ssh_password=PASSWORD)  # fmt: skip
+    other = rival(world)
+    world.at(120, lambda: bid_on(world, other, 11, 0.0009))
+    keeper = SpotKeeper(world.client(), world.clock, ours.id, max_bid=CAP, interval=15,
+                        recover=True)  # fmt: skip
+    events = run_until(keeper.run(), "recovered")
+    new = world.client().wait_for_order(events[-1].order_id)
+    assert new.si == 12
+    assert (sorted(new.port_map), str(new.http_port)) == ([22], "8888")

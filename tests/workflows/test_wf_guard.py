@@ -37,6 +37,7 @@ def test_guard_cancels_an_order_crossing_max_spend_without_an_issue() -> None:
     (line,) = (data_dir() / "workflows" / "guard.log").read_text().splitlines()
     assert json.loads(line)["order_id"] == order.id
     assert "max_spend" in json.loads(line)["reason"]
+    assert "limit 0.005 BTC" in json.loads(line)["reason"]
 
 
 def test_guard_all_enforces_registered_limits() -> None:
@@ -73,3 +74,26 @@ def test_planned_duration_is_max_time_capped_by_mrl_else_mrl() -> None:
     assert planned_cost(0.0002, 43200) == pytest.approx(0.0001)
     assert planned_cost(0.0002, 43200, max_spend=0.00005) == 0.00005
     assert planned_cost(0.0002, None, max_spend=0.00005) == 0.00005
+
+
+def test_runway_counts_the_renter_fee_paid_on_top_of_the_price() -> None:
+    """The burn rate is the price plus the renter fee: 10% on demand shortens the runway."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.01)])
+    client.fee_percent["on_demand"] = 10.0
+    client.wallet_balance = {"bitcoin": 0.005}
+    client.create_order(1, "img")
+    events = list(guard(client, clock, runway_below=86400, interval=60, until=START + 600))
+    assert [e.kind for e in events] == ["low_runway"]
+    assert events[0].details["burn_per_day"] == pytest.approx(0.011)
+    assert events[0].details["runway_seconds"] == pytest.approx(43200 / 1.1)
+
+
+def test_guard_stops_at_until_not_one_interval_later() -> None:
+    """--until/--for end the guard at that time, not at the next check after it."""
+    clock = ScriptedClock(START)
+    client = FakeClient(clock, [server(1, 0.0001)])
+    client.create_order(1, "img")
+    list(guard(client, clock, limits=Limits(max_time=86400), interval=60, until=START + 90))
+    assert clock.time() - START == 90
+    assert client.count("my_orders") == 2

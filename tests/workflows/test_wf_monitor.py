@@ -76,6 +76,7 @@ def test_price_changes_expiry_and_spend_thresholds_are_reported_once() -> None:
     events = [e for e in mon.run() if e.kind != "tracking"]
     assert [e.kind for e in events] == ["price_changed", "spend", "expiring", "spend", "expired"]
     assert [e.details["threshold"] for e in events if e.kind == "spend"] == [0.000001, 0.000005]
+    assert "(threshold 0.000001 BTC)" in next(e.message for e in events if e.kind == "spend")
     assert 3600 >= events[2].details["time_left"] > 3540
 
 
@@ -118,3 +119,14 @@ def test_rounds_yield_one_batch_per_poll_and_expose_the_latest_orders() -> None:
     assert [] in batches[1:]  # a poll that saw no change still yields (a view redraws)
     assert [o.id for o in mon.orders] == [first.id]
     assert mon.spot_active(first.id) is None and mon.spot_active(424242) is None
+
+
+def test_low_runway_counts_the_renter_fee() -> None:
+    """The monitor's burn rate is the price plus the renter fee (read once)."""
+    _clock, client, mon = setup(runway_below=2 * 86400, runway_every=0)
+    client.fee_percent["on_demand"] = 10.0
+    client.wallet_balance = {"bitcoin": 0.00015}
+    client.create_order(1, "img")
+    events = [e for e in mon.run() if e.kind == "low_runway"]
+    assert [e.details["burn_per_day"] for e in events] == [pytest.approx(0.00011)]
+    assert client.count("renter_fees") == 1

@@ -88,6 +88,7 @@ def test_keeper_rebids_within_the_cap_when_outbid() -> None:
     events = [e for e in keeper.run() if e.kind.startswith("bid")]
     assert [(e.kind, e.details["new"]) for e in events] == [("bid_raised", 0.0001515)]
     assert client.orders[oid]["price"] == 0.0001515
+    assert "-> 0.0001515 BTC/day" in events[0].message  # prices say currency and period
 
 
 def test_keeper_walks_a_lone_bid_down_once_per_600_seconds() -> None:
@@ -147,3 +148,30 @@ def test_a_lost_order_ends_the_keeper_without_recover() -> None:
     clock.after(40, lambda: client.end_order(oid))
     events = list(keeper.run())
     assert events[-1].kind == "lost"
+
+
+def test_order_ports_are_read_from_tcp_ports_and_http_port() -> None:
+    """order_ports rebuilds the create_order `ports` from what my_orders returns."""
+    from clore._wire import Order
+    from clore.workflows import order_ports
+
+    order = Order(id=1, tcp_ports=["22:10022", "6006:10023"], http_port="8888")
+    assert order_ports(order) == {"22": "tcp", "6006": "tcp", "8888": "http"}
+    assert order_ports(Order(id=2)) is None
+
+
+def test_keeper_limits_are_registered_and_its_cancel_is_logged() -> None:
+    """spot keep --max-spend registers the limit for `clore guard` and logs its cancel."""
+    import json
+
+    from clore._paths import data_dir
+    from clore.workflows import registered_limits
+
+    _clock, _client, oid, keeper = keeper_setup(limits=Limits(max_spend=0.00002), until=NOW + 60)
+    list(keeper.run())
+    assert registered_limits().get(oid) == Limits(max_spend=0.00002)
+    keeper.until = NOW + 86400
+    events = list(keeper.run())
+    assert events[-1].kind == "guard_cancelled"
+    (line,) = (data_dir() / "workflows" / "guard.log").read_text().splitlines()
+    assert (json.loads(line)["order_id"], json.loads(line)["source"]) == (oid, "spot")

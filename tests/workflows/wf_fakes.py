@@ -23,6 +23,7 @@ from clore._errors import (
 from clore._wire import (
     Order,
     Price,
+    RenterFees,
     Server,
     Specs,
     SpotMarket,
@@ -61,6 +62,8 @@ class FakeClient:
         self.orders: dict[int, dict[str, Any]] = {}
         self.offers: dict[int, list[dict[str, Any]]] = {}  # server id -> other people's bids
         self.wallet_balance: dict[str, float] = {"bitcoin": 1.0}
+        # Renter fee percent per order type (the sandbox's are 10 and 2.5); none by default.
+        self.fee_percent: dict[str, float] = {"on_demand": 0.0, "spot": 0.0}
         self.calls: list[tuple[float, str, tuple[Any, ...]]] = []
         self.fail: dict[str, list[BaseException]] = {}
         self.after_create: Callable[[Order], None] | None = None
@@ -161,6 +164,11 @@ class FakeClient:
     def wallets(self) -> list[Wallet]:
         self._call("wallets")
         return [Wallet(name=k, balance=v) for k, v in self.wallet_balance.items()]
+
+    def renter_fees(self) -> RenterFees:
+        self._call("renter_fees")
+        table = {kind: {"base": {"bitcoin": pct}} for kind, pct in self.fee_percent.items()}
+        return RenterFees(renter_fees=table)
 
     def create_order(
         self,

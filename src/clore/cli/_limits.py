@@ -14,7 +14,7 @@ import click
 
 from clore.cli._context import AppContext, CliError
 from clore.cli._format import duration
-from clore.cli.monitor_cmd import parse_limits, run_events
+from clore.cli._loop import check_limits, parse_limits, run_events
 from clore.market import format_amount, label
 
 if TYPE_CHECKING:
@@ -50,9 +50,10 @@ def guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def check(options: dict[str, Any]) -> None:
-    """``--guard`` needs a limit to enforce (exit 2 before anything is sent)."""
+    """Malformed limits, and ``--guard`` without one, exit 2 before anything is sent."""
     if options["run_guard"] and options["max_spend"] is None and options["max_time"] is None:
         raise CliError("--guard needs --max-spend or --max-time", 2)
+    check_limits(options["max_spend"], options["max_time"])
 
 
 def read(
@@ -61,7 +62,8 @@ def read(
     """The limits in the order's ``currency`` (None without any) and the USD rates, which are
     fetched when a spend in another currency needs them; exit 2 when malformed."""
     spend = options["max_spend"]
-    if spend is not None and rates is None and any(c.isalpha() for c in spend):
+    named = check_limits(spend, options["max_time"])
+    if rates is None and named not in (None, currency):
         from clore.cli._marketdata import load
 
         rates = load(app).rates

@@ -101,7 +101,7 @@ def _fetch_rates(app: AppContext, servers: list[Server]) -> tuple[dict[str, floa
     target = next((s for s in servers if not s.rented), servers[0])
     try:
         with app.out.waiting("fetching USD rates (spot_marketplace)"):
-            spot = app.api().spot_marketplace(target.id)
+            spot = app.client().spot_marketplace(target.id)
     except CloreError as exc:
         return None, f"spot_marketplace failed: {exc}"
     rates = {name: float(value) for name, value in spot.currency_rates_in_usd.items() if value}

@@ -1,7 +1,9 @@
-"""The options of every command that creates an order (``rent``, ``spot bid``).
+"""The options of the commands that create orders (``rent``, ``spot bid``, ``watch --rent``,
+``spot keep --recover``).
 
-``order_options`` adds them; ``OrderSpec.from_options`` turns them into checked values
-(bad ports, env words or key files exit 2 before anything is sent).
+``order_options`` (or only ``container_options``) adds them; ``OrderSpec.from_params``
+turns them into checked values (bad ports, env words or key files exit 2 before anything
+is sent) and ``OrderSpec.rent_spec`` into the workflows' ``RentSpec``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,25 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import click
 
 from clore.cli._context import CliError
+from clore.cli._loop import seconds_option
 
-__all__ = ["DEFAULT_IMAGE", "DEFAULT_PORTS", "OrderSpec", "order_options", "redact"]
+if TYPE_CHECKING:
+    from clore.workflows import RentSpec
+
+__all__ = [
+    "DEFAULT_IMAGE",
+    "DEFAULT_PORTS",
+    "OrderSpec",
+    "container_options",
+    "order_options",
+    "parse_ports",
+    "redact",
+]
 
 #: The vendor's Ubuntu 24.04 image with Jupyter and sshd (supervisor starts both).
 DEFAULT_IMAGE: Final = "cloreai/jupyter:ubuntu24.04-v2"
@@ -25,17 +39,27 @@ _DEFAULT_KEYS: Final = ("id_ed25519.pub", "id_rsa.pub")
 _SECRET_WORDS: Final = ("pass", "token", "secret", "key")
 
 
-def _ports(_ctx: click.Context, _param: click.Parameter, value: str) -> dict[str, str] | None:
+def parse_ports(text: str | None, option: str = "--ports") -> dict[str, str] | None:
+    """``22:tcp,8888:http`` -> ``{"22": "tcp", "8888": "http"}`` (None when empty); exit 2
+    naming the option when malformed."""
     from clore import ParameterError
     from clore._validate import validate_ports
 
-    words = [part.strip() for part in value.split(",") if part.strip()]
+    words = [part.strip() for part in (text or "").split(",") if part.strip()]
     if not words:
         return None
     try:
         return validate_ports(words)
     except ParameterError as exc:
-        raise click.BadParameter(f"{exc} (expected e.g. 22:tcp,8888:http)") from None
+        raise click.BadParameter(
+            f"{exc} (expected e.g. 22:tcp,8888:http)", param_hint=f"'{option}'"
+        ) from None
+
+
+def _ports(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> dict[str, str] | None:
+    return parse_ports(value)
 
 
 def _env(
@@ -50,43 +74,69 @@ def _env(
     return env or None
 
 
-def order_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the order-creation options (image, ports, access, env, confirmation, waiting)."""
+def _apply(fn: Callable[..., Any], options: list[Callable[[Any], Any]]) -> Callable[..., Any]:
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def container_options(*, recovery: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """What runs in the container and how to reach it: ``--image``, ``--ports``,
+    ``--ssh-key``, ``--ssh-password``, ``--env``, ``--command``, ``--jupyter-token``.
+
+    ``recovery`` (``spot keep --recover``): no image or ports default (the kept order's
+    are used) and the help says what the options are for.
+    """
+    tail = " for --recover" if recovery else ""
     options = [
         click.option(
             "--image",
-            default=DEFAULT_IMAGE,
-            show_default=True,
-            help="Docker image to run (default: Ubuntu 24.04 with Jupyter and SSH).",
+            default=None if recovery else DEFAULT_IMAGE,
+            show_default=not recovery,
+            help=f"Docker image{tail} (default: "
+            + ("the order's image)." if recovery else "Ubuntu 24.04 with Jupyter and SSH)."),
         ),
         click.option(
             "--ports",
-            default=DEFAULT_PORTS,
-            show_default=True,
+            default=None if recovery else DEFAULT_PORTS,
+            show_default=not recovery,
             callback=_ports,
             metavar="PORT:PROTO,...",
-            help="Ports to expose; PROTO is tcp or http (one http port at most).",
+            help=f"Ports to expose{tail}; PROTO is tcp or http (one http port at most)"
+            + ("; default: the order's." if recovery else "."),
         ),
         click.option(
             "--ssh-key",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="Public key file (default ~/.ssh/id_ed25519.pub or id_rsa.pub if present).",
+            help=f"Public key file{tail} (default ~/.ssh/id_ed25519.pub or id_rsa.pub).",
         ),
-        click.option("--ssh-password", metavar="TEXT", help="SSH password (letters, digits)."),
+        click.option(
+            "--ssh-password", metavar="TEXT", help=f"SSH password{tail} (letters, digits)."
+        ),
         click.option(
             "--env",
             "env",
             multiple=True,
             callback=_env,
             metavar="NAME=VALUE",
-            help="Environment variable for the container (repeatable).",
+            help=f"Environment variable for the container{tail} (repeatable)"
+            + ("; my_orders does not return env, so pass it again." if recovery else "."),
         ),
-        click.option("--command", metavar="SCRIPT", help="Startup script run in the container."),
+        click.option("--command", metavar="SCRIPT", help=f"Startup script{tail}."),
         click.option(
             "--jupyter-token",
             metavar="TOKEN",
-            help="Jupyter token (generated when an http port is exposed and none is given).",
+            help=f"Jupyter token{tail} (generated and shown when an http port is exposed and "
+            "none is given).",
         ),
+    ]
+    return lambda fn: _apply(fn, options)
+
+
+def order_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the order-creation options (container, confirmation, price lock, waiting)."""
+    options = [
+        container_options(),
         click.option(
             "--lock-price",
             is_flag=True,
@@ -98,19 +148,10 @@ def order_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Print the create_order request (secrets redacted) and send nothing.",
         ),
         click.option("--wait", is_flag=True, help="Block until SSH is ready, then print access."),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=1),
-            default=600.0,
-            show_default=True,
-            metavar="SECONDS",
-            help="How long --wait waits.",
-        ),
+        seconds_option("--timeout", 600.0, "How long --wait waits."),
         click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _apply(fn, options)
 
 
 @dataclass(frozen=True)
@@ -166,6 +207,43 @@ class OrderSpec:
             jupyter_token=token,
             token_generated=generated,
         )
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], **overrides: Any) -> OrderSpec:
+        """The spec of a command decorated with ``container_options`` (its parameters by
+        name); ``overrides`` replace parameters (defaults taken from an existing order)."""
+        values = {**params, **overrides}
+        return cls.from_options(
+            image=values["image"],
+            ports=values["ports"],
+            ssh_key=values["ssh_key"],
+            ssh_password=values["ssh_password"],
+            env=values["env"],
+            command=values["command"],
+            jupyter_token=values["jupyter_token"],
+        )
+
+    def rent_spec(self, order_type: Literal["on-demand", "spot"], currency: str) -> RentSpec:
+        """The workflows' ``RentSpec`` for these settings."""
+        from clore.workflows import RentSpec
+
+        return RentSpec(
+            image=self.image,
+            order_type=order_type,
+            currency=currency,
+            ports=self.ports,
+            env=self.env,
+            ssh_password=self.ssh_password,
+            ssh_key=self.ssh_key,
+            jupyter_token=self.jupyter_token,
+            command=self.command,
+        )
+
+    def token_note(self) -> str | None:
+        """The line that shows a generated Jupyter token (the API never returns it)."""
+        if self.token_generated and self.serves_jupyter:
+            return f"jupyter token: {self.jupyter_token}"
+        return None
 
     @property
     def serves_jupyter(self) -> bool:

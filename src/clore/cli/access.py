@@ -133,7 +133,9 @@ def ssh_config(app: AppContext, write: bool, path: Path | None, user: str) -> No
     text = "\n".join(lines) + "\n"
     target = path or _default_config_path()
     if write:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.exists():
+            # ssh refuses keys and configs in a directory others can write: keep it private.
+            target.parent.mkdir(mode=0o700, parents=True)
         tmp = target.with_suffix(".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.chmod(0o600)
@@ -222,7 +224,9 @@ def copy(
     if chosen == "auto":
         chosen = "rsync" if shutil.which("rsync") else "scp"
     if chosen == "rsync":
-        argv = ["rsync", "-az", "--partial", "--info=progress2", "-e", f"ssh -p {port}", src, dst]
+        # --progress, not --info=progress2: the rsync 2.6.9 and openrsync that macOS ships
+        # know no --info.
+        argv = ["rsync", "-az", "--partial", "--progress", "-e", f"ssh -p {port}", src, dst]
     else:
         argv = ["scp", "-P", str(port), *(["-r"] if recursive else []), src, dst]
     if print_only or app.out.json_mode:

@@ -69,13 +69,16 @@ def fees(app: AppContext) -> None:
 def spend(app: AppContext) -> None:
     """Spend per order and in total, burn rate per day, and each wallet's runway.
 
-    The burn rate adds the price per day of every running order (spot bids only while
-    they win); runway is a wallet's balance divided by the burn in its currency.
+    The burn rate adds what every running order takes from its wallet per day: its price
+    plus the renter fee (spot bids only while they win); runway is a wallet's balance
+    divided by the burn in its currency.
     """
     from clore.cli.orders import collect
+    from clore.workflows import burn_per_day
 
     found, active = collect(app, include_completed=True)
     balances = app.api().wallets()
+    fees = app.api().renter_fees() if any(not o.expired for o in found) else None
     now = app.clock.time()
     totals: dict[str, float] = {}
     burn: dict[str, float] = {}
@@ -84,9 +87,10 @@ def spend(app: AppContext) -> None:
         cur = order.currency or "bitcoin"
         state = order_state(order, now, active.get(order.id))
         running = state not in ("expired", "outbid")
+        rate = burn_per_day(order, fees) if running else 0.0
         totals[cur] = totals.get(cur, 0.0) + float(order.spend)
         if running:
-            burn[cur] = burn.get(cur, 0.0) + float(order.price)
+            burn[cur] = burn.get(cur, 0.0) + rate
         per_order.append(
             {
                 "id": order.id,
@@ -98,6 +102,7 @@ def spend(app: AppContext) -> None:
                 "creation_fee": float(order.creation_fee),
                 "state": state,
                 "running": running,
+                "burn_per_day": rate,
             }
         )
     wallet_rows: list[dict[str, Any]] = []
@@ -137,7 +142,9 @@ def spend(app: AppContext) -> None:
         out.echo()
         for cur, total in sorted(totals.items()):
             rate = _amount(burn.get(cur, 0.0), cur)
-            out.echo(f"Total spent: {_amount(total, cur)}; burn rate {rate}/day")
+            out.echo(
+                f"Total spent: {_amount(total, cur)}; burn rate {rate}/day (prices + renter fees)"
+            )
         for row in wallet_rows:
             runway = row["runway_days"]
             left = "no running orders" if runway is None else f"runway {runway:.1f} days"

@@ -12,16 +12,19 @@ from __future__ import annotations
 import click
 
 from clore.cli._context import AppContext, CliError, pass_app
-from clore.cli._output import json_option
-from clore.cli.monitor_cmd import (
+from clore.cli._loop import (
     deadline,
+    events_document,
+    interval_option,
     jsonl_option,
     limit_options,
+    parse_duration_option,
     parse_limits,
     require_orders,
     run_events,
     until_options,
 )
+from clore.cli._output import json_option
 
 __all__ = ["guard"]
 
@@ -42,14 +45,7 @@ __all__ = ["guard"]
     is_flag=True,
     help="Only record the limits for --order (a later `clore guard --all` applies them).",
 )
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=1),
-    default=60.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Seconds between checks.",
-)
+@interval_option(60.0, "Seconds between checks.")
 @click.option(
     "--runway-below",
     default="1d",
@@ -86,9 +82,10 @@ def guard(
       clore guard --all --max-time 24h --once
       clore guard --all            # enforce limits registered by rent/watch/spot keep
     """
+    import msgspec
+
     from clore.workflows import guard as guard_loop
-    from clore.workflows import register_limits
-    from clore.workflows.render import parse_duration
+    from clore.workflows import register_limits, registered_limits
 
     if bool(order_ids) == all_orders:
         raise CliError("give --order ID (repeatable) or --all", 2)
@@ -96,18 +93,28 @@ def guard(
         raise CliError("--max-spend: give a bare number, in each order's own currency", 2)
     # A bare amount is taken as is, so the currency passed here plays no part.
     limits = parse_limits(max_spend, max_time, "bitcoin")
+    runway = parse_duration_option("--runway-below", runway_below, zero=True)
+    stop = deadline(app, until, for_)
     require_orders(app, order_ids)
     if register:
         if not order_ids or not limits:
             raise CliError("--register needs --order and --max-spend or --max-time", 2)
         for order_id in order_ids:
             register_limits(order_id, limits)
-        app.out.info(f"limits recorded for {', '.join(map(str, order_ids))}")
+        document = {"registered": {str(oid): msgspec.to_builtins(limits) for oid in order_ids}}
+        app.out.result(
+            document,
+            lambda: app.out.echo(f"limits recorded for {', '.join(map(str, order_ids))}"),
+        )
         return
-    try:
-        runway = parse_duration(runway_below)
-    except ValueError as exc:
-        raise CliError(str(exc), 2) from None
+    if not limits:
+        known = registered_limits()
+        relevant = [oid for oid in known if not order_ids or oid in order_ids]
+        if not relevant:
+            app.out.warn(
+                "no limits to enforce: none given (--max-spend, --max-time) and none registered "
+                "for these orders" + ("; only watching the wallet runway" if runway else "")
+            )
     loop = guard_loop(
         app.client(),
         app.clock,
@@ -115,9 +122,11 @@ def guard(
         limits=limits if limits else None,
         interval=interval,
         runway_below=runway or None,
-        until=deadline(app, until, for_),
+        until=stop,
         once=once,
     )
+    if not once:
+        which = f"order(s) {', '.join(map(str, order_ids))}" if order_ids else "every order"
+        app.out.info(f"guarding {which}, a check every {interval:g} s; Ctrl-C to stop")
     seen = run_events(app, loop, jsonl=jsonl)
-    if app.out.json_mode and not jsonl:
-        app.out.json({"events": [e.to_json() for e in seen]})
+    events_document(app, seen, jsonl)

@@ -18,6 +18,7 @@ from clore.cli._format import (
     order_state,
     timestamp,
 )
+from clore.cli._loop import interval_option
 from clore.cli._output import Column, Output, json_option
 from clore.market import format_amount, label
 
@@ -109,14 +110,7 @@ def _document(found: list[Order], now: float, active: dict[int, bool]) -> dict[s
     help="Keep watching and report changes (a live table on a terminal, event lines when "
     "piped, JSON Lines with --json).",
 )
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=1),
-    default=10.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Seconds between polls of --watch.",
-)
+@interval_option(10.0, "Seconds between polls of --watch.")
 @click.option(
     "--count",
     type=click.IntRange(min=1),
@@ -148,7 +142,7 @@ def orders(
 
 def _watch(app: AppContext, include_completed: bool, interval: float, count: int | None) -> None:
     """Run the order monitor and show its events (see ``orders``' help for the three forms)."""
-    from clore.cli.monitor_cmd import run_events
+    from clore.cli._loop import run_events
     from clore.workflows import OrderMonitor
     from clore.workflows.render import render_event
 
@@ -325,20 +319,34 @@ def cancel(app: AppContext, order_ids: tuple[int, ...], issue: str | None) -> No
     for oid in order_ids:
         validate_cancel_order(oid, issue)  # bad input exits 2 before anything is sent
     client = app.api()
+    # Every order is checked before any is cancelled: an unknown or ended one among them
+    # must not leave the others half done.
+    known = {o.id: o for o in client.my_orders(include_completed=True)}
+    for oid in order_ids:
+        if oid not in known:
+            raise CliError(f"order {oid} is not among your orders", 4)
+        if known[oid].expired:
+            raise CliError(f"order {oid} has already ended", 1)
+    done: list[int] = []
+    try:
+        for oid in dict.fromkeys(order_ids):
+            client.cancel_order(oid, issue)
+            done.append(oid)
+    except Exception:
+        if done:
+            app.out.info(f"cancelled before the error: {', '.join(map(str, done))}")
+        raise
+    final = {o.id: o for o in client.my_orders(include_completed=True)}
+    now = app.clock.time()
     results: list[dict[str, Any]] = []
     lines: list[str] = []
-    for oid in order_ids:
-        found = _get(app, oid)
-        if found.expired:
-            raise CliError(f"order {oid} has already ended", 1)
-        client.cancel_order(oid, issue)
-        final = client.get_order(oid)
-        now = app.clock.time()
-        results.append(order_doc(final, now))
-        cur = final.currency or "bitcoin"
+    for oid in dict.fromkeys(order_ids):
+        ended = final.get(oid, known[oid])
+        results.append(order_doc(ended, now))
+        cur = ended.currency or "bitcoin"
         lines.append(
-            f"Cancelled order {oid} (server {final.si}); spent "
-            f"{format_amount(float(final.spend), cur)} {label(cur)}"
+            f"Cancelled order {oid} (server {ended.si}); spent "
+            f"{format_amount(float(ended.spend), cur)} {label(cur)}"
         )
     invalidate(app)
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from clore._wire import CreateOrderRequest
     from clore.workflows import Limits
 
-__all__ = ["Placement", "lookup_server", "make_spec", "parse_bid", "place", "rent"]
+__all__ = ["Placement", "lookup_server", "parse_bid", "place", "rent"]
 
 
 @dataclass
@@ -96,7 +96,15 @@ def _confirm(app: AppContext, server_id: int, server: Server | None, placement: 
     out.info(f"  price    {price_line} ({kind})")
     if balance is not None and balance.balance is not None:
         left = float(balance.balance)
-        runway = f" — about {left / day:.1f} days at this price" if day else ""
+        runway = ""
+        if day:
+            # The wallet pays the renter fee on top of the price.
+            order_type = "spot" if placement.spot_bid is not None else "on-demand"
+            fee = app.api().renter_fees().fee_percent(order_type, cur)
+            runway = (
+                f" — about {left / (day * (1 + fee / 100)):.1f} days at this price "
+                f"plus the {fee:g}% renter fee"
+            )
         out.info(f"  balance  {left:.8g} {label(cur)}{runway}")
     try:
         confirmed = click.confirm("Proceed?", default=False, err=True)
@@ -222,9 +230,12 @@ def _after_create(
     if limits:
         # Before --wait, so an interrupted wait leaves them registered for `clore guard`.
         _limits.record(app, order, limits, foreground=placement.guard)
+    why = "provisioning"
+    if order.spot and not _bid_runs(app, order):
+        why = "a spot bid runs only while it is the highest"
     if placement.wait:
         started = time.monotonic()
-        with out.waiting(f"waiting for order {order.id} to be ready (provisioning)"):
+        with out.waiting(f"waiting for order {order.id} to be ready ({why})"):
             order = app.api().wait_for_order(order.id, timeout=placement.timeout)
         out.info(f"Order {order.id} is ready after {time.monotonic() - started:.1f} s")
     now = app.clock.time()
@@ -246,13 +257,34 @@ def _after_create(
                 out.echo(f"jupyter:  {jupyter}")
         else:
             out.echo(f"Order {order.id} is provisioning; `clore order {order.id}` shows its state.")
-            if spec.token_generated and spec.serves_jupyter:
-                # The API never returns the token; this is the only chance to see it.
-                out.echo(f"jupyter token: {spec.jupyter_token}")
+            note = spec.token_note()
+            if note:  # the API never returns the token: this is the only chance to see it
+                out.echo(note)
 
     out.result(document, human)
     if placement.guard and limits:
         _limits.guard(app, order, limits)
+
+
+def _bid_runs(app: AppContext, order: Order) -> bool:
+    """Whether a new spot bid is the running one; says why not (so a wait is not a mystery)."""
+    from clore import CloreError
+
+    try:
+        market = app.api().spot_marketplace(order.si)
+    except CloreError:
+        return True  # unknown: nothing to say
+    mine = next((o for o in market.offers if o.offer_id == order.id), None)
+    if mine is None or mine.active:
+        return True
+    winning = market.winning
+    cur = order.currency or "bitcoin"
+    if winning is not None:
+        where = f"the highest bid is {price_text(float(winning.bid), cur)}"
+    else:
+        where = "no bid runs now: the server is rented on demand or offline"
+    app.out.warn(f"bid of order {order.id} is not running: {where}; it starts when it is highest")
+    return False
 
 
 def _cheapest(
@@ -328,7 +360,7 @@ def rent(
     """
     cur = resolve_currency(currency)
     _limits.check(options)
-    spec = _spec(options)
+    spec = OrderSpec.from_params(options)
     if bid is not None and not spot:
         raise CliError("--bid is only for spot orders: add --spot", 2)
     if spot and bid is None:
@@ -352,18 +384,6 @@ def rent(
     placement.limits, placement.rates = _limits.read(app, options, cur, placement.rates)
     placement.guard = bool(options["run_guard"])
     place(app, candidates, spec, placement)
-
-
-def _spec(options: dict[str, Any]) -> OrderSpec:
-    return OrderSpec.from_options(
-        image=options["image"],
-        ports=options["ports"],
-        ssh_key=options["ssh_key"],
-        ssh_password=options["ssh_password"],
-        env=options["env"],
-        command=options["command"],
-        jupyter_token=options["jupyter_token"],
-    )
 
 
 def lookup_server(app: AppContext, server_id: int, placement: Placement) -> Server | None:
@@ -397,8 +417,3 @@ def parse_bid(text: str | None, currency: str) -> float:
     if amount.per_day <= 0:
         raise CliError("bid must be greater than zero", 2)
     return amount.per_day
-
-
-def make_spec(options: dict[str, Any]) -> OrderSpec:
-    """The ``OrderSpec`` of a command decorated with ``order_options``."""
-    return _spec(options)

@@ -8,9 +8,11 @@ server through its ``/_sandbox/`` control plane. They refuse to talk to the real
 from __future__ import annotations
 
 import errno
-import re
+import io
+import json
 import socket
-from typing import Any, Final
+import sys
+from typing import Any
 
 import click
 
@@ -27,9 +29,6 @@ from clore.cli._output import json_option
 from clore.sandbox.faults import FAULTS
 
 __all__ = ["sandbox"]
-
-_UNITS: Final = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART: Final = re.compile(r"([0-9]*\.?[0-9]+)([smhdw]?)")
 
 
 @click.group()
@@ -92,7 +91,10 @@ def sandbox() -> None:
     show_default=True,
     help="uvicorn's log level.",
 )
+@json_option
+@pass_app
 def serve(
+    app: AppContext,
     host: str,
     port: int,
     db: str | None,
@@ -109,6 +111,8 @@ def serve(
     It prints its base URL, the demo user's key (a sandbox key, worthless elsewhere) and
     its database path, then serves the API under /v1 and the control plane under /_sandbox.
     The default database is the one `clore --sandbox` uses, so both see the same state.
+    With --json the three are one JSON document on stdout: {"base_url", "demo_key",
+    "database"}.
     """
     import sqlite3
 
@@ -134,6 +138,7 @@ def serve(
             market_activity=market_activity,
             rng_seed=rng_seed,
             log_level=log_level,
+            **({"out": _JsonBanner()} if app.out.json_mode else {}),
         )
     except KeyboardInterrupt:
         shown = db or str(default_db_path())
@@ -146,6 +151,25 @@ def serve(
         if exc.filename is not None:  # creating the database's directory failed
             raise CliError(f"--db: {exc.strerror or exc}: {exc.filename}", EXIT_USAGE) from None
         raise CliError(_listen_error(host, port, exc), _listen_exit(exc)) from None
+
+
+class _JsonBanner(io.StringIO):
+    """Takes the server's banner (``clore sandbox: URL``, ``demo key: K``, ``database: P``)
+    and prints it as one JSON document on stdout when the server flushes it."""
+
+    def flush(self) -> None:
+        lines = dict(line.split(": ", 1) for line in self.getvalue().splitlines() if ": " in line)
+        if not lines:
+            return
+        document = {
+            "base_url": lines.get("clore sandbox"),
+            "demo_key": lines.get("demo key"),
+            "database": lines.get("database"),
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        sys.stdout.flush()
+        self.seek(0)
+        self.truncate()
 
 
 def default_db_path() -> str:
@@ -169,20 +193,12 @@ def _listen_exit(exc: OSError) -> int:
 
 def parse_seconds(text: str) -> float:
     """``3600``, ``90s``, ``15m``, ``1h``, ``2d``, ``1w``, ``1h30m`` -> seconds."""
-    compact = text.strip().lower().replace(" ", "")
-    pos, total = 0, 0.0
-    while pos < len(compact):
-        match = _PART.match(compact, pos)
-        if match is None:
-            pos = -1
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos <= 0:
-        raise click.BadParameter(
-            f"expected a duration like 3600, 15m, 1h, 2d or 1h30m, got {text!r}"
-        )
-    return total
+    from clore.workflows.render import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'DURATION'") from None
 
 
 class _Control:

@@ -16,10 +16,10 @@ import click
 from clore.cli import _limits
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._format import duration, order_doc, price_text
-from clore.cli._orderopts import order_options
+from clore.cli._orderopts import OrderSpec, order_options
 from clore.cli._output import json_option
 from clore.cli.market import resolve_currency, with_currency
-from clore.cli.rent import Placement, lookup_server, make_spec, parse_bid, place
+from clore.cli.rent import Placement, lookup_server, parse_bid, place
 
 __all__ = ["bid", "price", "spot", "walk_down"]
 
@@ -60,7 +60,7 @@ def bid(app: AppContext, /, server_id: int, bid_text: str, currency: str, **opti
     )
     if options["lock_price"]:
         raise CliError("--lock-price applies to on-demand orders, not spot bids", 2)
-    spec = make_spec(options)
+    spec = OrderSpec.from_params(options)
     server = lookup_server(app, server_id, placement)
     placement.limits, placement.rates = _limits.read(app, options, cur, placement.rates)
     placement.guard = bool(options["run_guard"])

@@ -8,14 +8,17 @@ next cheapest matching server, with the same image, ports and env.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from clore.cli._context import AppContext, CliError, pass_app
-from clore.cli._output import json_option
-from clore.cli.monitor_cmd import (
+from clore.cli._loop import (
+    check_amount,
+    check_limits,
     deadline,
+    events_document,
+    interval_option,
     jsonl_option,
     limit_options,
     parse_limits,
@@ -23,20 +26,14 @@ from clore.cli.monitor_cmd import (
     run_events,
     until_options,
 )
+from clore.cli._orderopts import OrderSpec, container_options
+from clore.cli._output import json_option
+
+if TYPE_CHECKING:
+    from clore import Order
+    from clore.workflows import RentSpec
 
 __all__ = ["keep"]
-
-
-def _env(
-    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, str] | None:
-    env: dict[str, str] = {}
-    for word in values:
-        name, sep, value = word.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"expected NAME=VALUE, got {word!r}")
-        env[name.strip()] = value
-    return env or None
 
 
 @click.command()
@@ -52,14 +49,7 @@ def _env(
     metavar="PRICE",
     help="Outbid the winner by this much (default 1% of the winning bid).",
 )
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=1),
-    default=30.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Seconds between checks.",
-)
+@interval_option(30.0, "Seconds between checks.")
 @click.option(
     "--recover",
     is_flag=True,
@@ -72,27 +62,7 @@ def _env(
     metavar="FILTER",
     help="Filter for --recover candidates (default: same GPU model, >= GPU count).",
 )
-@click.option("--image", help="Image for --recover (default: the order's image).")
-@click.option(
-    "--ports",
-    metavar="PORT:PROTO,...",
-    help="Ports for --recover (default: the order's, when the API reports them).",
-)
-@click.option(
-    "--env",
-    "env",
-    multiple=True,
-    callback=_env,
-    metavar="NAME=VALUE",
-    help="Environment for --recover (repeatable; my_orders does not return env).",
-)
-@click.option(
-    "--ssh-key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Public key for --recover (default ~/.ssh/id_ed25519.pub or id_rsa.pub).",
-)
-@click.option("--ssh-password", metavar="TEXT", help="SSH password for --recover.")
-@click.option("--command", metavar="SCRIPT", help="Startup script for --recover.")
+@container_options(recovery=True)
 @click.option(
     "--currency",
     "-c",
@@ -107,24 +77,20 @@ def _env(
 @pass_app
 def keep(
     app: AppContext,
+    /,
     order_id: int,
     max_bid: str,
     step: str | None,
     interval: float,
     recover: bool,
     match_words: tuple[str, ...],
-    image: str | None,
-    ports: str | None,
-    env: dict[str, str] | None,
-    ssh_key: Path | None,
-    ssh_password: str | None,
-    command: str | None,
     currency: str | None,
     max_spend: str | None,
     max_time: str | None,
     until: str | None,
     for_: str | None,
     jsonl: bool,
+    **options: Any,
 ) -> None:
     """Keep spot ORDER winning within --max-bid; lower the bid when nobody competes.
 
@@ -134,11 +100,15 @@ def keep(
       clore spot keep 4711 --max-bid 0.0003btc --recover --env HF_TOKEN=... --max-spend 0.002
     """
     from clore import OrderNotFoundError
-    from clore.cli._orderopts import OrderSpec
     from clore.cli.market import resolve_currency
     from clore.market import PriceContext, compile_filters, parse_filters
-    from clore.workflows import RentSpec, SpotKeeper, StateFile, workflows_dir
+    from clore.workflows import SpotKeeper, StateFile, workflows_dir
 
+    named = [check_amount(max_bid, "--max-bid"), check_amount(step, "--step")]
+    named.append(check_limits(max_spend, max_time))
+    source = resolve_currency(currency) if currency else None
+    matcher = parse_filters(match_words)
+    stop = deadline(app, until, for_)
     client = app.client()
     try:
         order = client.get_order(order_id)
@@ -146,38 +116,17 @@ def keep(
         raise CliError(f"order {order_id} is not among your orders", 4) from None
     if not order.spot:
         raise CliError(f"order {order_id} is on-demand; spot keep needs a spot order", 2)
-    cur = resolve_currency(currency) if currency else order.currency
-    cap = parse_money(max_bid, cur, "--max-bid")
-    increment = parse_money(step, cur, "--step")
-    limits = parse_limits(max_spend, max_time, cur)
-    stop = deadline(app, until, for_)
-    rent = None
-    if recover:
-        port_map = (
-            _ports(ports) if ports else (order.ports if isinstance(order.ports, dict) else None)
-        )
-        spec = OrderSpec.from_options(
-            image=image or order.image,
-            ports=port_map,
-            ssh_key=ssh_key,
-            ssh_password=ssh_password,
-            env=env,
-            command=command,
-            jupyter_token=None,
-        )
-        rent = RentSpec(
-            image=spec.image,
-            order_type="spot",
-            currency=order.currency,
-            ports=spec.ports,
-            env=spec.env,
-            ssh_password=spec.ssh_password,
-            ssh_key=spec.ssh_key,
-            jupyter_token=spec.jupyter_token,
-            command=spec.command,
-        )
-    match = compile_filters(parse_filters(match_words), PriceContext(cur)) if match_words else None
     path = workflows_dir() / f"spot-{order_id}.json"
+    if order.expired and not recover and not path.exists():
+        raise CliError(f"order {order_id} has already ended (--recover bids on another)", 1)
+    # Prices are compared with the order's bids, so every amount is converted to its currency.
+    cur = order.currency
+    rates = _rates(app, order, [*named, source])
+    cap = parse_money(max_bid, cur, "--max-bid", rates=rates, default=source)
+    increment = parse_money(step, cur, "--step", rates=rates, default=source)
+    limits = parse_limits(max_spend, max_time, cur, rates=rates)
+    rent = _recovery_spec(app, order, options) if recover else None
+    match = compile_filters(matcher, PriceContext(cur, rates)) if match_words else None
     app.out.info(f"keeping order {order_id} on server {order.si}; state: {path}")
     keeper = SpotKeeper(
         client,
@@ -194,16 +143,27 @@ def keep(
         state=StateFile(path),
     )
     seen = run_events(app, keeper.run(), jsonl=jsonl, state_path=path)
-    if app.out.json_mode and not jsonl:
-        app.out.json({"order_id": keeper.state.order_id, "events": [e.to_json() for e in seen]})
+    events_document(app, seen, jsonl, order_id=keeper.state.order_id)
 
 
-def _ports(text: str) -> dict[str, str] | None:
-    from clore import ParameterError
-    from clore._validate import validate_ports
+def _rates(app: AppContext, order: Order, named: list[str | None]) -> dict[str, float] | None:
+    """USD rates (from the order's spot market) when an amount is in another currency."""
+    if all(name in (None, order.currency) for name in named):
+        return None
+    market = app.api().spot_marketplace(order.si)
+    return {k: float(v) for k, v in market.currency_rates_in_usd.items() if v} or None
 
-    words = [part.strip() for part in text.split(",") if part.strip()]
-    try:
-        return validate_ports(words) if words else None
-    except ParameterError as exc:
-        raise CliError(f"--ports: {exc} (expected e.g. 22:tcp,8888:http)", 2) from None
+
+def _recovery_spec(app: AppContext, order: Order, options: dict[str, Any]) -> RentSpec:
+    """What ``--recover`` rents: the options given, else the order's image and ports."""
+    from clore.workflows import order_ports
+
+    spec = OrderSpec.from_params(
+        options,
+        image=options["image"] or order.image,
+        ports=options["ports"] if options["ports"] is not None else order_ports(order),
+    )
+    line = spec.token_note()
+    if line:
+        app.out.info(f"{line} (for a recovered order; the API never returns it)")
+    return spec.rent_spec("spot", order.currency)

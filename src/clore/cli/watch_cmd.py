@@ -12,16 +12,16 @@ continue without renting twice.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from clore.cli._context import AppContext, CliError, pass_app
-from clore.cli._orderopts import order_options
-from clore.cli._output import json_option
-from clore.cli.market import resolve_currency, with_currency
-from clore.cli.monitor_cmd import (
+from clore.cli._loop import (
+    check_amount,
+    check_limits,
     deadline,
+    interval_option,
     jsonl_option,
     limit_options,
     parse_limits,
@@ -29,6 +29,12 @@ from clore.cli.monitor_cmd import (
     run_events,
     until_options,
 )
+from clore.cli._orderopts import OrderSpec, order_options
+from clore.cli._output import json_option
+from clore.cli.market import resolve_currency, with_currency
+
+if TYPE_CHECKING:
+    from clore.market import Filter
 
 __all__ = ["watch"]
 
@@ -65,14 +71,7 @@ __all__ = ["watch"]
     metavar="KEYS",
     help="Rank matches like `clore market --sort` (default: price).",
 )
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=1),
-    default=10.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Seconds between marketplace polls.",
-)
+@interval_option(10.0, "Seconds between marketplace polls.")
 @click.option(
     "--state",
     "state_name",
@@ -118,46 +117,43 @@ def watch(
       clore watch gpu=4090 --max-price 0.0002btc --rent --count 2 --for 6h --yes
       clore watch gpu=a100 --max-price 30usd --rent --max-time 8h --budget 25usd --jsonl
     """
-    from clore.cli._marketdata import load
-    from clore.cli.rent import make_spec
-    from clore.market import PriceContext, compile_filters, parse_filters, parse_sort, sort_servers
-    from clore.workflows import (
-        RentSpec,
-        StateFile,
-        Watcher,
-        WatchState,
-        state_key,
-        workflows_dir,
+    from clore.market import (
+        PriceContext,
+        compile_filters,
+        label,
+        parse_filters,
+        parse_sort,
+        sort_servers,
     )
+    from clore.workflows import StateFile, Watcher, WatchState, state_key, workflows_dir
+    from clore.workflows.events import amount
 
     cur = resolve_currency(currency)
     parsed = parse_filters(filters)
     keys = parse_sort(sort_spec or ("spot_price" if spot else "price"))
-    data = load(app, rates=True)
-    ctx = PriceContext(cur, data.rates)
-    cap = parse_money(max_price, cur, "--max-price", rates=data.rates)
-    total = parse_money(budget, cur, "--budget", rates=data.rates, per_day=False)
-    limits = parse_limits(max_spend, max_time, cur, rates=data.rates)
+    named = [
+        check_amount(max_price, "--max-price"),
+        check_amount(budget, "--budget", per_day=False),
+        check_limits(max_spend, max_time),
+    ]
     stop = deadline(app, until, for_)
     dry_run = bool(options["dry_run"])
+    if not do_rent and (dry_run or max_spend or max_time or budget is not None):
+        raise CliError("--dry-run, --budget, --max-spend and --max-time need --rent", 2)
+    spec = OrderSpec.from_params(options) if do_rent else None
+    rates = _rates(app, cur, named, parsed)
+    ctx = PriceContext(cur, rates)
+    cap = parse_money(max_price, cur, "--max-price", rates=rates)
+    total = parse_money(budget, cur, "--budget", rates=rates, per_day=False)
+    limits = parse_limits(max_spend, max_time, cur, rates=rates)
     rent = None
-    if do_rent:
-        spec = make_spec(options)
-        rent = RentSpec(
-            image=spec.image,
-            order_type="spot" if spot else "on-demand",
-            currency=cur,
-            ports=spec.ports,
-            env=spec.env,
-            ssh_password=spec.ssh_password,
-            ssh_key=spec.ssh_key,
-            jupyter_token=spec.jupyter_token,
-            command=spec.command,
-        )
+    if spec is not None:
+        rent = spec.rent_spec("spot" if spot else "on-demand", cur)
         if not dry_run and not options["yes"]:
             _confirm(app, filters, cap, cur, count, total)
-    elif dry_run or limits or total is not None:
-        raise CliError("--dry-run, --budget, --max-spend and --max-time need --rent", 2)
+        token_line = spec.token_note()
+        if token_line and not dry_run:
+            app.out.info(f"{token_line} (for the rented orders; the API never returns it)")
     params = {
         "filters": list(filters), "max_price": cap, "currency": cur, "spot": spot,
         "rent": None if rent is None else rent.image, "count": count, "budget": total,
@@ -190,6 +186,12 @@ def watch(
         dry_run=dry_run,
         state=StateFile(path) if rent is not None else None,
     )
+    what = " ".join(filters) or "any server"
+    doing = f"renting up to {count}" if rent is not None else "reporting matches"
+    app.out.info(
+        f"watching for {what} at ≤ {amount(cap)} {label(cur)}/day ({doing}), a poll every "
+        f"{interval:g} s; Ctrl-C to stop"
+    )
     seen = run_events(app, watcher.run(), jsonl=jsonl, state_path=path if rent else None)
     rented = [e for e in seen if e.kind == "rented" and e.order_id is not None]
     if options["wait"] and not dry_run:
@@ -198,7 +200,25 @@ def watch(
             with app.out.waiting(f"waiting for order {event.order_id} to be ready"):
                 order = app.client().wait_for_order(event.order_id, timeout=options["timeout"])
             app.out.info(f"order {order.id} ready: {order.ssh_command() or order.http_url}")
-    _summary(app, seen, jsonl)
+            jupyter = spec.jupyter_url(order.http_url) if spec is not None else None
+            if jupyter:
+                app.out.info(f"order {order.id} jupyter: {jupyter}")
+    token = spec.jupyter_token if spec is not None and spec.serves_jupyter else None
+    _summary(app, seen, jsonl, token)
+
+
+def _rates(
+    app: AppContext, currency: str, named: list[str | None], filters: list[Filter]
+) -> dict[str, float] | None:
+    """USD rates, fetched only when an amount or a price filter is in another currency."""
+    from clore.cli._marketdata import load
+
+    for flt in filters:
+        if flt.field.kind == "price":
+            named.append(flt.values[0].currency)
+    if all(name in (None, currency) for name in named):
+        return None
+    return load(app, rates=True).rates
 
 
 def _confirm(
@@ -222,12 +242,13 @@ def _confirm(
         raise CliError("not confirmed; nothing was rented (--yes skips the question)", 1)
 
 
-def _summary(app: AppContext, seen: list[Any], jsonl: bool) -> None:
+def _summary(app: AppContext, seen: list[Any], jsonl: bool, token: str | None) -> None:
     rented = [e for e in seen if e.kind == "rented"]
     done = next((e for e in reversed(seen) if e.kind == "done"), None)
     document = {
         "rented": [{"order_id": e.order_id, "server_id": e.server_id, **e.details} for e in rented],
         "reason": None if done is None else done.details.get("reason"),
+        "jupyter_token": token,
     }
     if jsonl:
         return

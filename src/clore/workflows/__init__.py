@@ -34,7 +34,14 @@ from clore.workflows.guard import (
 )
 from clore.workflows.hooks import CommandHook, Hooks, WebhookHook
 from clore.workflows.monitor import OrderMonitor, monitor, tcp_probe
-from clore.workflows.plan import Limits, RentSpec, planned_cost, planned_seconds
+from clore.workflows.plan import (
+    Limits,
+    RentSpec,
+    burn_per_day,
+    order_ports,
+    planned_cost,
+    planned_seconds,
+)
 from clore.workflows.spot_bids import BidDecision, decide_bid
 from clore.workflows.spot_keeper import KeeperState, SpotKeeper, keep_spot
 from clore.workflows.state import StateFile, state_key, workflows_dir
@@ -61,6 +68,7 @@ __all__ = [
     "WebhookHook",
     "aiterate",
     "breach",
+    "burn_per_day",
     "decide_bid",
     "enforce",
     "forget_limits",
@@ -68,6 +76,7 @@ __all__ = [
     "keep_spot",
     "make_event",
     "monitor",
+    "order_ports",
     "planned_cost",
     "planned_seconds",
     "register_limits",

@@ -1,8 +1,10 @@
-"""What every polling loop shares: which errors to ride out, backoff, and the poll schedule."""
+"""What every polling loop shares: which errors to ride out, backoff, the poll schedule,
+and ``poll_loop``, the loop itself."""
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable, Generator
+from typing import Final, Literal, TypeVar
 
 from clore._clock import Clock
 from clore._errors import (
@@ -11,9 +13,21 @@ from clore._errors import (
     TransportError,
     UnexpectedResponseError,
 )
+from clore._wire import RenterFees
+from clore.workflows._protocols import SupportsRenterFees
 from clore.workflows.events import Event, Source, make_event
 
-__all__ = ["RETRYABLE", "Backoff", "Schedule", "error_event"]
+__all__ = [
+    "RETRYABLE",
+    "Backoff",
+    "Schedule",
+    "as_event",
+    "error_event",
+    "poll_loop",
+    "renter_fees",
+]
+
+T = TypeVar("T")
 
 #: Errors a poll survives: the API or the network will likely answer at a later poll
 #: (the SDK has already retried reads). Anything else (authentication, bad parameters)
@@ -94,3 +108,51 @@ def error_event(source: Source, at: float, error: BaseException, retry_in: float
         retry_in=retry_in,
         fatal=retry_in is None,
     )
+
+
+def as_event(event: Event) -> Event:
+    """``poll_loop``'s ``wrap`` for loops that yield events one by one."""
+    return event
+
+
+def poll_loop(
+    clock: Clock,
+    interval: float,
+    source: Source,
+    poll: Callable[[Schedule], Generator[T, None, bool]],
+    *,
+    wrap: Callable[[Event], T],
+    until: float | None = None,
+) -> Generator[T, None, Literal["until", "done"]]:
+    """Run ``poll`` every ``interval`` seconds until it returns True ("done") or ``until``.
+
+    ``poll`` yields the loop's items (events; ``wrap`` turns an ``error`` event into one)
+    and gets the schedule, to poll sooner or later. A failure the next poll may not see
+    again (``RETRYABLE``) becomes an ``error`` event and the loop backs off; anything else
+    ends it.
+    """
+    schedule = Schedule(clock, interval)
+    backoff = Backoff(interval)
+    while True:
+        schedule.wait(until)
+        if until is not None and clock.time() >= until:
+            return "until"
+        schedule.started()
+        try:
+            finished = yield from poll(schedule)
+        except RETRYABLE as exc:
+            delay = backoff.failed(exc)
+            schedule.delay(delay)
+            yield wrap(error_event(source, clock.time(), exc, delay))
+            continue
+        backoff.succeeded()
+        if finished:
+            return "done"
+
+
+def renter_fees(client: SupportsRenterFees) -> RenterFees | None:
+    """The renter fees (for burn rates), or None when they cannot be read right now."""
+    try:
+        return client.renter_fees()
+    except RETRYABLE:
+        return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from clore._wire import Order, Server, SpotMarket, Wallet
+from clore._wire import Order, RenterFees, Server, SpotMarket, Wallet
 
 __all__ = [
     "GuardClient",
@@ -18,6 +18,7 @@ __all__ = [
     "SupportsCreateOrder",
     "SupportsMarketplace",
     "SupportsMyOrders",
+    "SupportsRenterFees",
     "SupportsSpot",
     "SupportsWallets",
     "WatchClient",
@@ -34,6 +35,10 @@ class SupportsMyOrders(Protocol):
 
 class SupportsWallets(Protocol):
     def wallets(self) -> list[Wallet]: ...
+
+
+class SupportsRenterFees(Protocol):
+    def renter_fees(self) -> RenterFees: ...
 
 
 class SupportsCancel(Protocol):
@@ -71,12 +76,13 @@ class WatchClient(
     """What ``watch`` calls."""
 
 
-class MonitorClient(SupportsMyOrders, SupportsWallets, SupportsSpot, Protocol):
-    """What ``monitor`` calls (``spot_marketplace`` only for spot orders)."""
+class MonitorClient(SupportsMyOrders, SupportsWallets, SupportsRenterFees, SupportsSpot, Protocol):
+    """What ``monitor`` calls (``spot_marketplace`` only for spot orders; ``wallets`` and
+    ``renter_fees`` only for the runway warning)."""
 
 
-class GuardClient(SupportsMyOrders, SupportsCancel, SupportsWallets, Protocol):
-    """What ``guard`` calls."""
+class GuardClient(SupportsMyOrders, SupportsCancel, SupportsWallets, SupportsRenterFees, Protocol):
+    """What ``guard`` calls (``wallets`` and ``renter_fees`` only for the runway warning)."""
 
 
 class KeeperClient(

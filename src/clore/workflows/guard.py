@@ -14,17 +14,25 @@ the loop that set them has exited.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 
 import msgspec
 
 from clore._clock import Clock
 from clore._errors import OrderError
-from clore._wire import Order, Wallet
-from clore.workflows._loop import RETRYABLE, Backoff, Schedule, error_event
+from clore._wire import Order, RenterFees, Wallet
+from clore.market.pricing import label
+from clore.workflows._loop import (
+    RETRYABLE,
+    Schedule,
+    as_event,
+    error_event,
+    poll_loop,
+    renter_fees,
+)
 from clore.workflows._protocols import GuardClient, SupportsCancel
 from clore.workflows.events import Event, Source, amount, make_event
-from clore.workflows.plan import Limits
+from clore.workflows.plan import Limits, burn_per_day
 from clore.workflows.state import StateFile, workflows_dir
 
 __all__ = [
@@ -50,11 +58,15 @@ class Breach(msgspec.Struct, frozen=True):
     value: float
     max: float
 
-    def describe(self) -> str:
-        """``max_spend 0.0011 would pass the limit 0.001 by the next check``-style reason."""
+    def describe(self, currency: str | None = None) -> str:
+        """``max_spend: 0.0011 BTC by the next check, limit 0.001 BTC``-style reason."""
         if self.limit == "max_time":
             return f"max_time: {self.value:.0f} s by the next check, limit {self.max:.0f} s"
-        return f"max_spend: {amount(self.value)} by the next check, limit {amount(self.max)}"
+        unit = f" {label(currency)}" if currency else ""
+        return (
+            f"max_spend: {amount(self.value)}{unit} by the next check, "
+            f"limit {amount(self.max)}{unit}"
+        )
 
 
 def breach(order: Order, now: float, limits: Limits, *, lookahead: float = 0.0) -> Breach | None:
@@ -85,12 +97,17 @@ def enforce(
     *,
     lookahead: float = 0.0,
     source: Source = "guard",
+    measured: Order | None = None,
 ) -> Event | None:
-    """Cancel ``order`` if it crosses ``limits`` (see the module docstring); the event, or None."""
-    crossed = breach(order, now, limits, lookahead=lookahead)
+    """Cancel ``order`` if it crosses ``limits`` (see the module docstring); the event, or None.
+
+    ``measured`` is the record the limits are checked on, when not ``order`` itself (the
+    spot keeper counts the spend and age of an order and the ones it replaced).
+    """
+    crossed = breach(measured or order, now, limits, lookahead=lookahead)
     if crossed is None:
         return None
-    reason = crossed.describe()
+    reason = crossed.describe(order.currency or None)
     client.cancel_order(order.id)
     _log({"at": now, "order_id": order.id, "reason": reason, "source": source})
     forget_limits(order.id)
@@ -152,9 +169,10 @@ def registered_limits() -> dict[int, Limits]:
 class RunwayWatch:
     """Warn once when a wallet's runway (balance / burn rate) drops under ``threshold`` seconds.
 
-    Burn rate per currency is the sum of per-day prices of the running orders paid in it
-    (spot orders count at their bid, whether or not they currently win: the upper bound).
-    The warning re-arms when the runway recovers above the threshold.
+    Burn rate per currency is the sum of per-day prices of the running orders paid in it,
+    plus the renter fee when ``fees`` are known (spot orders count at their bid, whether or
+    not they currently win: the upper bound). The warning re-arms when the runway recovers
+    above the threshold.
     """
 
     def __init__(self, threshold: float, source: Source) -> None:
@@ -162,11 +180,17 @@ class RunwayWatch:
         self.source = source
         self._low: set[str] = set()
 
-    def check(self, wallets: Iterable[Wallet], orders: Iterable[Order], now: float) -> list[Event]:
+    def check(
+        self,
+        wallets: Iterable[Wallet],
+        orders: Iterable[Order],
+        now: float,
+        fees: RenterFees | None = None,
+    ) -> list[Event]:
         burn: dict[str, float] = {}
         for order in orders:
             if not order.expired:
-                burn[order.currency] = burn.get(order.currency, 0.0) + float(order.price)
+                burn[order.currency] = burn.get(order.currency, 0.0) + burn_per_day(order, fees)
         events: list[Event] = []
         for wallet in wallets:
             rate = burn.get(wallet.name, 0.0)
@@ -218,24 +242,13 @@ def guard(
     Ends when every listed order is gone, at ``until``, or after one pass with ``once``.
     """
     wanted = None if order_ids is None else set(order_ids)
-    schedule = Schedule(clock, interval)
-    backoff = Backoff(interval)
     runway = None if runway_below is None else RunwayWatch(runway_below, "guard")
-    while True:
-        schedule.wait()
-        schedule.started()
-        now = clock.time()
-        if until is not None and now >= until:
-            return
-        try:
-            orders = client.my_orders()
-            wallets = client.wallets() if runway is not None else []
-        except RETRYABLE as exc:
-            delay = backoff.failed(exc)
-            schedule.delay(delay)
-            yield error_event("guard", now, exc, delay)
-            continue
-        backoff.succeeded()
+    fees: RenterFees | None = None
+
+    def check(_schedule: Schedule) -> Generator[Event, None, bool]:
+        nonlocal fees
+        orders = client.my_orders()
+        wallets = client.wallets() if runway is not None else []
         registered = registered_limits() if use_registered else {}
         live = [o for o in orders if not o.expired]
         for order in live:
@@ -252,10 +265,8 @@ def guard(
             if event is not None:
                 yield event
         if runway is not None:
-            yield from runway.check(wallets, live, clock.time())
-        if once:
-            return
-        if wanted is not None:
-            remaining = {o.id for o in live} & wanted
-            if not remaining:
-                return
+            fees = fees or renter_fees(client)
+            yield from runway.check(wallets, live, clock.time(), fees)
+        return once or (wanted is not None and not ({o.id for o in live} & wanted))
+
+    yield from poll_loop(clock, interval, "guard", check, wrap=as_event, until=until)

@@ -12,21 +12,22 @@ events and the monitor carries on with backoff.
 
 Calls per poll: one ``my_orders``; one ``spot_marketplace`` per running spot order (to see
 whether it wins); ``my_orders(include_completed=True)`` only when an order vanished, to
-read its final record; ``wallets`` at most every ``runway_every`` seconds.
+read its final record; ``wallets`` at most every ``runway_every`` seconds (and
+``renter_fees`` once, for the burn rate).
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from clore._clock import Clock
-from clore._wire import Order
+from clore._wire import Order, RenterFees
 from clore.market.pricing import label
-from clore.workflows._loop import RETRYABLE, Backoff, Schedule, error_event
+from clore.workflows._loop import RETRYABLE, Schedule, poll_loop, renter_fees
 from clore.workflows._protocols import MonitorClient
 from clore.workflows.events import Event, amount, make_event
 from clore.workflows.guard import RunwayWatch
@@ -87,6 +88,7 @@ class OrderMonitor:
         self.until = until
         self._tracks: dict[int, _Track] = {}
         self._last_runway: float | None = None
+        self._fees: RenterFees | None = None
 
     def run(self) -> Iterator[Event]:
         """Poll until ``until`` (or, with ``order_ids``, until all of them ended)."""
@@ -96,26 +98,18 @@ class OrderMonitor:
     def rounds(self) -> Iterator[list[Event]]:
         """Like ``run``, one list per poll (empty when nothing changed), so a live view can
         redraw after every poll from ``orders`` and ``spot_active``."""
-        schedule = Schedule(self.clock, self.interval)
-        backoff = Backoff(self.interval)
         first = True
-        while True:
-            schedule.wait(self.until)
-            if self.until is not None and self.clock.time() >= self.until:
-                return
-            schedule.started()
-            try:
-                events = self.poll(first=first)
-            except RETRYABLE as exc:
-                delay = backoff.failed(exc)
-                schedule.delay(delay)
-                yield [error_event("monitor", self.clock.time(), exc, delay)]
-                continue
-            backoff.succeeded()
+
+        def poll(_schedule: Schedule) -> Generator[list[Event], None, bool]:
+            nonlocal first
+            events = self.poll(first=first)
             first = False
             yield events
-            if self.wanted is not None and not (self.wanted & set(self._tracks)):
-                return
+            return self.wanted is not None and not (self.wanted & set(self._tracks))
+
+        yield from poll_loop(
+            self.clock, self.interval, "monitor", poll, wrap=lambda e: [e], until=self.until
+        )
 
     @property
     def orders(self) -> list[Order]:
@@ -150,7 +144,8 @@ class OrderMonitor:
             events.extend(self._ended(vanished, now))
         if self.runway is not None and self._runway_due(now):
             self._last_runway = now
-            events.extend(self.runway.check(self.client.wallets(), orders, now))
+            self._fees = self._fees or renter_fees(self.client)
+            events.extend(self.runway.check(self.client.wallets(), orders, now, self._fees))
         return events
 
     def _wanted(self, order: Order) -> bool:
@@ -259,7 +254,7 @@ class OrderMonitor:
                         "spend",
                         now,
                         f"order {order.id} spent {amount(order.spend)} {label(order.currency)} "
-                        f"(threshold {threshold:g})",
+                        f"(threshold {amount(threshold)} {label(order.currency)})",
                         order=order,
                         threshold=threshold,
                         spend=float(order.spend),

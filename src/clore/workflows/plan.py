@@ -20,10 +20,18 @@ from typing import Literal
 
 import msgspec
 
-from clore._wire import Order, Server
+from clore._wire import Order, RenterFees, Server
 from clore.workflows._protocols import SupportsCreateOrder
 
-__all__ = ["Limits", "RentSpec", "planned_cost", "planned_seconds", "round_price"]
+__all__ = [
+    "Limits",
+    "RentSpec",
+    "burn_per_day",
+    "order_ports",
+    "planned_cost",
+    "planned_seconds",
+    "round_price",
+]
 
 OrderType = Literal["on-demand", "spot"]
 
@@ -111,3 +119,23 @@ def planned_cost(
     if max_spend is not None:
         return max_spend if cost is None else min(cost, max_spend)
     return cost
+
+
+def burn_per_day(order: Order, fees: RenterFees | None = None) -> float:
+    """What ``order`` takes from its wallet per day: its price plus the renter fee (10%
+    on demand, 2.5% spot, as ``renter_fees`` reports), which is debited on top of ``spend``."""
+    percent = 0.0
+    if fees is not None:
+        percent = fees.fee_percent("spot" if order.spot else "on-demand", order.currency)
+    return float(order.price) * (1.0 + percent / 100.0)
+
+
+def order_ports(order: Order) -> dict[str, str] | None:
+    """The ``ports`` an order was created with, as far as ``my_orders`` tells: its TCP
+    ports (``tcp_ports`` "22:10022") and its ``http_port``; None before provisioning."""
+    if isinstance(order.ports, dict):
+        return dict(order.ports)
+    ports = {str(inner): "tcp" for inner in order.port_map}
+    if order.http_port not in (None, ""):
+        ports[str(order.http_port)] = "http"
+    return ports or None

@@ -20,7 +20,7 @@ ALERT_KINDS: Final = frozenset(
 )  # fmt: skip
 
 _UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION_RE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", re.IGNORECASE)
+_DURATION_RE: Final = re.compile(r"(\d*\.?\d+)\s*([smhdw]?)", re.IGNORECASE)
 
 
 def render_event(event: Event, *, utc: bool = True) -> str:
@@ -30,7 +30,8 @@ def render_event(event: Event, *, utc: bool = True) -> str:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``15m``, ``2h``, ``1d``, ``1h30m``; ValueError otherwise."""
+    """Seconds in ``90``, ``90s``, ``15m``, ``2h``, ``1d``, ``1w``, ``1h30m``, ``.5h``;
+    ValueError otherwise."""
     compact = text.strip().replace(" ", "")
     pos, total = 0, 0.0
     while pos < len(compact):

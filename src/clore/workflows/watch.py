@@ -9,19 +9,16 @@ moves on to the next candidate. Never more than ``count`` rentals and never past
 (the rule is in ``clore.workflows.plan``).
 
 Exactly-once across crashes, restarts and concurrent watchers comes from the state file's
-ledger (``clore.workflows.state``): the intent is written under the file's lock before
-``create_order``, and a restarted watcher reconciles unsettled intents with ``my_orders``
-before it rents anything.
+ledger (``clore.workflows.watch_ledger``): the intent is written under the file's lock
+before ``create_order``, and a restarted watcher reconciles unsettled intents with
+``my_orders`` before it rents anything.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
-
-import msgspec
 
 from clore._clock import Clock
 from clore._errors import (
@@ -36,22 +33,15 @@ from clore._errors import (
     TransportError,
     UnexpectedResponseError,
 )
-from clore._wire import Order, Server
+from clore._wire import Server
 from clore.market.pricing import label
-from clore.workflows._loop import RETRYABLE, Backoff, Schedule, error_event
+from clore.workflows._loop import Schedule, as_event, error_event, poll_loop
 from clore.workflows._protocols import WatchClient
 from clore.workflows.events import Event, amount, make_event
-from clore.workflows.guard import enforce, register_limits
+from clore.workflows.guard import register_limits
 from clore.workflows.plan import Limits, RentSpec, planned_cost, planned_seconds
-from clore.workflows.state import (
-    Rental,
-    RentalStatus,
-    StateFile,
-    counted,
-    new_owner,
-    reconcile,
-    release_owner,
-)
+from clore.workflows.state import Rental, StateFile, counted, new_owner, release_owner
+from clore.workflows.watch_ledger import WatchLedger, WatchState
 
 __all__ = ["WatchState", "Watcher", "default_rank", "watch"]
 
@@ -64,13 +54,6 @@ _REFUSED = (ApplicationError,)
 _UNKNOWN = (OrderUnconfirmedError, TransportError, UnexpectedResponseError, DatabaseError)
 
 
-class WatchState(msgspec.Struct):
-    """The watcher's state file: its rentals (intents and results)."""
-
-    version: int = 1
-    rentals: list[Rental] = []
-
-
 def default_rank(price: Callable[[Server], float | None]) -> Rank:
     """Cheapest first, then by server id (deterministic)."""
 
@@ -80,7 +63,7 @@ def default_rank(price: Callable[[Server], float | None]) -> Rank:
     return rank
 
 
-class Watcher:
+class Watcher(WatchLedger):
     """The watch loop; iterate ``run()`` for its events (see the module docstring)."""
 
     def __init__(
@@ -129,66 +112,33 @@ class Watcher:
         self._seen: dict[int, Server] = {}
         self._owner = ""
 
-    # ---- ledger ------------------------------------------------------------------------
-
-    def _load(self) -> WatchState:
-        if self.state is None:
-            return self._memory
-        return self.state.read(WatchState) or WatchState()
-
-    def _save(self, value: WatchState) -> None:
-        if self.state is not None:
-            self.state.write(value)
-
-    def _locked(self) -> AbstractContextManager[None]:
-        # An in-memory watch has nobody to share its ledger with: nothing to lock.
-        return self.state.locked() if self.state is not None else nullcontext()
-
-    def rentals(self) -> list[Rental]:
-        """The rentals this watch counts (pending, unconfirmed and rented)."""
-        return counted(self._load().rentals)
-
-    def _committed(self, rentals: list[Rental]) -> float:
-        return sum(r.cost for r in counted(rentals))
-
     # ---- the loop ----------------------------------------------------------------------
 
     def run(self) -> Iterator[Event]:
         """Poll until done (count reached, ``until``) yielding events; Ctrl-C leaves state saved."""
         self._owner = new_owner()
-        schedule = Schedule(self.clock, self.interval)
-        backoff = Backoff(self.interval)
         try:
-            while True:
-                schedule.wait(self.until)
-                now = self.clock.time()
-                if self.until is not None and now >= self.until:
-                    yield self._done("until")
-                    return
-                schedule.started()
-                try:
-                    yield from self._settle()
-                    if self._renting_open():
-                        servers = self.client.marketplace()
-                        yield from self._report(servers)
-                        if self.rent is not None:
-                            yield from self._rent_best(servers)
-                    elif self._finished():
-                        yield self._done(self._closed_reason())
-                        return
-                    if self._guarding():
-                        yield from self._guard()
-                except RETRYABLE as exc:
-                    delay = backoff.failed(exc)
-                    schedule.delay(delay)
-                    yield error_event("watch", self.clock.time(), exc, delay)
-                    continue
-                backoff.succeeded()
-                if self._finished():
-                    yield self._done(self._closed_reason())
-                    return
+            ended = yield from poll_loop(
+                self.clock, self.interval, "watch", self._poll, wrap=as_event, until=self.until
+            )
+            if ended == "until":
+                yield self._done("until")
         finally:
             release_owner(self._owner)
+
+    def _poll(self, _schedule: Schedule) -> Generator[Event, None, bool]:
+        yield from self._settle()
+        if self._renting_open():
+            servers = self.client.marketplace()
+            yield from self._report(servers)
+            if self.rent is not None:
+                yield from self._rent_best(servers)
+        if self._guarding():
+            yield from self._guard()
+        if self._finished():
+            yield self._done(self._closed_reason())
+            return True
+        return False
 
     def _renting_open(self) -> bool:
         if self.rent is None:
@@ -218,35 +168,6 @@ class Watcher:
             rentals=len(rentals),
             committed=self._committed(rentals),
         )
-
-    # ---- settling intents ----------------------------------------------------------------
-
-    def _settle(self) -> Iterator[Event]:
-        """Reconcile pending/unconfirmed intents with ``my_orders`` (only when there are some)."""
-        unsettled = [r for r in self._load().rentals if r.status in ("pending", "unconfirmed")]
-        if not unsettled:
-            return
-        orders = self.client.my_orders(include_completed=True)
-        with self._locked():
-            current = self._load()
-            changed = reconcile(current.rentals, orders, self.clock.time(), grace=self.grace)
-            if changed:
-                self._save(current)
-        for rental in changed:
-            if rental.status == "rented" and rental.order_id is not None:
-                register_limits(rental.order_id, self.limits)
-                order = next((o for o in orders if o.id == rental.order_id), None)
-                yield self._rented_event(rental, order, current.rentals)
-            else:
-                yield make_event(
-                    "watch",
-                    "rent_skipped",
-                    self.clock.time(),
-                    f"intent on server {rental.server_id} settled: nothing was rented",
-                    server_id=rental.server_id,
-                    reason=rental.note,
-                    error=None,
-                )
 
     # ---- matching --------------------------------------------------------------------------
 
@@ -398,72 +319,6 @@ class Watcher:
         register_limits(order.id, self.limits)
         yield self._rented_event(rental, order, rentals)
         return "next"
-
-    def _finish(
-        self, rental_id: str, status: RentalStatus, order_id: int | None, note: str
-    ) -> list[Rental]:
-        with self._locked():
-            current = self._load()
-            for rental in current.rentals:
-                if rental.id == rental_id:
-                    rental.status = status
-                    rental.order_id = order_id
-                    rental.note = note
-            self._save(current)
-        return current.rentals
-
-    def _rented_event(self, rental: Rental, order: Order | None, rentals: list[Rental]) -> Event:
-        active = counted(rentals)
-        return make_event(
-            "watch",
-            "rented",
-            self.clock.time(),
-            f"rented server {rental.server_id} as order {rental.order_id} at "
-            f"{amount(rental.price)} {label(rental.currency)}/day ({len(active)}/{self.count})",
-            order=order,
-            order_id=rental.order_id,
-            server_id=rental.server_id,
-            price=rental.price,
-            currency=rental.currency,
-            cost=rental.cost,
-            rentals=len(active),
-            committed=self._committed(rentals),
-        )
-
-    # ---- guarding the watch's own orders ---------------------------------------------------
-
-    def _guarding(self) -> bool:
-        """True while limits apply to orders this watch rented that may still run."""
-        if not self.limits or self.dry_run:
-            return False
-        return any(
-            r.status == "rented" and r.order_id is not None and r.note != "ended"
-            for r in self._load().rentals
-        )
-
-    def _guard(self) -> Iterator[Event]:
-        mine = {r.order_id for r in self._load().rentals if r.status == "rented"}
-        running = {o.id: o for o in self.client.my_orders() if not o.expired}
-        now = self.clock.time()
-        for order_id in mine:
-            order = running.get(order_id) if order_id is not None else None
-            if order is None:
-                self._mark_ended(order_id)
-                continue
-            event = enforce(
-                self.client, order, self.limits, now, lookahead=self.interval, source="watch"
-            )
-            if event is not None:
-                self._mark_ended(order_id)
-                yield event
-
-    def _mark_ended(self, order_id: int | None) -> None:
-        with self._locked():
-            current = self._load()
-            for rental in current.rentals:
-                if rental.order_id == order_id and rental.status == "rented":
-                    rental.note = "ended"
-            self._save(current)
 
 
 def watch(client: WatchClient, clock: Clock, **options: Any) -> Iterator[Event]:

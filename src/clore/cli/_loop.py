@@ -1,0 +1,263 @@
+"""What every automation command shares (``watch``, ``monitor``, ``spot keep``, ``guard``,
+``orders --watch``): their common options, amount and limit parsing, and ``run_events``
+(one progress line per event on stderr, ``--jsonl`` events on stdout, hooks, a clean
+Ctrl-C with exit 130 and state kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from clore.cli._context import EXIT_API, EXIT_INTERRUPTED, EXIT_NOT_FOUND, AppContext, CliError
+
+if TYPE_CHECKING:
+    from clore.workflows import Event, Hooks, Limits
+
+__all__ = [
+    "check_amount",
+    "check_limits",
+    "deadline",
+    "events_document",
+    "interval_option",
+    "jsonl_option",
+    "limit_options",
+    "parse_duration_option",
+    "parse_limits",
+    "parse_money",
+    "require_orders",
+    "run_events",
+    "seconds_option",
+    "until_options",
+]
+
+
+# ---- options ------------------------------------------------------------------------------
+
+
+def seconds_option(name: str, default: float, help: str) -> Callable[[Any], Any]:
+    """A ``--NAME SECONDS`` option of at least one second (``--interval``, ``--timeout``)."""
+    return click.option(
+        name,
+        type=click.FloatRange(min=1),
+        default=default,
+        show_default=True,
+        metavar="SECONDS",
+        help=help,
+    )
+
+
+def interval_option(default: float, help: str = "Seconds between polls.") -> Callable[[Any], Any]:
+    """``--interval SECONDS``: the poll period of a loop."""
+    return seconds_option("--interval", default, help)
+
+
+def jsonl_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--jsonl``: every event as one JSON object per line on stdout."""
+    return click.option(
+        "--jsonl", is_flag=True, help="Print each event as one JSON object per line on stdout."
+    )(fn)
+
+
+def until_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--until TIME`` and ``--for DURATION``: when a loop ends."""
+    fn = click.option(
+        "--for", "for_", metavar="DURATION", help="Stop after this long (90s, 15m, 2h, 1d)."
+    )(fn)
+    return click.option(
+        "--until", metavar="TIME", help="Stop at this time (HH:MM, ISO date-time, unix time)."
+    )(fn)
+
+
+def limit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--max-spend AMOUNT`` and ``--max-time DURATION`` (budget guards of the loops)."""
+    fn = click.option(
+        "--max-time",
+        metavar="DURATION",
+        help="Cancel an order when it has run this long (checked one poll ahead).",
+    )(fn)
+    return click.option(
+        "--max-spend",
+        metavar="AMOUNT",
+        help="Cancel an order before its spend crosses AMOUNT (in the order's currency).",
+    )(fn)
+
+
+# ---- parsing ------------------------------------------------------------------------------
+
+
+def deadline(app: AppContext, until: str | None, for_: str | None) -> float | None:
+    """Unix time from ``--until``/``--for`` (exit 2 when both or malformed)."""
+    from clore.workflows.render import parse_until
+
+    if until and for_:
+        raise CliError("give --until or --for, not both", 2)
+    now = app.clock.time()
+    if until:
+        try:
+            return parse_until(until, now)
+        except ValueError as exc:
+            raise CliError(f"--until: {exc}", 2) from None
+    seconds = parse_duration_option("--for", for_)
+    return None if seconds is None else now + seconds
+
+
+def check_amount(text: str | None, option: str, *, per_day: bool = True) -> str | None:
+    """Check the form of an amount before anything is sent (exit 2 when malformed); the
+    currency it names (converting it to another may need USD rates), else None."""
+    from clore.market import parse_amount
+
+    if text is None:
+        return None
+    try:
+        amount = parse_amount(text)
+    except ValueError as exc:
+        raise CliError(f"{option}: {exc}", 2) from None
+    if amount.per_hour and not per_day:
+        raise CliError(f"{option}: a total amount, not a rate (drop /h)", 2)
+    if amount.value <= 0:
+        raise CliError(f"{option}: must be greater than zero", 2)
+    return amount.currency
+
+
+def parse_money(
+    text: str | None,
+    currency: str,
+    option: str,
+    *,
+    rates: Mapping[str, float] | None = None,
+    per_day: bool = True,
+    default: str | None = None,
+) -> float | None:
+    """An amount in ``currency``: ``0.0002``, ``0.0002btc``, ``3usd`` (converted with rates),
+    and per-hour forms (``0.2usd/h``) when ``per_day``; exit 2 on anything else.
+
+    A bare number is in ``default`` (else ``currency``) and is converted like a suffixed one.
+    """
+    from clore.market import convert, label, parse_amount
+
+    if text is None:
+        return None
+    check_amount(text, option, per_day=per_day)
+    amount = parse_amount(text)
+    value = amount.per_day if per_day else amount.value
+    source = amount.in_currency(default or currency)
+    converted = convert(value, source, currency, rates)
+    if converted is None:
+        raise CliError(
+            f"{option}: cannot convert {label(source)} to {label(currency)} without USD rates; "
+            f"give the amount in {label(currency)}",
+            2,
+        )
+    return converted
+
+
+def check_limits(max_spend: str | None, max_time: str | None) -> str | None:
+    """Check ``--max-spend``/``--max-time`` before anything is sent (exit 2 when malformed);
+    the currency the spend names, else None."""
+    parse_duration_option("--max-time", max_time)
+    return check_amount(max_spend, "--max-spend", per_day=False)
+
+
+def parse_duration_option(option: str, text: str | None, *, zero: bool = False) -> float | None:
+    """Seconds of a DURATION option (``90s``, ``15m``, ``2h``, ``1d``, ``1h30m``); None when
+    not given; exit 2 naming the option when malformed, or zero unless ``zero`` allows it."""
+    from clore.workflows.render import parse_duration
+
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise CliError(f"{option}: {exc}", 2) from None
+    if seconds <= 0 and not zero:
+        raise CliError(f"{option}: must be greater than zero", 2)
+    return seconds
+
+
+def parse_limits(
+    max_spend: str | None,
+    max_time: str | None,
+    currency: str,
+    *,
+    rates: Mapping[str, float] | None = None,
+) -> Limits:
+    """``Limits`` from ``--max-spend``/``--max-time`` (exit 2 when malformed); a spend in
+    another currency is converted to ``currency`` with ``rates``."""
+    from clore.workflows import Limits
+
+    seconds = parse_duration_option("--max-time", max_time)
+    spend = parse_money(max_spend, currency, "--max-spend", rates=rates, per_day=False)
+    return Limits(max_spend=spend, max_time=seconds)
+
+
+def require_orders(app: AppContext, order_ids: tuple[int, ...] | list[int]) -> None:
+    """``--order ID``: exit 4 for an id that is not among your orders, 1 for an ended one
+    (the loops would otherwise end at once, silently, with nothing to watch)."""
+    if not order_ids:
+        return
+    known = {o.id: o for o in app.client().my_orders(include_completed=True)}
+    for order_id in order_ids:
+        found = known.get(order_id)
+        if found is None:
+            raise CliError(f"order {order_id} is not among your orders", EXIT_NOT_FOUND)
+        if found.expired:
+            raise CliError(f"order {order_id} has already ended", EXIT_API)
+
+
+# ---- running a loop -----------------------------------------------------------------------
+
+
+def run_events(
+    app: AppContext,
+    events: Iterator[Event],
+    *,
+    jsonl: bool,
+    hooks: Hooks | None = None,
+    state_path: Path | None = None,
+    quiet: bool = False,
+    on_event: Callable[[Event], None] | None = None,
+) -> list[Event]:
+    """Drive a workflow: print each event, run hooks; Ctrl-C stops it cleanly (exit 130)."""
+    from clore.workflows.render import render_event
+
+    out = app.out
+    seen: list[Event] = []
+
+    def emit(event: Event) -> None:
+        seen.append(event)
+        if not quiet:
+            out.info(render_event(event))
+        if jsonl:
+            out.stdout.write(event.to_json_line() + "\n")
+            out.stdout.flush()
+        if on_event is not None:
+            on_event(event)
+
+    try:
+        for event in events:
+            emit(event)
+            if hooks:
+                for failed in hooks.dispatch(event):
+                    emit(failed)
+    except KeyboardInterrupt:
+        # Closing the generator runs its cleanup (state files are already written).
+        close = getattr(events, "close", None)
+        if callable(close):
+            close()
+        where = f"; state kept in {state_path}" if state_path is not None else ""
+        out.info(f"stopped (Ctrl-C){where}")
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        if hooks is not None:
+            hooks.close()
+    return seen
+
+
+def events_document(app: AppContext, seen: list[Event], jsonl: bool, **extra: Any) -> None:
+    """With ``--json`` (and not ``--jsonl``): the loop's one summary document."""
+    if app.out.json_mode and not jsonl:
+        app.out.json({**extra, "events": [e.to_json() for e in seen]})

@@ -1,0 +1,286 @@
+"""The spot keeper's state, and what it does when its order is lost: recovery.
+
+Recovery (``recover=True``), SkyPilot style: when the order is lost (expired, cancelled,
+gone) or the cap cannot beat the winning bid, the keeper cancels what is left of the old
+offer and bids on the next cheapest matching server: available servers accepting the
+currency whose spot minimum is within the cap, cheapest spot minimum first; for each
+(up to ``probe_limit``) it reads the spot market and bids just above the active offer
+(or the minimum) if that is within the cap. Recovery always rents **spot** at a bid within
+``max_bid`` - never on-demand, which would silently change what the cap means. It reuses
+the same image, ports, env and options (kept in the keeper's state, because ``my_orders``
+does not return env), and records the intent in the state file's ledger first, so a
+restarted keeper adopts the new order instead of renting again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Generator, Iterator
+
+import msgspec
+
+from clore._clock import Clock
+from clore._errors import APIError, ApplicationError, InvalidInputError, OrderError, ParameterError
+from clore._wire import Order, Server
+from clore.market.pricing import label
+from clore.workflows._loop import RETRYABLE, error_event
+from clore.workflows._protocols import KeeperClient
+from clore.workflows.events import Event, amount, make_event
+from clore.workflows.plan import Limits, RentSpec, order_ports
+from clore.workflows.spot_bids import entry_bid
+from clore.workflows.state import Rental, StateFile, reconcile
+
+__all__ = ["KeeperBase", "KeeperState", "same_gpu", "spec_of"]
+
+
+class KeeperState(msgspec.Struct, kw_only=True):
+    """What a keeper must remember across restarts."""
+
+    version: int = 1
+    origin_order_id: int
+    order_id: int | None
+    spec: RentSpec | None = None
+    started_at: float | None = None
+    spent_before: float = 0.0
+    last_lower_at: float | None = None
+    step_fraction: float = 0.1
+    recoveries: int = 0
+    rentals: list[Rental] = []
+
+
+def same_gpu(order: Order) -> Callable[[Server], bool] | None:
+    """Default recovery match: the lost order's GPU model, at least as many GPUs."""
+    model, count = order.specs.gpu_model, order.specs.gpu_count
+    if not model:
+        return None
+    return lambda s: s.gpu_model == model and s.gpu_count >= count
+
+
+class KeeperBase:
+    """Construction, state file and recovery of ``clore.workflows.SpotKeeper``."""
+
+    def __init__(
+        self,
+        client: KeeperClient,
+        clock: Clock,
+        order_id: int,
+        *,
+        max_bid: float,
+        step: float | None = None,
+        interval: float = 30.0,
+        recover: bool = False,
+        rent: RentSpec | None = None,
+        match: Callable[[Server], bool] | None = None,
+        limits: Limits | None = None,
+        until: float | None = None,
+        state: StateFile | None = None,
+        max_recoveries: int = 10,
+        probe_limit: int = 5,
+    ) -> None:
+        if max_bid <= 0:
+            raise ParameterError("max_bid", "must be positive")
+        self.client = client
+        self.clock = clock
+        self.max_bid = max_bid
+        self.step = step
+        self.interval = interval
+        self.recover = recover
+        self.match = match
+        self.limits = limits or Limits()
+        self.until = until
+        self.file = state
+        self.max_recoveries = max_recoveries
+        self.probe_limit = probe_limit
+        loaded = state.read(KeeperState) if state is not None else None
+        self.state = loaded or KeeperState(origin_order_id=order_id, order_id=order_id, spec=rent)
+        if rent is not None:
+            self.state.spec = rent
+        self._owner = ""
+        self._capped = False
+        self._waiting = False
+        self._last: Order | None = None
+        self._registered: set[int] = set()
+
+    def _unsettled(self) -> bool:
+        return any(r.status in ("pending", "unconfirmed") for r in self.state.rentals)
+
+    def _save(self) -> None:
+        if self.file is not None:
+            with self.file.locked():
+                self.file.write(self.state)
+
+    # ---- loss and recovery -----------------------------------------------------------------
+
+    def _lost(self) -> Generator[Event, None, str]:
+        lost_id = self.state.order_id
+        final = {o.id: o for o in self.client.my_orders(include_completed=True)}
+        order = final.get(lost_id) if lost_id is not None else None
+        order = order or self._last
+        self._last = order  # its GPU is what recovery looks for
+        if order is not None:
+            self.state.spent_before += float(order.spend)
+        # Not Order.time_left: that is zero for any order that has ended, cancelled or not.
+        end = None if order is None else float(order.ct) + float(order.mrl)
+        ended_early = end is None or end - self.clock.time() > self.interval
+        reason = "ended" if ended_early else "expired"
+        self.state.order_id = None
+        self._save()
+        yield make_event(
+            "spot",
+            "lost",
+            self.clock.time(),
+            f"order {lost_id} {reason}" + ("" if self.recover else "; not recovering"),
+            order=order,
+            order_id=lost_id,
+            reason=reason,
+        )
+        if not self.recover:
+            return "stop"
+        return (yield from self._recover(f"order {reason}", exclude=None))
+
+    def _abandon(self, order: Order) -> None:
+        """Cancel an outbid offer we are replacing, so it cannot resume beside the new one."""
+        # Already gone is fine: nothing left to abandon.
+        with contextlib.suppress(ApplicationError, OrderError):
+            self.client.cancel_order(order.id)
+        self.state.spent_before += float(order.spend)
+        self.state.order_id = None
+        self._save()
+
+    def _recover(self, reason: str, *, exclude: int | None) -> Generator[Event, None, str]:
+        now = self.clock.time()
+        spec = self.state.spec
+        match = self.match or (same_gpu(self._last) if self._last is not None else None)
+        if self.state.recoveries >= self.max_recoveries or spec is None or match is None:
+            why = (
+                "too many recoveries"
+                if self.state.recoveries >= self.max_recoveries
+                else "nothing to re-rent (no image or no server match rule)"
+            )
+            yield make_event(
+                "spot", "recovery_failed", now, f"cannot recover: {why}", reason=why, error=None
+            )
+            return "stop"
+        candidates = [
+            s
+            for s in self.client.marketplace()
+            if not s.rented
+            and s.id != exclude
+            and match(s)
+            and (_spot_min(s, spec.currency) or float("inf")) <= self.max_bid
+        ]
+        candidates.sort(key=lambda s: (_spot_min(s, spec.currency) or 0.0, s.id))
+        for server in candidates[: self.probe_limit]:
+            market = self.client.spot_marketplace(server.id)
+            bid = min(entry_bid(market, spec.currency, step=self.step), self.max_bid)
+            if bid < float(market.server.min_pricing.get(spec.currency, 0.0)):
+                continue
+            active = [o.bid for o in market.offers if o.active]
+            if active and bid <= max(float(b) for b in active):
+                continue
+            yield make_event(
+                "spot",
+                "recovering",
+                self.clock.time(),
+                f"{reason}: bidding {amount(bid)} {label(spec.currency)}/day on server {server.id}",
+                server=server,
+                reason=reason,
+                price=_spot_min(server, spec.currency),
+                bid=bid,
+            )
+            order = yield from self._rent(server, bid, spec)
+            if order is not None:
+                old = self._last.id if self._last is not None else None
+                self.state.recoveries += 1
+                self.state.order_id = order.id
+                self.state.last_lower_at = None
+                self._last = order
+                self._save()
+                yield make_event(
+                    "spot",
+                    "recovered",
+                    self.clock.time(),
+                    f"recovered as order {order.id} on server {server.id} at {amount(bid)} "
+                    f"{label(spec.currency)}/day",
+                    order=order,
+                    old_order_id=old,
+                    bid=bid,
+                    recoveries=self.state.recoveries,
+                )
+                return "next"
+        yield make_event(
+            "spot",
+            "recovery_failed",
+            self.clock.time(),
+            f"{reason}: no matching server can be won within {amount(self.max_bid)} "
+            f"{label(spec.currency)}/day; retrying",
+            reason="no server within the cap",
+            error=None,
+        )
+        return "next"
+
+    def _rent(
+        self, server: Server, bid: float, spec: RentSpec
+    ) -> Generator[Event, None, Order | None]:
+        rental = Rental(
+            server_id=server.id,
+            price=bid,
+            currency=spec.currency,
+            intent_at=self.clock.time(),
+            owner=self._owner,
+            pid=os.getpid(),
+        )
+        self.state.rentals.append(rental)
+        self._save()
+        try:
+            order = msgspec.structs.replace(spec, order_type="spot").create(
+                self.client, server.id, bid
+            )
+        except (ApplicationError, InvalidInputError) as exc:
+            rental.status, rental.note = "void", str(exc)
+            yield error_event("spot", self.clock.time(), exc, 0.0)
+            return None
+        except APIError as exc:
+            rental.status, rental.note = "unconfirmed", str(exc)
+            yield error_event("spot", self.clock.time(), exc, self.interval)
+            return None
+        except (OrderError, *RETRYABLE) as exc:
+            rental.status, rental.note = "unconfirmed", str(exc)
+            yield error_event("spot", self.clock.time(), exc, self.interval)
+            return None
+        rental.status, rental.order_id = "rented", order.id
+        return order
+
+    def _adopt(self) -> Iterator[Event]:
+        """After a restart: an intent whose order exists becomes the kept order."""
+        orders = self.client.my_orders(include_completed=True)
+        for rental in reconcile(self.state.rentals, orders, self.clock.time()):
+            if rental.status == "rented" and rental.order_id is not None:
+                self.state.order_id = rental.order_id
+                self.state.recoveries += 1
+                order = next((o for o in orders if o.id == rental.order_id), None)
+                yield make_event(
+                    "spot",
+                    "recovered",
+                    self.clock.time(),
+                    f"adopted order {rental.order_id} from an interrupted recovery",
+                    order=order,
+                    order_id=rental.order_id,
+                    old_order_id=None,
+                    bid=rental.price,
+                    recoveries=self.state.recoveries,
+                )
+        self._save()
+
+
+def _spot_min(server: Server, currency: str) -> float | None:
+    if not server.accepts(currency):
+        return None
+    return server.price_per_day(currency, spot=True)
+
+
+def spec_of(order: Order) -> RentSpec:
+    """The spot ``RentSpec`` of an order as ``my_orders`` shows it (image, ports)."""
+    ports = order_ports(order)
+    return RentSpec(image=order.image, order_type="spot", currency=order.currency, ports=ports)
