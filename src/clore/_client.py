@@ -101,6 +101,21 @@ class _Base:
         """The clock this client reads time from and sleeps on."""
         return self._ctx.clock
 
+    def server_time(self) -> float:
+        """The API server's unix time now, as estimated from its responses (no request).
+
+        Compare API timestamps with it: ``order.time_left(client.server_time())``. The
+        real API: the local clock (its ``Date`` header when that is > 5 s off); a sandbox:
+        its ``x-sandbox-now``, moved on at ``time_scale``.
+        """
+        return self._ctx.server.now()
+
+    @property
+    def time_scale(self) -> float:
+        """Server seconds per second of this client's clock: 1.0 for the real API, the
+        ``--time-scale`` of a sandbox server (learned from its responses)."""
+        return self._ctx.server.time_scale
+
     @property
     def has_api_key(self) -> bool:
         """True when a key was found (argument, environment or profile)."""

@@ -4,6 +4,11 @@ Everything that waits takes a ``Clock`` so tests can use ``ManualClock``, whose 
 moves time forward instantly. A client and an in-process sandbox that share one
 ``ManualClock`` agree on time exactly: the client's pacing sleeps advance the sandbox's
 billing and rate-limit windows, and no test sleeps for real.
+
+A clock may also declare ``time_scale``: how many of its seconds pass per real second
+(``SystemClock`` 1, the sandbox's ``SimClock`` its scale, ``ManualClock`` 0 since it moves
+only when told). It is optional (undeclared means 1) and relates a client's clock to a
+server's: see ``clore._servertime``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock."""
 
+    time_scale = 1.0
+
     def time(self) -> float:
         return time.time()
 
@@ -60,6 +67,9 @@ class ManualClock:
     Thread-safe. ``advance`` is the same as ``sleep``; ``slept`` records every sleep so tests
     can assert what a component waited for.
     """
+
+    #: It moves only when told: no fixed relation to real time.
+    time_scale = 0.0
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = float(start)

@@ -198,23 +198,43 @@ class SpotPriceLoweringTooSoonError(ApplicationError):
     """A spot price may be lowered once per 600 s; ``time_to_lowering`` seconds remain.
 
     Raised by the API, or locally (``local`` is True) before a request is spent.
+    ``time_to_lowering`` is in the server's seconds, as the API reports it;
+    ``wait_seconds`` is how long the caller really waits (seconds of the client's clock:
+    the same against the real API, fewer against a time-scaled sandbox).
     """
 
     error_string = "can_lower_every_600_seconds"
 
-    def __init__(self, *args: Any, local: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, local: bool = False, wait_seconds: float | None = None, **kwargs: Any
+    ) -> None:
         self.local = local
+        self._wait_seconds = wait_seconds
         super().__init__(*args, **kwargs)
 
     @property
     def time_to_lowering(self) -> float | None:
-        """Seconds until the next lowering is allowed."""
+        """Server seconds until the next lowering is allowed (the API's figure)."""
         return _number(self.body.get("time_to_lowering"))
+
+    @property
+    def wait_seconds(self) -> float | None:
+        """Seconds of the client's clock until the next lowering: ``time_to_lowering``
+        divided by the server's time scale (the SDK sets it; else ``time_to_lowering``)."""
+        return self.time_to_lowering if self._wait_seconds is None else self._wait_seconds
+
+    @wait_seconds.setter
+    def wait_seconds(self, value: float | None) -> None:
+        self._wait_seconds = value
+        self.args = (self._message(),)
 
     def _message(self) -> str:
         text = super()._message()
-        if self.time_to_lowering is not None:
-            text += f" ({self.time_to_lowering:.0f} s left)"
+        left = self.time_to_lowering
+        if left is not None:
+            wait = self.wait_seconds
+            scaled = wait is not None and abs(wait - left) >= 0.5
+            text += f" ({left:.0f} s left" + (f"; {wait:.1f} s of client time)" if scaled else ")")
         if self.local:
             text += " [checked locally; no request sent]"
         return text

@@ -44,6 +44,7 @@ from clore._errors import (
 )
 from clore._pacing import Kind, Pacer
 from clore._retry import Outcome, backoff, decide, is_uncertain
+from clore._servertime import ServerTime
 from clore._wire import (
     CreateOrderRequest,
     MarketplaceResponse,
@@ -115,7 +116,9 @@ Flow = Generator[Action, Any, T]
 class Context:
     """What the flows need from a client: where, who, when, and how patient.
 
-    Its repr leaves the key out: tracebacks that show locals print a flow's context.
+    ``clock`` is the client's (pacing, sleeps); ``server`` estimates the server's clock
+    from every response (``clore._servertime``), for the rules decided on it. Its repr
+    leaves the key out: tracebacks that show locals print a flow's context.
     """
 
     base_url: str
@@ -127,6 +130,11 @@ class Context:
     timeout: float = 30.0  # how long one request may hold the key (see _pacing)
     rng: random.Random = field(default_factory=random.Random)
     confirm_polls: int = 3  # my_orders checks before create_order gives up finding its order
+    server: ServerTime = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.server is None:
+            self.server = ServerTime(self.clock)
 
 
 # --------------------------------------------------------------------------- the one loop
@@ -140,17 +148,22 @@ def _pace(ctx: Context, kind: Kind) -> Flow[None]:
 
 
 def _exchange(
-    ctx: Context, kind: Kind, request: Request
+    ctx: Context, kind: Kind, request: Request, sent_at: list[float] | None = None
 ) -> Flow[tuple[Response | TransportFailure, float]]:
     # Send one paced request and release the key when its answer is in, also when the
     # flow is abandoned mid-request (a cancelled task closes the generator here).
     yield from _pace(ctx, kind)
     released = False
     started = ctx.clock.monotonic()
+    if sent_at is not None:
+        sent_at.append(ctx.server.now())
     try:
         reply: Response | TransportFailure = yield Send(request)
+        received = ctx.clock.time()
+        if isinstance(reply, Response):
+            ctx.server.observe(reply.headers, received)
         rate_limited = isinstance(reply, Response) and reply.status == 429
-        ctx.pacer.complete(kind, ctx.clock.time(), rate_limited=rate_limited)
+        ctx.pacer.complete(kind, received, rate_limited=rate_limited)
         released = True
         return reply, ctx.clock.monotonic() - started
     finally:
@@ -165,8 +178,12 @@ def call(
     params: Mapping[str, str] | None = None,
     body: Any = None,
     raw: bool = False,
+    sent_at: list[float] | None = None,
 ) -> Flow[Any]:
-    """Pace, send, decode; retry what may be retried (reads; writes only when not acted on)."""
+    """Pace, send, decode; retry what may be retried (reads; writes only when not acted on).
+
+    ``sent_at`` (optional) collects the server's estimated time as each attempt is sent.
+    """
     endpoint = ENDPOINTS[name]
     if endpoint.auth and not ctx.api_key:
         raise AuthenticationError(
@@ -180,7 +197,7 @@ def call(
     attempt = 0
     while True:
         attempt += 1
-        reply, elapsed = yield from _exchange(ctx, endpoint.kind, request)
+        reply, elapsed = yield from _exchange(ctx, endpoint.kind, request, sent_at)
         status: int | str = "-"
         retry_after = None
         try:
@@ -242,7 +259,7 @@ def my_orders(ctx: Context, include_completed: bool = False) -> Flow[list[Order]
     params = {"return_completed": "true" if include_completed else "false"}
     response: MyOrdersResponse = yield from call(ctx, "my_orders", params=params)
     bids = {o.id: float(o.price) for o in response.orders if o.spot and not o.expired}
-    ctx.pacer.observe_bids(bids, ctx.clock.time())
+    ctx.pacer.observe_bids(bids, ctx.server.now())
     return response.orders
 
 
@@ -335,7 +352,7 @@ def create_order(ctx: Context, request: CreateOrderRequest) -> Flow[Order]:
 
 def _created(ctx: Context, request: CreateOrderRequest, order: Order) -> Order:
     if request.type == "spot":
-        ctx.pacer.note_bid(order.id, float(order.price), ctx.clock.time())
+        ctx.pacer.note_bid(order.id, float(order.price), ctx.server.now())
     log.debug("create_order: server %d -> order %d", request.renting_server, order.id)
     return order
 
@@ -346,9 +363,14 @@ def cancel_order(ctx: Context, order_id: int, issue: str | None = None) -> Flow[
 
 
 def set_spot_price(ctx: Context, order_id: int, price: float) -> Flow[None]:
-    """Change a spot bid; a lowering inside the 600 s window fails locally, unsent."""
+    """Change a spot bid; a lowering inside the 600 s window fails locally, unsent.
+
+    The window is the server's rule, so it is kept in server time: the local refusal
+    fires when the server would refuse, and reports ``time_to_lowering`` in server
+    seconds and ``wait_seconds`` in the client's.
+    """
     request = _validate.validate_set_spot_price(order_id, price)
-    now = ctx.clock.time()
+    now = ctx.server.now()
     left = ctx.pacer.spot_wait(request.order_id, float(request.desired_price), now)
     if left > 0:
         raise SpotPriceLoweringTooSoonError(
@@ -357,16 +379,26 @@ def set_spot_price(ctx: Context, order_id: int, price: float) -> Flow[None]:
             body={"code": 6, "error": "can_lower_every_600_seconds", "time_to_lowering": left},
             endpoint="set_spot_price",
             local=True,
+            wait_seconds=ctx.server.to_client_seconds(left),
         )
+    sent_at: list[float] = []
     try:
-        yield from call(ctx, "set_spot_price", body=request)
+        yield from call(ctx, "set_spot_price", body=request, sent_at=sent_at)
     except SpotPriceLoweringTooSoonError as exc:
         if exc.time_to_lowering is not None:
+            answered = ctx.server.now()
             interval = ctx.pacer.config.spot_lower_interval
-            lowered_at = now - max(0.0, interval - exc.time_to_lowering)
-            ctx.pacer.note_bid(request.order_id, None, now, lowered_at=lowered_at)
+            lowered_at = answered - max(0.0, interval - exc.time_to_lowering)
+            ctx.pacer.note_bid(request.order_id, None, answered, lowered_at=lowered_at)
+            exc.wait_seconds = ctx.server.to_client_seconds(exc.time_to_lowering)
         raise
-    ctx.pacer.note_bid(request.order_id, float(request.desired_price), ctx.clock.time())
+    # Lowered no later than when it was sent: counting the window from the send keeps
+    # the local check from refusing what the server would accept.
+    ctx.pacer.note_bid(
+        request.order_id,
+        float(request.desired_price),
+        sent_at[-1] if sent_at else ctx.server.now(),
+    )
 
 
 def wait_for_order(

@@ -7,6 +7,13 @@ reserve-then-send under a lock on a ``Store``: ``MemoryStore`` shares the histor
 the threads and tasks of one client, ``FileStore`` between every process on the machine
 using the same key (a locked JSON file named by a hash of the key, never the key itself).
 
+Two clocks are involved. Request spacing is measured on the client's clock (a time-scaled
+sandbox is then paced over-conservatively, which is harmless: its limiter counts on its
+own clock). The 600 s spot rule is the server's, decided on its clock: every time in
+``PacingState.spot`` is server time (an estimate, see ``clore._servertime``), stored
+under ``*_server`` keys so a shared file is unambiguous; callers pass the server's "now"
+to the spot methods.
+
 Intervals are measured from the moment the previous *answer* arrived, the latest instant
 the server can have counted that request, so that network jitter cannot bring two
 requests closer than the interval at the server. For the same reason a request on the
@@ -87,7 +94,8 @@ class Pacing:
 
 @dataclass
 class SpotState:
-    """What pacing knows about one spot order: its last bid and when it was last lowered."""
+    """What pacing knows about one spot order: its last bid and when (server time) it was
+    last lowered and last seen."""
 
     bid: float | None = None
     lowered_at: float | None = None
@@ -96,7 +104,8 @@ class SpotState:
 
 @dataclass
 class PacingState:
-    """The history of one key; times are unix seconds."""
+    """The history of one key; times are unix seconds, on the client's clock except in
+    ``spot`` (server time)."""
 
     last_request: float | None = None
     last_create: float | None = None
@@ -114,7 +123,11 @@ class PacingState:
             "penalty": self.penalty,
             "penalty_at": self.penalty_at,
             "spot": {
-                key: {"bid": s.bid, "lowered_at": s.lowered_at, "seen_at": s.seen_at}
+                key: {
+                    "bid": s.bid,
+                    "lowered_at_server": s.lowered_at,
+                    "seen_at_server": s.seen_at,
+                }
                 for key, s in self.spot.items()
             },
         }
@@ -134,10 +147,12 @@ class PacingState:
         if isinstance(raw_spot, dict):
             for key, entry in raw_spot.items():
                 if isinstance(entry, dict):
+                    # Entries of an older file (``lowered_at``: the client's clock) are not
+                    # read as server time; at worst the server refuses one lowering.
                     spot[str(key)] = SpotState(
                         num(entry.get("bid")),
-                        num(entry.get("lowered_at")),
-                        num(entry.get("seen_at")) or 0.0,
+                        num(entry.get("lowered_at_server")),
+                        num(entry.get("seen_at_server")) or 0.0,
                     )
         return cls(
             last_request=num(data.get("last_request")),
@@ -181,7 +196,8 @@ def delay(state: PacingState, now: float, kind: Kind, config: Pacing) -> float:
 def spot_lowering_wait(
     state: PacingState, order_id: int, price: float, now: float, config: Pacing
 ) -> float:
-    """Seconds until ``order_id``'s bid may be lowered to ``price`` (0 when allowed now)."""
+    """Server seconds until ``order_id``'s bid may be lowered to ``price`` (0 when allowed
+    now); ``now`` is the server's time."""
     if not config.enabled or config.spot_lower_interval <= 0:
         return 0.0
     entry = state.spot.get(str(order_id))
@@ -334,7 +350,8 @@ class Pacer:
             self.store.transact(lambda state: self._penalize(state, now))
 
     def spot_wait(self, order_id: int, price: float, now: float) -> float:
-        """Seconds until ``order_id``'s bid may be lowered to ``price`` (0 = allowed)."""
+        """Server seconds until ``order_id``'s bid may be lowered to ``price`` (0 = allowed);
+        ``now`` is the server's time."""
         if not self.config.enabled:
             return 0.0
         return self.store.transact(
@@ -344,7 +361,8 @@ class Pacer:
     def note_bid(
         self, order_id: int, price: float | None, now: float, *, lowered_at: float | None = None
     ) -> None:
-        """Remember ``order_id``'s bid; a bid below the known one counts as a lowering.
+        """Remember ``order_id``'s bid; a bid below the known one counts as a lowering at
+        ``now`` (server time).
 
         ``lowered_at`` (from the server's ``time_to_lowering``) sets the lowering time
         directly; ``price`` None keeps the known bid.
@@ -371,7 +389,8 @@ class Pacer:
         self.store.transact(step)
 
     def observe_bids(self, bids: dict[int, float], now: float) -> None:
-        """Learn current bids from ``my_orders`` without counting them as lowerings."""
+        """Learn current bids from ``my_orders`` (at server time ``now``) without counting
+        them as lowerings."""
         if not self.config.enabled or not bids:
             return
 

@@ -58,6 +58,7 @@ class FakeAPI:
     rejected: int = 0
     next_id: int = 1000
     hide_new: int = 0  # my_orders answers that still omit orders made by create_order
+    extra_headers: dict[str, str] = field(default_factory=dict)  # sent with every answer
     _last: dict[str, float] = field(default_factory=dict)
     _last_create: dict[str, float] = field(default_factory=dict)
     _lowered: dict[int, float] = field(default_factory=dict)
@@ -158,7 +159,9 @@ class FakeAPI:
     ) -> httpx.Response:
         seen.status = status
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return httpx.Response(status, content=content, headers=headers)
+        return httpx.Response(
+            status, content=content, headers={**self.extra_headers, **(headers or {})}
+        )
 
     def _admit(self, key: str, endpoint: str) -> bool:
         now = self.clock.time()

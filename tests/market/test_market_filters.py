@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import msgspec
 import pytest
 
@@ -18,10 +16,10 @@ from clore.market import (
     parse_filters,
     select,
 )
+from clore.sandbox import snapshot_bytes
 
 RATES = {"bitcoin": 60_000.0, "CLORE-Blockchain": 0.01}
 CTX = PriceContext("bitcoin", RATES)
-SNAPSHOT = Path("/work/shared/data/marketplace-snapshot-2024.json")
 
 # 2x RTX 4090, 0.0012 BTC/day (72 USD/day, 3 USD/h; 36 USD per GPU per day)
 SERVER = Server(
@@ -175,7 +173,7 @@ def test_describe_fields_lists_every_field() -> None:
 
 def test_select_on_the_real_snapshot_keeps_available_matching_servers() -> None:
     """On the 2024 snapshot, gpu=4090 gpus=1 finds only available single-4090 servers."""
-    raw = SNAPSHOT.read_bytes()
+    raw = snapshot_bytes()  # the copy bundled with the sandbox: no path outside the repo
     servers = msgspec.json.decode(raw, type=MarketplaceResponse, strict=False).servers
     expected = sum(
         1

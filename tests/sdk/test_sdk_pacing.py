@@ -204,6 +204,19 @@ def test_spot_history_survives_the_file_round_trip(tmp_path: Path) -> None:
     assert Pacer(CFG, FileStore(path)).spot_wait(5, 0.0009, T0 + 20) == pytest.approx(590)
 
 
+def test_spot_times_are_stored_as_server_time_under_their_own_keys(tmp_path: Path) -> None:
+    """The shared file names spot times `*_server`; a file's older client-clock
+    `lowered_at` is not taken for server time (at worst the server refuses once)."""
+    path = state_file(KEY, tmp_path)
+    Pacer(CFG, FileStore(path)).note_bid(5, 0.002, T0)
+    Pacer(CFG, FileStore(path)).note_bid(5, 0.001, T0 + 10)
+    entry = json.loads(path.read_text())["spot"]["5"]
+    assert entry == {"bid": 0.001, "lowered_at_server": T0 + 10, "seen_at_server": T0 + 10}
+    old = {"spot": {"7": {"bid": 0.002, "lowered_at": T0, "seen_at": T0}}}
+    path.write_text(json.dumps(old))
+    assert Pacer(CFG, FileStore(path)).spot_wait(7, 0.001, T0 + 1) == 0.0
+
+
 def test_an_unwritable_cache_dir_falls_back_to_pacing_in_memory(
     tmp_path: Path, api: FakeAPI, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -195,6 +195,30 @@ def test_order_mrl_is_seconds_and_time_left_counts_down() -> None:
     assert order.expires_at - order.created_at == timedelta(hours=1)
 
 
+def test_ends_at_tells_how_early_an_ended_order_stopped() -> None:
+    """`ends_at` is ct + mrl whether or not the order ended; `time_left` of an ended one is 0."""
+    cancelled = _order(expired=True)
+    assert cancelled.ends_at == 1_700_000_000 + 3600
+    assert cancelled.time_left(now=1_700_000_000 + 60) == timedelta(0)
+    assert cancelled.ends_at - (1_700_000_000 + 60) == 3540
+    assert cancelled.expires_at == datetime.fromtimestamp(cancelled.ends_at, tz=timezone.utc)
+
+
+def test_forwarded_ports_are_rebuilt_from_tcp_ports_and_http_port() -> None:
+    """forwarded_ports gives create_order's `ports` back from what my_orders returns."""
+    order = _order(tcp_ports=["22:10022", "6006:10023"], http_port="8888")
+    assert order.forwarded_ports == {"22": "tcp", "6006": "tcp", "8888": "http"}
+    assert _order(http_port=8888).forwarded_ports == {"8888": "http"}
+    assert _order().forwarded_ports == {}
+
+
+def test_a_ports_field_is_not_part_of_an_order() -> None:
+    """The API never sends `ports` in my_orders: an Order has no such field (one is ignored)."""
+    order = _order(ports={"22": "tcp"})
+    assert not hasattr(order, "ports")
+    assert "ports" not in msgspec.to_builtins(order)
+
+
 def test_ssh_endpoint_and_http_url_come_from_provisioned_fields() -> None:
     """A provisioned order yields its SSH host/port and the HTTPS URL of its http port."""
     order = _order(

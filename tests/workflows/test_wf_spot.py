@@ -150,16 +150,6 @@ def test_a_lost_order_ends_the_keeper_without_recover() -> None:
     assert events[-1].kind == "lost"
 
 
-def test_order_ports_are_read_from_tcp_ports_and_http_port() -> None:
-    """order_ports rebuilds the create_order `ports` from what my_orders returns."""
-    from clore._wire import Order
-    from clore.workflows import order_ports
-
-    order = Order(id=1, tcp_ports=["22:10022", "6006:10023"], http_port="8888")
-    assert order_ports(order) == {"22": "tcp", "6006": "tcp", "8888": "http"}
-    assert order_ports(Order(id=2)) is None
-
-
 def test_keeper_limits_are_registered_and_its_cancel_is_logged() -> None:
     """spot keep --max-spend registers the limit for `clore guard` and logs its cancel."""
     import json

@@ -45,6 +45,15 @@ def test_a_dead_loops_intent_becomes_rented_when_its_order_exists() -> None:
     assert (r.status, r.order_id) == ("rented", 9)
 
 
+def test_orders_are_matched_to_the_intent_on_the_servers_clock() -> None:
+    """With the server two hours ahead (an advanced sandbox), an order from before the
+    intent is not taken for it, though its ct is later than the loop's own clock."""
+    r = rental("gone", intent_server_at=T0 + 7200)
+    orders = [Order(id=8, si=1, ct=T0 + 3600), Order(id=9, si=1, ct=T0 + 7201)]
+    assert reconcile([r], orders, T0 + 10) == [r]
+    assert (r.status, r.order_id) == ("rented", 9)
+
+
 def test_an_orphaned_intent_without_order_is_void_only_after_the_grace() -> None:
     """No order found: the intent still counts during the grace period, then becomes void."""
     r = rental("gone")

@@ -31,7 +31,9 @@ class Order(Struct, frozen=True, gc=False):
     """One of the caller's orders (``my_orders``). ``mrl`` is in **seconds**; ``price`` per day.
 
     ``pub_cluster`` and ``tcp_ports`` are lists (the API sends lists; a bare string is
-    accepted too). They stay empty until the container is provisioned.
+    accepted too). They stay empty until the container is provisioned. The API does not
+    echo the ``ports`` an order was created with: ``forwarded_ports`` rebuilds them.
+    ``ct`` is on the server's clock: compare it with ``Clore.server_time()``.
     """
 
     id: int
@@ -55,7 +57,6 @@ class Order(Struct, frozen=True, gc=False):
     owner: int | None = None
     cuda_version: str | Number | None = None
     rating: Rating = field(default_factory=Rating)
-    ports: dict[str, str] | UnsetType = UNSET
 
     # ---- derived helpers -------------------------------------------------------------
 
@@ -75,16 +76,32 @@ class Order(Struct, frozen=True, gc=False):
         return datetime.fromtimestamp(float(self.ct), tz=timezone.utc)
 
     @property
+    def ends_at(self) -> float:
+        """``ct + mrl`` in unix seconds (server time): when the order ends at the latest.
+
+        It may have ended earlier (cancelled, outbid for good, out of balance): then
+        ``expired`` is true and ``ends_at - now`` tells how early.
+        """
+        return float(self.ct) + float(self.mrl)
+
+    @property
     def expires_at(self) -> datetime:
-        """When the order ends at the latest: ``ct + mrl``."""
-        return datetime.fromtimestamp(float(self.ct) + float(self.mrl), tz=timezone.utc)
+        """``ends_at`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.ends_at, tz=timezone.utc)
 
     def time_left(self, now: float | None = None) -> timedelta:
-        """Time until ``ct + mrl`` (zero for expired orders); ``now`` is unix seconds."""
+        """How long the order may still run: ``ct + mrl - now``, never negative.
+
+        Zero for an order that has ended (``expired``), however early it ended, so it
+        cannot tell an order that ran its course from one cancelled hours before its end:
+        use ``ends_at`` for that. ``now`` is the server's unix time: pass
+        ``Clore.server_time()`` (the default, the local clock, is right only against the
+        real API and only to within clock skew).
+        """
         if self.expired:
             return timedelta(0)
         current = time.time() if now is None else now
-        return timedelta(seconds=max(0.0, float(self.ct) + float(self.mrl) - current))
+        return timedelta(seconds=max(0.0, self.ends_at - current))
 
     @property
     def hosts(self) -> list[str]:
@@ -101,6 +118,18 @@ class Order(Struct, frozen=True, gc=False):
             if container is not None and host_port is not None:
                 mapping[container] = host_port
         return mapping
+
+    @property
+    def forwarded_ports(self) -> dict[str, str]:
+        """Container port -> ``"tcp"``/``"http"``, the ``ports`` of ``create_order`` as far
+        as ``my_orders`` shows them: the TCP ports of ``tcp_ports`` and the ``http_port``.
+
+        Empty until the order is provisioned (the API fills both only then).
+        """
+        ports = {str(inner): "tcp" for inner in self.port_map}
+        if self.http_port not in (None, ""):
+            ports[str(self.http_port)] = "http"
+        return ports
 
     @property
     def ssh_endpoint(self) -> tuple[str, int] | None:

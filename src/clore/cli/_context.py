@@ -120,6 +120,16 @@ class AppContext:
                 self.clock_instance = SystemClock()
         return self.clock_instance
 
+    def server_time(self) -> float:
+        """The API's "now", for every comparison with an API timestamp (``ct``,
+        time left): the client's estimate when it offers one (``Clore.server_time``, fed
+        by every response), else ``clock``. Against a time-scaled or advanced sandbox the
+        two differ; against the real API only by clock skew."""
+        server_time = getattr(self.client_instance, "server_time", None)
+        if callable(server_time):
+            return float(server_time())
+        return self.clock.time()
+
     def embedded_sandbox(self) -> Sandbox:
         """The ``--sandbox`` state: a Sandbox on ``data_dir()/sandbox.db``, kept between runs."""
         if self.sandbox_instance is None:

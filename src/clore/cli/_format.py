@@ -123,7 +123,8 @@ STATE_STYLES: dict[str, str] = {
 
 
 def order_doc(order: Order, now: float, spot_active: bool | None = None) -> dict[str, Any]:
-    """An order for ``--json``: the API record plus a ``derived`` object."""
+    """An order for ``--json``: the API record plus a ``derived`` object (``now`` is the
+    server's time: ``AppContext.server_time``)."""
     import msgspec
 
     doc: dict[str, Any] = msgspec.to_builtins(order)
@@ -133,7 +134,7 @@ def order_doc(order: Order, now: float, spot_active: bool | None = None) -> dict
         "spot_active": spot_active,
         "price_per_hour": order.price_per_hour,
         "time_left_seconds": order.time_left(now).total_seconds(),
-        "expires_at": float(order.ct) + float(order.mrl),
+        "expires_at": order.ends_at,
         "ssh_command": order.ssh_command(),
         "http_url": order.http_url,
     }

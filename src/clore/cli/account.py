@@ -79,7 +79,7 @@ def spend(app: AppContext) -> None:
     found, active = collect(app, include_completed=True)
     balances = app.api().wallets()
     fees = app.api().renter_fees() if any(not o.expired for o in found) else None
-    now = app.clock.time()
+    now = app.server_time()
     totals: dict[str, float] = {}
     burn: dict[str, float] = {}
     per_order: list[dict[str, Any]] = []

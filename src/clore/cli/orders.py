@@ -136,7 +136,7 @@ def orders(
         _watch(app, include_completed, interval, count)
         return
     found, active = collect(app, include_completed)
-    now = app.clock.time()
+    now = app.server_time()
     app.out.result(_document(found, now, active), lambda: _render(app.out, found, now, active))
 
 
@@ -211,7 +211,7 @@ class _LiveView:
         from clore.workflows.render import ALERT_KINDS, render_event
 
         out = self.app.out
-        now = self.app.clock.time()
+        now = self.app.server_time()  # time left is on the server's clock
         self.recent.extend(batch)
         changed = {e.order_id for e in batch if e.order_id is not None}
         changed -= {e.order_id for e in batch if e.kind in _QUIET_KINDS}
@@ -242,7 +242,8 @@ class _LiveView:
             parts.append(Text(render_event(event), style=style or ""))
         parts.append(
             Text(
-                f"updated {timestamp(now)}, every {self.interval:g} s; Ctrl-C to stop",
+                f"updated {timestamp(self.app.clock.time())}, every {self.interval:g} s; "
+                "Ctrl-C to stop",
                 style="dim",
             )
         )
@@ -271,7 +272,7 @@ def order(app: AppContext, order_id: int) -> None:
     if found.spot and not found.expired:
         market = app.api().spot_marketplace(found.si)
         active = {offer.offer_id: offer.active for offer in market.offers}
-    now = app.clock.time()
+    now = app.server_time()
     spot_active = active.get(found.id)
     out = app.out
 
@@ -337,7 +338,7 @@ def cancel(app: AppContext, order_ids: tuple[int, ...], issue: str | None) -> No
             app.out.info(f"cancelled before the error: {', '.join(map(str, done))}")
         raise
     final = {o.id: o for o in client.my_orders(include_completed=True)}
-    now = app.clock.time()
+    now = app.server_time()
     results: list[dict[str, Any]] = []
     lines: list[str] = []
     for oid in dict.fromkeys(order_ids):

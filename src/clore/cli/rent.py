@@ -238,7 +238,7 @@ def _after_create(
         with out.waiting(f"waiting for order {order.id} to be ready ({why})"):
             order = app.api().wait_for_order(order.id, timeout=placement.timeout)
         out.info(f"Order {order.id} is ready after {time.monotonic() - started:.1f} s")
-    now = app.clock.time()
+    now = app.server_time()
     jupyter = spec.jupyter_url(order.http_url)
     document = {
         "order": order_doc(order, now),

@@ -95,7 +95,9 @@ def walk_down(app: AppContext, order_id: int, current: float, target: float, cur
             step = exc.max_step
             continue
         except SpotPriceLoweringTooSoonError as exc:
-            wait = exc.time_to_lowering if exc.time_to_lowering is not None else 600.0
+            # wait_seconds is on this client's clock; time_to_lowering is the server's
+            # (fewer real seconds against a time-scaled sandbox).
+            wait = exc.wait_seconds if exc.wait_seconds is not None else 600.0
             message = (
                 f"bid {price_text(current, currency)} → target {price_text(target, currency)}: "
                 f"next lowering allowed in {duration(wait)}"
@@ -149,10 +151,14 @@ def price(app: AppContext, order_id: int, new_price: str, walk: bool) -> None:
                 1,
             ) from None
         except SpotPriceLoweringTooSoonError as exc:
-            left = exc.time_to_lowering
+            left, wait = exc.time_to_lowering, exc.wait_seconds
+            when = f"{duration(left)} ({left or 0:.0f} s)"
+            if left is not None and wait is not None and abs(wait - left) >= 0.5:
+                # A time-scaled server: say how long to really wait.
+                when = f"{duration(wait)} ({left:.0f} s of the server's time)"
             raise CliError(
                 f"a bid may be lowered once every 600 s; the next lowering is allowed in "
-                f"{duration(left)} ({left or 0:.0f} s) (or use --walk)",
+                f"{when} (or use --walk)",
                 1,
             ) from None
         verb = "raised" if target > current else "lowered" if target < current else "kept"
@@ -163,7 +169,7 @@ def price(app: AppContext, order_id: int, new_price: str, walk: bool) -> None:
     else:
         walk_down(app, order_id, current, target, cur)
     final = client.get_order(order_id)
-    now = app.clock.time()
+    now = app.server_time()
     app.out.result(
         {"order": order_doc(final, now)},
         lambda: app.out.echo(f"order {order_id} bid: {price_text(float(final.price), cur)}"),

@@ -156,13 +156,8 @@ def _rates(app: AppContext, order: Order, named: list[str | None]) -> dict[str, 
 
 def _recovery_spec(app: AppContext, order: Order, options: dict[str, Any]) -> RentSpec:
     """What ``--recover`` rents: the options given, else the order's image and ports."""
-    from clore.workflows import order_ports
-
-    spec = OrderSpec.from_params(
-        options,
-        image=options["image"] or order.image,
-        ports=options["ports"] if options["ports"] is not None else order_ports(order),
-    )
+    ports = options["ports"] if options["ports"] is not None else order.forwarded_ports or None
+    spec = OrderSpec.from_params(options, image=options["image"] or order.image, ports=ports)
     line = spec.token_note()
     if line:
         app.out.info(f"{line} (for a recovered order; the API never returns it)")

@@ -78,11 +78,9 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
 
 def _headers(response: SandboxResponse) -> list[tuple[bytes, bytes]]:
     headers = [
-        (b"content-type", response.content_type.encode()),
-        (b"content-length", str(len(response.body)).encode()),
+        (name.encode(), value.encode("ascii", "replace")) for name, value in response.headers()
     ]
-    if response.detail:
-        headers.append((b"x-sandbox-detail", response.detail.encode("ascii", "replace")))
+    headers.append((b"content-length", str(len(response.body)).encode()))
     return headers
 
 

@@ -32,6 +32,11 @@ class SimClock:
         self._advanced = 0.0
         self._lock = threading.Lock()
 
+    @property
+    def time_scale(self) -> float:
+        """Simulated seconds per real second (``clore._clock``'s optional attribute)."""
+        return self.scale
+
     def time(self) -> float:
         """Current simulated unix time."""
         with self._lock:

@@ -55,6 +55,8 @@ class SandboxResponse:
 
     ``fault`` is None for a normal answer, ``"timeout"`` when the transport must never
     answer, ``"drop"`` when it must drop the connection instead of sending this answer.
+    ``now`` and ``time_scale`` (set by ``Sandbox.handle``) become the ``x-sandbox-now``
+    and ``x-sandbox-time-scale`` headers.
     """
 
     status: int
@@ -62,6 +64,19 @@ class SandboxResponse:
     content_type: str = JSON
     fault: str | None = None
     detail: str | None = None
+    now: float | None = None
+    time_scale: float | None = None
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers every transport sends with this answer (names in lower case)."""
+        headers = [("content-type", self.content_type)]
+        if self.detail:
+            headers.append(("x-sandbox-detail", self.detail))
+        if self.now is not None:
+            headers.append(("x-sandbox-now", f"{self.now:.6f}"))
+        if self.time_scale is not None:
+            headers.append(("x-sandbox-time-scale", repr(float(self.time_scale))))
+        return headers
 
 
 def json_response(body: bytes, status: int = 200, detail: str | None = None) -> SandboxResponse:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clore._clock import Clock
+from clore._servertime import clock_scale
 from clore.sandbox.backend import Backend
 from clore.sandbox.backend.errors import invalid_input
 from clore.sandbox.backend.seed import SNAPSHOT, load_records, require_source
@@ -96,6 +98,12 @@ class Sandbox:
         return max(time.time() + offset, high)
 
     # ---- time -------------------------------------------------------------------------
+    @property
+    def time_scale(self) -> float:
+        """Sandbox seconds per real second: the ``time_scale`` of a sandbox on real time,
+        0 on a ``ManualClock`` (it moves only when told), else what the clock declares."""
+        return clock_scale(self.clock)
+
     def now(self) -> float:
         """The sandbox's current (simulated) unix time."""
         return self.clock.time() + self._extra
@@ -130,8 +138,10 @@ class Sandbox:
         return self._app
 
     def handle(self, request: SandboxRequest) -> SandboxResponse:
-        """Answer one request (the synchronous core every transport uses)."""
-        return self.dispatcher.handle(request)
+        """Answer one request (the synchronous core every transport uses), stamped with
+        the sandbox's time and time scale (the ``x-sandbox-now``/``-time-scale`` headers)."""
+        response = self.dispatcher.handle(request)
+        return replace(response, now=self.now(), time_scale=self.time_scale)
 
     # ---- control --------------------------------------------------------------------------
     def reset(self) -> None:

@@ -30,11 +30,8 @@ def _call(handle: Handle, request: httpx.Request, body: bytes) -> httpx.Response
         raise httpx.RemoteProtocolError(
             "injected drop: the sandbox committed and closed the connection", request=request
         )
-    out_headers = [("content-type", response.content_type)]
-    if response.detail:
-        out_headers.append(("x-sandbox-detail", response.detail))
     return httpx.Response(
-        response.status, headers=out_headers, content=response.body, request=request
+        response.status, headers=response.headers(), content=response.body, request=request
     )
 
 

@@ -38,7 +38,6 @@ from clore.workflows.plan import (
     Limits,
     RentSpec,
     burn_per_day,
-    order_ports,
     planned_cost,
     planned_seconds,
 )
@@ -76,7 +75,6 @@ __all__ = [
     "keep_spot",
     "make_event",
     "monitor",
-    "order_ports",
     "planned_cost",
     "planned_seconds",
     "register_limits",

@@ -6,7 +6,7 @@ anything shaped like ``clore.Clore`` (a client bound to the sandbox, a wrapper t
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from clore._wire import Order, RenterFees, Server, SpotMarket, Wallet
 
@@ -19,10 +19,22 @@ __all__ = [
     "SupportsMarketplace",
     "SupportsMyOrders",
     "SupportsRenterFees",
+    "SupportsServerTime",
     "SupportsSpot",
     "SupportsWallets",
     "WatchClient",
 ]
+
+
+@runtime_checkable
+class SupportsServerTime(Protocol):
+    """A client that knows the API server's clock (``clore.Clore`` does; see
+    ``clore.workflows._time``, which falls back to the loop's clock for others)."""
+
+    def server_time(self) -> float: ...
+
+    @property
+    def time_scale(self) -> float: ...
 
 
 class SupportsMarketplace(Protocol):

@@ -2,9 +2,10 @@
 
 A limit is enforced one poll ahead: an order is cancelled when its spend *would* cross
 ``max_spend`` (``spend + price × lookahead / 86400``) or its age would cross ``max_time``
-before the next poll, so a limit is never overshot by a polling gap. Cancels send no
-``issue`` (an issue reports a fault of the server; crossing a budget is not one) and the
-reason is written to ``data_dir()/workflows/guard.log`` as a JSON line.
+before the next poll, so a limit is never overshot by a polling gap. Age and lookahead are
+server seconds (``now - ct`` on the server's clock; a poll gap times its time scale).
+Cancels send no ``issue`` (an issue reports a fault of the server; crossing a budget is not
+one) and the reason is written to ``data_dir()/workflows/guard.log`` as a JSON line.
 
 Limits given to ``clore rent``/``watch``/``spot keep`` are also registered in
 ``data_dir()/workflows/guards.json`` so that ``clore guard --all`` keeps enforcing them after
@@ -31,6 +32,7 @@ from clore.workflows._loop import (
     renter_fees,
 )
 from clore.workflows._protocols import GuardClient, SupportsCancel
+from clore.workflows._time import TimeBase
 from clore.workflows.events import Event, Source, amount, make_event
 from clore.workflows.plan import Limits, burn_per_day
 from clore.workflows.state import StateFile, workflows_dir
@@ -70,7 +72,7 @@ class Breach(msgspec.Struct, frozen=True):
 
 
 def breach(order: Order, now: float, limits: Limits, *, lookahead: float = 0.0) -> Breach | None:
-    """The limit ``order`` crosses by ``now + lookahead``, or None."""
+    """The limit ``order`` crosses by ``now + lookahead`` (server time and seconds), or None."""
     if limits.max_time is not None:
         age = now - float(order.ct) + lookahead
         if age >= limits.max_time - _EPS * limits.max_time:
@@ -98,23 +100,27 @@ def enforce(
     lookahead: float = 0.0,
     source: Source = "guard",
     measured: Order | None = None,
+    at: float | None = None,
 ) -> Event | None:
     """Cancel ``order`` if it crosses ``limits`` (see the module docstring); the event, or None.
 
-    ``measured`` is the record the limits are checked on, when not ``order`` itself (the
-    spot keeper counts the spend and age of an order and the ones it replaced).
+    ``now`` is the server's time and ``lookahead`` server seconds; ``at`` is the loop's
+    time for the log and the event (default ``now``). ``measured`` is the record the
+    limits are checked on, when not ``order`` itself (the spot keeper counts the spend
+    and age of an order and the ones it replaced).
     """
     crossed = breach(measured or order, now, limits, lookahead=lookahead)
     if crossed is None:
         return None
+    when = now if at is None else at
     reason = crossed.describe(order.currency or None)
     client.cancel_order(order.id)
-    _log({"at": now, "order_id": order.id, "reason": reason, "source": source})
+    _log({"at": when, "order_id": order.id, "reason": reason, "source": source})
     forget_limits(order.id)
     return make_event(
         source,
         "guard_cancelled",
-        now,
+        when,
         f"order {order.id} cancelled: {reason}",
         order=order,
         reason=reason,
@@ -242,6 +248,7 @@ def guard(
     Ends when every listed order is gone, at ``until``, or after one pass with ``once``.
     """
     wanted = None if order_ids is None else set(order_ids)
+    server = TimeBase(client, clock)
     runway = None if runway_below is None else RunwayWatch(runway_below, "guard")
     fees: RenterFees | None = None
 
@@ -258,7 +265,14 @@ def guard(
             if not applied:
                 continue
             try:
-                event = enforce(client, order, applied, clock.time(), lookahead=interval)
+                event = enforce(
+                    client,
+                    order,
+                    applied,
+                    server.now(),
+                    lookahead=server.to_server(interval),
+                    at=clock.time(),
+                )
             except (OrderError, *RETRYABLE) as exc:
                 yield error_event("guard", clock.time(), exc, interval)
                 continue

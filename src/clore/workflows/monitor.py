@@ -5,7 +5,8 @@ existed when the monitor started), ``created``, ``ready`` (provisioned: hosts an
 order's TCP ports are mapped, and the optional ``probe`` reaches SSH), ``outbid`` (a spot
 offer stopped being the highest), ``paused`` (the server went offline), ``resumed``,
 ``price_changed``, ``expiring`` (less than ``expiring_within`` seconds left), ``expired``,
-``cancelled`` (ended before its time: by you, a guard, an on-demand renter or the balance),
+``cancelled`` (ended before its time: by you, a guard, an on-demand renter or the balance;
+times left are on the server's clock, see ``clore.workflows._time``),
 ``spend`` (an order's spend crossed a threshold) and ``low_runway`` (a wallet lasts less
 than ``runway_below`` seconds at the current burn rate). Poll failures yield ``error``
 events and the monitor carries on with backoff.
@@ -29,6 +30,7 @@ from clore._wire import Order, RenterFees
 from clore.market.pricing import label
 from clore.workflows._loop import RETRYABLE, Schedule, poll_loop, renter_fees
 from clore.workflows._protocols import MonitorClient
+from clore.workflows._time import TimeBase
 from clore.workflows.events import Event, amount, make_event
 from clore.workflows.guard import RunwayWatch
 
@@ -77,6 +79,7 @@ class OrderMonitor:
     ) -> None:
         self.client = client
         self.clock = clock
+        self.api_time = TimeBase(client, clock)
         self.interval = interval
         self.expiring_within = expiring_within
         self.thresholds = sorted(spend_thresholds)
@@ -127,6 +130,7 @@ class OrderMonitor:
         """Read the orders once and return the events since the previous poll."""
         orders = [o for o in self.client.my_orders() if self._wanted(o) and not o.expired]
         now = self.clock.time()
+        server_now = self.api_time.now()  # what the orders' ct and mrl are compared with
         events: list[Event] = []
         current = {o.id: o for o in orders}
         for order in orders:
@@ -137,7 +141,7 @@ class OrderMonitor:
                     # Already running when we started: report its state, not a transition.
                     track.ready = self._is_ready(order)
                 events.append(self._appeared(track, first, now))
-            events.extend(self._changes(track, order, now))
+            events.extend(self._changes(track, order, now, server_now))
             track.order = order
         vanished = [t for oid, t in self._tracks.items() if oid not in current]
         if vanished:
@@ -177,7 +181,7 @@ class OrderMonitor:
             return True
         return self.probe(*endpoint)
 
-    def _changes(self, track: _Track, order: Order, now: float) -> list[Event]:
+    def _changes(self, track: _Track, order: Order, now: float, server_now: float) -> list[Event]:
         events: list[Event] = []
         old = track.order
         if not track.ready and self._is_ready(order):
@@ -231,7 +235,7 @@ class OrderMonitor:
                     currency=order.currency,
                 )
             )
-        left = order.time_left(now).total_seconds()
+        left = order.time_left(server_now).total_seconds()
         if not track.expiring_sent and float(order.mrl) > 0 and left <= self.expiring_within:
             track.expiring_sent = True
             events.append(
@@ -308,10 +312,11 @@ class OrderMonitor:
         for track in tracks:
             order = final.get(track.order.id, track.order)
             del self._tracks[track.order.id]
-            end = float(order.ct) + float(order.mrl)
-            left = max(0.0, end - now)
+            # Not time_left: that is zero for every ended order, however early it ended.
+            left = max(0.0, order.ends_at - self.api_time.now())
             spend = float(order.spend)
-            if float(order.mrl) > 0 and left <= self.interval:
+            # Ended within a poll of its end (in server seconds): it ran its course.
+            if float(order.mrl) > 0 and left <= self.api_time.to_server(self.interval):
                 events.append(
                     make_event(
                         "monitor",

@@ -27,7 +27,6 @@ __all__ = [
     "Limits",
     "RentSpec",
     "burn_per_day",
-    "order_ports",
     "planned_cost",
     "planned_seconds",
     "round_price",
@@ -128,14 +127,3 @@ def burn_per_day(order: Order, fees: RenterFees | None = None) -> float:
     if fees is not None:
         percent = fees.fee_percent("spot" if order.spot else "on-demand", order.currency)
     return float(order.price) * (1.0 + percent / 100.0)
-
-
-def order_ports(order: Order) -> dict[str, str] | None:
-    """The ``ports`` an order was created with, as far as ``my_orders`` tells: its TCP
-    ports (``tcp_ports`` "22:10022") and its ``http_port``; None before provisioning."""
-    if isinstance(order.ports, dict):
-        return dict(order.ports)
-    ports = {str(inner): "tcp" for inner in order.port_map}
-    if order.http_port not in (None, ""):
-        ports[str(order.http_port)] = "http"
-    return ports or None

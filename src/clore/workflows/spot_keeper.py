@@ -4,7 +4,9 @@ Each poll reads ``my_orders`` and the server's ``spot_marketplace`` and applies
 ``clore.workflows.spot_bids.decide_bid``. Lowering obeys the API's ``max_step`` (10% of the
 bid unless an ``exceeded_max_step`` answer says otherwise; the fraction is learned) and
 the 600 s rule (a ``can_lower_every_600_seconds`` answer, from the API or the SDK's local
-check, schedules the next attempt at ``time_to_lowering``).
+check, schedules the next attempt at ``time_to_lowering``). The rule is the server's: the
+last lowering and ``time_to_lowering`` are server time, and waits are converted to the
+loop's clock (``clore.workflows._time``).
 Recovery, the state file and the restart logic are in ``clore.workflows.spot_recovery``.
 """
 
@@ -29,7 +31,6 @@ from clore.workflows._loop import Schedule, as_event, error_event, poll_loop
 from clore.workflows._protocols import KeeperClient
 from clore.workflows.events import Event, amount, make_event
 from clore.workflows.guard import enforce, register_limits
-from clore.workflows.plan import order_ports
 from clore.workflows.spot_bids import BidDecision, decide_bid
 from clore.workflows.spot_recovery import KeeperBase, KeeperState, spec_of
 from clore.workflows.state import new_owner, release_owner
@@ -75,9 +76,9 @@ class SpotKeeper(KeeperBase):
             self.state.started_at = float(order.ct)
         if self.state.spec is None:
             self.state.spec = spec_of(order)
-        elif self.state.spec.ports is None and order_ports(order):
+        elif self.state.spec.ports is None and order.forwarded_ports:
             # Taken before the order was provisioned: its ports are known now.
-            self.state.spec = msgspec.structs.replace(self.state.spec, ports=order_ports(order))
+            self.state.spec = msgspec.structs.replace(self.state.spec, ports=order.forwarded_ports)
         if self.limits:
             if order.id not in self._registered:
                 # So that `clore guard --all` keeps enforcing them once this loop has ended.
@@ -88,7 +89,7 @@ class SpotKeeper(KeeperBase):
                 yield stopped
                 return "stop"
         market = self.client.spot_marketplace(order.si)
-        now = self.clock.time()
+        now = self.api_time.now()
         decision = decide_bid(
             market,
             order.id,
@@ -132,7 +133,8 @@ class SpotKeeper(KeeperBase):
         elif d.action == "lower" and d.price is not None:
             yield from self._lower(order, d, schedule)
         elif d.action == "wait" and d.wait is not None:
-            schedule.sooner(now + d.wait)
+            wait = self.api_time.to_client(d.wait)  # d.wait is server seconds
+            schedule.sooner(now + wait)
             if not self._waiting:
                 self._waiting = True
                 yield make_event(
@@ -140,9 +142,9 @@ class SpotKeeper(KeeperBase):
                     "lower_wait",
                     now,
                     f"order {order.id}: can lower towards {_per_day(d.floor, order)} "
-                    f"in {d.wait:.0f} s",
+                    f"in {wait:.0f} s",
                     order=order,
-                    wait=d.wait,
+                    wait=wait,
                     target=d.floor,
                 )
         elif d.action == "cap_exceeded":
@@ -167,12 +169,13 @@ class SpotKeeper(KeeperBase):
     def _lower(self, order: Order, d: BidDecision, schedule: Schedule) -> Iterator[Event]:
         assert d.price is not None
         now = self.clock.time()
+        sent = self.api_time.now()  # the lowering happens no earlier than this
         try:
             self.client.set_spot_price(order.id, d.price)
         except SpotPriceLoweringTooSoonError as exc:
-            left = exc.time_to_lowering or 600.0
-            self.state.last_lower_at = now - (600.0 - left)
-            schedule.sooner(now + left)
+            left = exc.time_to_lowering or 600.0  # server seconds
+            self.state.last_lower_at = self.api_time.now() - (600.0 - left)
+            schedule.sooner(now + self.api_time.to_client(left))
             return
         except ExceededMaxStepError as exc:
             # The API's step differs from ours: learn it as a fraction and use it next time.
@@ -184,7 +187,7 @@ class SpotKeeper(KeeperBase):
         except TooLowPriceError as exc:
             yield error_event("spot", now, exc, self.interval)
             return
-        self.state.last_lower_at = self.clock.time()
+        self.state.last_lower_at = sent
         yield make_event(
             "spot",
             "bid_lowered",
@@ -206,15 +209,15 @@ class SpotKeeper(KeeperBase):
             spend=self.state.spent_before + float(order.spend),
             ct=self.state.started_at,
         )
-        now = self.clock.time()
         event = enforce(
             self.client,
             order,
             self.limits,
-            now,
-            lookahead=self.interval,
+            self.api_time.now(),
+            lookahead=self.api_time.to_server(self.interval),
             source="spot",
             measured=total,
+            at=self.clock.time(),
         )
         if event is not None:
             self.state.order_id = None

@@ -26,8 +26,9 @@ from clore._wire import Order, Server
 from clore.market.pricing import label
 from clore.workflows._loop import RETRYABLE, error_event
 from clore.workflows._protocols import KeeperClient
+from clore.workflows._time import TimeBase
 from clore.workflows.events import Event, amount, make_event
-from clore.workflows.plan import Limits, RentSpec, order_ports
+from clore.workflows.plan import Limits, RentSpec
 from clore.workflows.spot_bids import entry_bid
 from clore.workflows.state import Rental, StateFile, reconcile
 
@@ -41,9 +42,9 @@ class KeeperState(msgspec.Struct, kw_only=True):
     origin_order_id: int
     order_id: int | None
     spec: RentSpec | None = None
-    started_at: float | None = None
+    started_at: float | None = None  # server time (the first order's ct)
     spent_before: float = 0.0
-    last_lower_at: float | None = None
+    last_lower_at: float | None = None  # server time
     step_fraction: float = 0.1
     recoveries: int = 0
     rentals: list[Rental] = []
@@ -82,6 +83,7 @@ class KeeperBase:
             raise ParameterError("max_bid", "must be positive")
         self.client = client
         self.clock = clock
+        self.api_time = TimeBase(client, clock)
         self.max_bid = max_bid
         self.step = step
         self.interval = interval
@@ -121,8 +123,9 @@ class KeeperBase:
         if order is not None:
             self.state.spent_before += float(order.spend)
         # Not Order.time_left: that is zero for any order that has ended, cancelled or not.
-        end = None if order is None else float(order.ct) + float(order.mrl)
-        ended_early = end is None or end - self.clock.time() > self.interval
+        # Ended more than a poll (in server seconds) before its end: it did not run out.
+        gap = self.api_time.to_server(self.interval)
+        ended_early = order is None or order.ends_at - self.api_time.now() > gap
         reason = "ended" if ended_early else "expired"
         self.state.order_id = None
         self._save()
@@ -228,6 +231,7 @@ class KeeperBase:
             price=bid,
             currency=spec.currency,
             intent_at=self.clock.time(),
+            intent_server_at=self.api_time.now(),
             owner=self._owner,
             pid=os.getpid(),
         )
@@ -281,6 +285,7 @@ def _spot_min(server: Server, currency: str) -> float | None:
 
 
 def spec_of(order: Order) -> RentSpec:
-    """The spot ``RentSpec`` of an order as ``my_orders`` shows it (image, ports)."""
-    ports = order_ports(order)
+    """The spot ``RentSpec`` of an order as ``my_orders`` shows it (image, ports; ports
+    None before the order is provisioned)."""
+    ports = order.forwarded_ports or None
     return RentSpec(image=order.image, order_type="spot", currency=order.currency, ports=ports)

@@ -88,7 +88,8 @@ class Rental(msgspec.Struct, kw_only=True):
     currency: str
     cost: float = 0.0
     planned_seconds: float | None = None
-    intent_at: float
+    intent_at: float  # the loop's clock: leases and grace periods count from it
+    intent_server_at: float | None = None  # the server's clock: compared with orders' ct
     owner: str
     pid: int
     status: RentalStatus = "pending"
@@ -133,8 +134,10 @@ def reconcile(
 ) -> list[Rental]:
     """Settle pending/unconfirmed intents against ``my_orders(include_completed=True)``.
 
-    Returns the rentals whose status changed. ``slack`` tolerates clock skew between the
-    loop and the API when comparing an order's ``ct`` with the intent time.
+    Returns the rentals whose status changed. ``now``, ``grace`` and ``lease`` are on the
+    loop's clock; an order's ``ct`` is compared with the intent's server time
+    (``intent_server_at``; ``intent_at`` in files written before it existed), ``slack``
+    tolerating the error of that estimate.
     """
     taken = {r.order_id for r in rentals if r.order_id is not None}
     changed: list[Rental] = []
@@ -143,12 +146,11 @@ def reconcile(
             continue
         if rental.status == "pending" and _in_flight(rental, now, lease):
             continue
+        since = rental.intent_at if rental.intent_server_at is None else rental.intent_server_at
         found = [
             o
             for o in orders
-            if o.si == rental.server_id
-            and float(o.ct) >= rental.intent_at - slack
-            and o.id not in taken
+            if o.si == rental.server_id and float(o.ct) >= since - slack and o.id not in taken
         ]
         if found:
             order = min(found, key=lambda o: float(o.ct))

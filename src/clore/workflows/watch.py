@@ -37,6 +37,7 @@ from clore._wire import Server
 from clore.market.pricing import label
 from clore.workflows._loop import Schedule, as_event, error_event, poll_loop
 from clore.workflows._protocols import WatchClient
+from clore.workflows._time import TimeBase
 from clore.workflows.events import Event, amount, make_event
 from clore.workflows.guard import register_limits
 from clore.workflows.plan import Limits, RentSpec, planned_cost, planned_seconds
@@ -92,6 +93,7 @@ class Watcher(WatchLedger):
             raise ParameterError("interval", "must be positive")
         self.client = client
         self.clock = clock
+        self.api_time = TimeBase(client, clock)
         self.match = match or (lambda _server: True)
         self.pricing = rent or RentSpec(
             image="", currency=currency, order_type="spot" if spot else "on-demand"
@@ -261,6 +263,7 @@ class Watcher(WatchLedger):
                 cost=cost or 0.0,
                 planned_seconds=seconds,
                 intent_at=now,
+                intent_server_at=self.api_time.now(),
                 owner=self._owner,
                 pid=os.getpid(),
                 status="rented" if self.dry_run else "pending",

@@ -18,6 +18,7 @@ from clore._clock import Clock
 from clore._wire import Order
 from clore.market.pricing import label
 from clore.workflows._protocols import WatchClient
+from clore.workflows._time import TimeBase
 from clore.workflows.events import Event, amount, make_event
 from clore.workflows.guard import enforce, register_limits
 from clore.workflows.plan import Limits
@@ -38,6 +39,7 @@ class WatchLedger:
 
     client: WatchClient
     clock: Clock
+    api_time: TimeBase
     state: StateFile | None
     count: int
     limits: Limits
@@ -140,14 +142,20 @@ class WatchLedger:
     def _guard(self) -> Iterator[Event]:
         mine = {r.order_id for r in self._load().rentals if r.status == "rented"}
         running = {o.id: o for o in self.client.my_orders() if not o.expired}
-        now = self.clock.time()
+        now = self.api_time.now()
         for order_id in mine:
             order = running.get(order_id) if order_id is not None else None
             if order is None:
                 self._mark_ended(order_id)
                 continue
             event = enforce(
-                self.client, order, self.limits, now, lookahead=self.interval, source="watch"
+                self.client,
+                order,
+                self.limits,
+                now,
+                lookahead=self.api_time.to_server(self.interval),
+                source="watch",
+                at=self.clock.time(),
             )
             if event is not None:
                 self._mark_ended(order_id)
