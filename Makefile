@@ -1,21 +1,37 @@
 # Every target creates .venv and installs the project when missing, so each works on a fresh clone.
+# Installs are pinned by constraints.txt, so a new release of a dev tool cannot break the build.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PIP_INSTALL = -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test test-fast test-oldest lint typecheck pytest bench constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python $(PIP_INSTALL)
 	touch $(STAMP)
 
 demo: $(STAMP)
 	CLORE_DEMO=1 ./scripts/demo.sh
 
 test: $(STAMP) lint typecheck pytest
+
+# The suite without the tests marked slow (real processes, real sockets, fuzzing).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow"
+
+# pytest on the oldest supported Python (3.10), in its own venv; skipped with a message
+# when no Python 3.10 is on the machine. CI runs it after `make test`.
+test-oldest:
+	@py="$$(./scripts/oldest-python.sh)"; \
+	if [ -z "$$py" ]; then echo "test-oldest: no Python 3.10 on this machine; skipped"; exit 0; fi; \
+	test -x .venv310/bin/python || "$$py" -m venv .venv310; \
+	.venv310/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip; \
+	.venv310/bin/python $(PIP_INSTALL); \
+	.venv310/bin/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -30,5 +46,10 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
+# Rewrite constraints.txt from what .venv has now (after a deliberate upgrade).
+constraints: $(STAMP)
+	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.tmp
+	mv constraints.tmp constraints.txt
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv310 .pytest_cache .mypy_cache .ruff_cache
