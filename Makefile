@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_INSTALL = -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 
-.PHONY: demo test test-fast test-oldest lint typecheck pytest bench constraints clean
+.PHONY: demo test test-fast test-oldest lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,11 +45,6 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
-
-# Rewrite constraints.txt from what .venv has now (after a deliberate upgrade).
-constraints: $(STAMP)
-	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.tmp
-	mv constraints.tmp constraints.txt
 
 clean:
 	rm -rf $(VENV) .venv310 .pytest_cache .mypy_cache .ruff_cache
