@@ -36,7 +36,6 @@ from clore._errors import (
     OrderNotFoundError,
     OrderUnconfirmedError,
     RateLimitError,
-    ServerAlreadyRentedError,
     ServerNotFoundError,
     SpotPriceLoweringTooSoonError,
     UnexpectedResponseError,
@@ -273,7 +272,12 @@ def get_order(ctx: Context, order_id: int) -> Flow[Order]:
 
 
 def _find_new_order(
-    ctx: Context, request: CreateOrderRequest, known: set[int], polls: int, spacing: float = 0.0
+    ctx: Context,
+    request: CreateOrderRequest,
+    known: set[int],
+    polls: int,
+    spacing: float = 0.0,
+    history: str = "",
 ) -> Flow[Order | None]:
     # The API answers create_order with {"code": 0} only: the new order is the one on
     # this server that was not in the snapshot taken before sending (newest if several).
@@ -283,9 +287,10 @@ def _find_new_order(
         try:
             orders = yield from my_orders(ctx, include_completed=True)
         except CloreError as exc:
+            before = f"{history}; " if history else ""
             raise OrderUnconfirmedError(
-                f"create_order on server {request.renting_server}: could not check my_orders "
-                f"({exc}); the order may exist"
+                f"create_order on server {request.renting_server}: {before}could not check "
+                f"my_orders ({exc}); the order may exist"
             ) from exc
         fresh = [o for o in orders if o.si == request.renting_server and o.id not in known]
         if fresh:
@@ -294,53 +299,82 @@ def _find_new_order(
 
 
 #: Extra my_orders checks, spaced SPOT_POLL_SPACING seconds apart (on top of pacing),
-#: before a spot bid whose outcome is unknown is sent again.
+#: before a spot bid whose outcome is unknown is given up as "may exist".
 SPOT_EXTRA_POLLS: Final = 4
 SPOT_POLL_SPACING: Final = 2.0
+
+
+def _attempt_text(exc: CloreError, unknown: bool) -> str:
+    """What one attempt saw, as the may-exist message tells it."""
+    what = {
+        Outcome.TIMEOUT: "timed out",
+        Outcome.DROPPED: "connection dropped",
+        Outcome.SERVER_ERROR: "server error",
+    }.get(outcome_of(exc), "outcome unknown" if unknown else "refused")
+    return f"{what} ({' '.join(str(exc).split())})"  # one line, whatever the error carried
+
+
+def _history(seen: list[tuple[int, str]]) -> str:
+    """``attempt 1 timed out (...); attempts 2-4 refused (...)``: runs of one outcome joined."""
+    runs: list[tuple[int, int, str]] = []
+    for number, text in seen:
+        if runs and runs[-1][2] == text and runs[-1][1] == number - 1:
+            runs[-1] = (runs[-1][0], number, text)
+        else:
+            runs.append((number, number, text))
+    return "; ".join(
+        f"attempt {a} {text}" if a == b else f"attempts {a}-{b} {text}" for a, b, text in runs
+    )
 
 
 def create_order(ctx: Context, request: CreateOrderRequest) -> Flow[Order]:
     """Rent exactly once and return the new Order (found via my_orders).
 
-    Uncertain outcomes (timeout, dropped connection, 5xx, code 1) are reconciled through
-    my_orders before a retry, and a garbled answer (not JSON) before it is reported; a
-    retry answered ``server-already-rented`` is reconciled again, since the earlier
-    attempt may have won. A code-0 answer whose order never shows up raises
-    OrderUnconfirmedError and is never retried.
+    Uncertain outcomes (timeout, dropped connection, 5xx, code 1, a garbled answer) are
+    looked up in my_orders. An on-demand order not found there is sent again (a second
+    rental of one server is refused with ``server-already-rented``); a spot bid is not,
+    since a second send would place a second offer. Once any attempt's outcome was
+    uncertain the call stays uncertain until my_orders shows the order: every later
+    failure, refusals included (429s, ``server-already-rented``, any code 6), is looked
+    up again and then raised as OrderUnconfirmedError ("the order may exist"), naming
+    what each attempt saw, with the last error as its cause. A code-0 answer whose
+    order never shows up raises OrderUnconfirmedError too. Only a failure with no
+    uncertain attempt before it is raised as itself: then nothing was rented.
     """
     snapshot = yield from my_orders(ctx, include_completed=True)
     known = {order.id for order in snapshot}
+    seen: list[tuple[int, str]] = []  # attempts from the first in doubt on, and what they saw
     attempt = 0
     while True:
         attempt += 1
         try:
             yield from call(ctx, "create_order", body=request)
-        except ServerAlreadyRentedError:
-            if attempt > 1:
-                found = yield from _find_new_order(ctx, request, known, 1)
-                if found is not None:
-                    return _created(ctx, request, found)
-            raise
         except CloreError as exc:
+            outcome = outcome_of(exc)
             # A garbled answer (not JSON, a wrong shape) leaves the outcome unknown as well:
             # it is looked up like a 5xx, but never resent, since nothing says it failed.
-            uncertain = is_uncertain(outcome_of(exc))
-            if not (uncertain or isinstance(exc, UnexpectedResponseError)):
-                raise
-            log.debug("create_order: outcome unknown (%s); checking my_orders", exc)
+            unknown = is_uncertain(outcome) or isinstance(exc, UnexpectedResponseError)
+            if not unknown and not seen:
+                raise  # a definite refusal, and no earlier attempt may have acted
+            seen.append((attempt, _attempt_text(exc, unknown)))
+            log.debug("create_order: attempt %d %s; checking my_orders", *seen[-1])
             polls, spacing = ctx.confirm_polls, 0.0
-            if request.type == "spot" and uncertain:
-                # A second on-demand send is refused (server-already-rented) and reconciled
-                # again, but a second spot send would place a second offer. So before
-                # resending a bid, give a server that commits late a longer window to show it.
+            spot = request.type == "spot"
+            if spot and unknown:
+                # A spot bid is never resent (a second offer), so give a server that
+                # commits late a longer window to show the first before giving up.
                 polls, spacing = ctx.confirm_polls + SPOT_EXTRA_POLLS, SPOT_POLL_SPACING
-            found = yield from _find_new_order(ctx, request, known, polls, spacing)
+            found = yield from _find_new_order(ctx, request, known, polls, spacing, _history(seen))
             if found is not None:
                 return _created(ctx, request, found)
-            if not uncertain or attempt > ctx.max_retries:
-                raise
-            yield Sleep(backoff(attempt, ctx.rng))
-            continue
+            if is_uncertain(outcome) and not spot and attempt <= ctx.max_retries:
+                yield Sleep(backoff(attempt, ctx.rng))
+                continue
+            raise OrderUnconfirmedError(
+                f"create_order on server {request.renting_server}: {_history(seen)}; no new "
+                f"order in my_orders after {polls} check(s): the order may exist (look in "
+                f"my_orders before renting again)"
+            ) from exc
         found = yield from _find_new_order(ctx, request, known, ctx.confirm_polls)
         if found is None:
             raise OrderUnconfirmedError(

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
 import clore
 from _stub.fake_api import FakeAPI
+from _stub.late_commit import LateCommit
 from clore import AsyncClore, Clore
 from clore._clock import ManualClock
+from clore.sandbox import BASE_URL as SANDBOX_URL
+from clore.sandbox import Sandbox
+from clore.sandbox.transport import AsyncSandboxTransport, SandboxTransport
 
 
 def test_order_is_found_in_my_orders_and_returned(api: FakeAPI, client: Clore) -> None:
@@ -55,11 +60,14 @@ def test_garbled_answer_after_commit_returns_the_order(api: FakeAPI, client: Clo
     assert len(api.sent("create_order")) == 1
 
 
-def test_garbled_answer_without_an_order_is_raised_not_resent(api: FakeAPI, client: Clore) -> None:
-    """A garbled answer with no order behind it raises after the check; nothing is resent."""
+def test_garbled_answer_without_an_order_is_may_exist_not_resent(
+    api: FakeAPI, client: Clore
+) -> None:
+    """A garbled answer with no order behind it is 'may exist' after the check; not resent."""
     api.inject("create_order", "not_json")
-    with pytest.raises(clore.UnexpectedResponseError):
+    with pytest.raises(clore.OrderUnconfirmedError, match="may exist") as info:
         client.create_order(1, "img")
+    assert isinstance(info.value.__cause__, clore.UnexpectedResponseError)
     assert api.created() == [] and len(api.sent("create_order")) == 1
 
 
@@ -156,10 +164,13 @@ def test_unreachable_my_orders_after_an_uncertain_send_is_unconfirmed(
 
 
 def test_uncertain_failures_stop_after_max_retries(api: FakeAPI, client: Clore) -> None:
-    """A send that keeps failing before commit is tried max_retries+1 times, then raises."""
+    """A send that keeps failing uncertainly is tried max_retries+1 times, then is 'may exist'
+    (any of them may still commit), its message one line naming the runs of outcomes."""
     api.inject("create_order", *["500"] * 4)
-    with pytest.raises(clore.UnexpectedResponseError):
+    with pytest.raises(clore.OrderUnconfirmedError, match="may exist") as info:
         client.create_order(1, "img")
+    assert isinstance(info.value.__cause__, clore.UnexpectedResponseError)
+    assert "attempts 1-4 server error (create_order: HTTP 500" in str(info.value)
     assert len(api.sent("create_order")) == 4
     assert api.created() == []
 
@@ -239,3 +250,120 @@ async def test_async_wait_for_order(api: FakeAPI, aclient: AsyncClore) -> None:
     order = api.add_order()
     ready = await aclient.wait_for_order(order["id"], timeout=60)
     assert ready.ready
+
+
+# --------------------------------------------------------------------------- late commits
+# The first send reaches the server after the client gave up on it (``LateCommit``): once an
+# attempt's outcome was uncertain, no later refusal may turn the call into a plain failure.
+
+
+def _late_client(sandbox: Sandbox, late: LateCommit, **kwargs: Any) -> Clore:
+    return Clore(
+        sandbox.demo_key,
+        base_url=SANDBOX_URL,
+        transport=SandboxTransport(late),
+        clock=sandbox.clock,
+        **kwargs,
+    )
+
+
+def _free_server(client: Clore, *, spot: bool = False) -> int:
+    table = (lambda s: s.price.spot) if spot else (lambda s: s.price.on_demand)
+    return min(
+        (
+            s
+            for s in client.marketplace()
+            if not s.rented and s.accepts("bitcoin") and "bitcoin" in table(s)
+        ),
+        key=lambda s: (float(table(s)["bitcoin"]), s.id),
+    ).id
+
+
+def _mine(sandbox: Sandbox) -> list[clore.Order]:
+    with sandbox.client() as client:
+        return client.my_orders(include_completed=True)
+
+
+def test_late_commit_then_rate_limited_resend_returns_the_order(sandbox: Sandbox) -> None:
+    """First send commits late, the resend is refused by 429s: the committed order is returned."""
+    late = LateCommit(
+        sandbox.handle, then=lambda: sandbox.inject_fault("create_order", "rate_limit", count=4)
+    )
+    with _late_client(sandbox, late) as client:
+        sid = _free_server(client)
+        order = client.create_order(sid, "img")
+    assert [(o.id, o.si) for o in _mine(sandbox)] == [(order.id, sid)]
+    assert sandbox.faults() == []  # the resend met every 429: the refusal was real
+
+
+@pytest.mark.parametrize("refusal", ["rate_limit", "server-offline"])
+def test_late_commit_after_a_refused_resend_raises_may_exist(
+    sandbox: Sandbox, refusal: str
+) -> None:
+    """The first send commits only after the resend was refused: OrderUnconfirmedError, not
+    the refusal, and it names both what the first attempt and what the resend saw."""
+    late = LateCommit(sandbox.handle, before_resend=False)
+    with _late_client(sandbox, late) as client:
+        sid = _free_server(client)
+        if refusal == "rate_limit":
+            sandbox.inject_fault("create_order", "rate_limit", count=4)
+        else:
+            sandbox.set_server(sid, online=False)
+        with pytest.raises(clore.OrderUnconfirmedError, match="may exist") as info:
+            client.create_order(sid, "img")
+    message = str(info.value)
+    assert "attempt 1" in message and "timed out" in message
+    assert ("rate limit" if refusal == "rate_limit" else "server-offline") in message
+    assert isinstance(info.value.__cause__, clore.RateLimitError | clore.ServerOfflineError)
+    assert "\n" not in message and sandbox.demo_key not in message
+    sandbox.set_server(sid, online=True)
+    sandbox.advance(10)
+    late.deliver()  # the first request arrives: the order the error warned about exists
+    assert [o.si for o in _mine(sandbox)] == [sid]
+
+
+def test_already_rented_resend_with_lagging_my_orders_raises_may_exist(
+    api: FakeAPI, client: Clore
+) -> None:
+    """The lost first attempt rented the server, my_orders lags past every check: the
+    resend's server-already-rented is not reported as someone else's rental."""
+    api.inject("create_order", "drop_after_commit")
+    api.hide_new = 20
+    with pytest.raises(clore.OrderUnconfirmedError, match="may exist") as info:
+        client.create_order(1, "img")
+    assert isinstance(info.value.__cause__, clore.ServerAlreadyRentedError)
+    assert len(api.created()) == 1 and len(api.sent("create_order")) == 2
+
+
+def test_spot_bid_with_an_unknown_outcome_is_never_sent_twice(sandbox: Sandbox) -> None:
+    """A spot bid that commits after every my_orders check is not resent (a resend would be
+    a second offer): OrderUnconfirmedError, and one offer once the first arrives."""
+    late = LateCommit(sandbox.handle)
+    with _late_client(sandbox, late) as client:
+        sid = _free_server(client, spot=True)
+        with pytest.raises(clore.OrderUnconfirmedError, match="may exist"):
+            client.create_order(sid, "img", order_type="spot", spotprice=0.001)
+    assert late.sent == 1 and late.holding
+    sandbox.advance(10)
+    late.deliver()
+    assert [(o.si, o.spot) for o in _mine(sandbox)] == [(sid, True)]
+
+
+async def test_async_late_commit_after_a_refused_resend_raises_may_exist(
+    sandbox: Sandbox,
+) -> None:
+    """AsyncClore runs the same rule: a refusal after an unknown outcome is 'may exist'."""
+    late = LateCommit(sandbox.handle, before_resend=False)
+    sandbox.inject_fault("create_order", "rate_limit", count=4)
+    async with AsyncClore(
+        sandbox.demo_key,
+        base_url=SANDBOX_URL,
+        transport=AsyncSandboxTransport(late),
+        clock=sandbox.clock,
+    ) as client:
+        sid = _free_server(sandbox.client())
+        with pytest.raises(clore.OrderUnconfirmedError, match="may exist"):
+            await client.create_order(sid, "img")
+    sandbox.advance(10)
+    late.deliver()
+    assert [o.si for o in _mine(sandbox)] == [sid]

@@ -1,0 +1,70 @@
+"""A request that reaches the sandbox after the client gave up on it: a late commit.
+
+``LateCommit`` wraps a sandbox handler (``Sandbox.handle``, or a recorder around it) for
+``clore.sandbox.transport.SandboxTransport``. The next request to ``endpoint`` is held back
+and answered as a timeout (the transport raises ``httpx.ReadTimeout``), so the client sees
+an uncertain outcome while nothing has changed yet. The held request reaches the sandbox,
+and commits, when ``deliver()`` is called or, with ``before_resend``, just before the next
+request to the same endpoint (the client's resend); ``then`` runs right after that delivery,
+to arrange how the resend is answered (a queued refusal, say).
+
+The sandbox's own faults cannot do this: ``timeout`` never commits and
+``drop_after_commit`` commits before the client's my_orders checks, so they see the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from clore.sandbox.dispatch import SandboxRequest, SandboxResponse
+from clore.sandbox.faults import TIMEOUT
+
+__all__ = ["LateCommit"]
+
+Handle = Callable[[SandboxRequest], SandboxResponse]
+
+
+class LateCommit:
+    """Holds the next ``endpoint`` request back and delivers it later (see the module)."""
+
+    def __init__(
+        self,
+        handle: Handle,
+        endpoint: str = "create_order",
+        *,
+        before_resend: bool = True,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        self._handle = handle
+        self.endpoint = endpoint
+        self.before_resend = before_resend
+        self.then = then
+        self._armed = True
+        self._held: list[SandboxRequest] = []
+        self.delivered: list[SandboxResponse] = []  # the held requests' answers, never seen
+        self.sent = 0  # requests to ``endpoint`` the client made (held ones included)
+
+    def __call__(self, request: SandboxRequest) -> SandboxResponse:
+        if request.path.rstrip("/").rsplit("/", 1)[-1] != self.endpoint:
+            return self._handle(request)
+        self.sent += 1
+        if self._held and self.before_resend:
+            self.deliver()
+        if self._armed:
+            self._armed = False
+            self._held.append(request)
+            return SandboxResponse(504, b"", "text/plain", TIMEOUT, "held back: a late commit")
+        return self._handle(request)
+
+    @property
+    def holding(self) -> bool:
+        """True while a request is held back (not yet delivered)."""
+        return bool(self._held)
+
+    def deliver(self) -> None:
+        """Let the held request reach the sandbox now (it commits), then run ``then``."""
+        while self._held:
+            self.delivered.append(self._handle(self._held.pop(0)))
+        if self.then is not None:
+            then, self.then = self.then, None
+            then()
