@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import httpx
 
@@ -43,12 +43,43 @@ T = TypeVar("T")
 Ports = Mapping[str, str] | Mapping[int, str] | Mapping[str | int, str] | Iterable[str]
 
 
-def _failure(exc: httpx.HTTPError, request: Request) -> TransportFailure:
-    """Map an httpx exception to our error, keeping whether the request may have been sent."""
-    where = f"{request.endpoint}: {type(exc).__name__}: {exc or 'no details'}"
+#: What the HTTP layer raises for a request that got no answer. ``InvalidURL`` is not an
+#: ``httpx.HTTPError``; ``UnicodeError`` is what httpx raises for a header it cannot encode.
+_TRANSPORT_ERRORS: Final = (httpx.HTTPError, httpx.InvalidURL, UnicodeError)
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` masked, in the forms an HTTP stack quotes it (as is, and
+    escaped as a str or bytes repr, as h11 does for a header it refuses)."""
+    if not secret:
+        return text
+    forms = {
+        secret,
+        repr(secret)[1:-1],
+        repr(secret.encode("utf-8", "backslashreplace"))[2:-1],
+    }
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, mask_key(secret))
+    return text
+
+
+def _failure(exc: Exception, request: Request) -> TransportFailure:
+    """Map an httpx exception to our error, keeping whether the request may have been sent.
+
+    The message never carries the key: the HTTP stack may quote header values in it.
+    """
+    secret = request.headers.get("auth")
+    if isinstance(exc, UnicodeError):
+        # Its text and args quote the whole value it could not encode.
+        detail = "a request header holds characters HTTP cannot carry"
+    else:
+        detail = _scrub(str(exc) or "no details", secret)
+    where = f"{request.endpoint}: {type(exc).__name__}: {detail}"
     error: CloreError
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        error = ConfigError(f"{request.endpoint}: invalid base_url: {exc}")
+        error = ConfigError(f"{request.endpoint}: invalid base_url: {detail}")
+    elif isinstance(exc, UnicodeError):
+        error = ConfigError(where)
     elif isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         error = _core.ConnectTimeoutError(where)
     elif isinstance(exc, httpx.TimeoutException):
@@ -79,7 +110,7 @@ class _Base:
         if _validate.finite_number(timeout) is None or timeout <= 0:
             raise ParameterError("timeout", "expected a finite number of seconds > 0")
         resolved = resolve(profile, api_key=api_key, base_url=base_url)
-        self.base_url = resolved.base_url
+        self.base_url = _validate.validate_base_url(resolved.base_url)
         self.profile = resolved.profile
         self.timeout = float(timeout)
         self.max_retries = max_retries
@@ -87,7 +118,7 @@ class _Base:
         real_clock = clock is None or isinstance(clock, SystemClock)
         use_file = real_clock if self.pacing.shared is None else self.pacing.shared
         self._ctx = _flows.Context(
-            base_url=resolved.base_url,
+            base_url=self.base_url,
             api_key=resolved.api_key,
             user_agent=_core.user_agent(),
             clock=clock or SystemClock(),
@@ -170,7 +201,7 @@ class Clore(_Base):
             reply = self._http.request(
                 request.method, request.url, headers=request.headers, content=request.content
             )
-        except httpx.HTTPError as exc:
+        except _TRANSPORT_ERRORS as exc:
             return _failure(exc, request)
         return Response(reply.status_code, reply.headers, reply.content)
 
@@ -348,7 +379,7 @@ class AsyncClore(_Base):
             reply = await self._http.request(
                 request.method, request.url, headers=request.headers, content=request.content
             )
-        except httpx.HTTPError as exc:
+        except _TRANSPORT_ERRORS as exc:
             return _failure(exc, request)
         return Response(reply.status_code, reply.headers, reply.content)
 

@@ -4,7 +4,9 @@ Pure functions. Each returns the normalised value (or the wire request body) so 
 the caller never sends what it did not check. The limits come from the API reference
 (``../shared/clore-api.md``): ssh_password alphanumeric and at most 32 characters,
 ssh_key at most 3072, jupyter_token at most 32, at most one ``http`` port, ``issue`` at
-most 2048 characters, spot orders need a positive ``spotprice``.
+most 2048 characters, spot orders need a positive ``spotprice``. Beyond the reference:
+``ssh_key`` must be one OpenSSH public key line (a private key is refused, unechoed), a
+base URL must be http(s) with a host (the API key's check is ``clore.config``'s).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
-from clore._errors import ParameterError
+from clore._errors import ConfigError, ParameterError
+from clore._sshkey import public_key_problem
 from clore._wire import (
     CancelOrderRequest,
     CreateOrderRequest,
@@ -30,6 +34,7 @@ __all__ = [
     "MAX_SSH_PASSWORD",
     "ORDER_TYPES",
     "finite_number",
+    "validate_base_url",
     "validate_cancel_order",
     "validate_create_order",
     "validate_currency",
@@ -40,6 +45,7 @@ __all__ = [
     "validate_server_name",
     "validate_server_settings",
     "validate_set_spot_price",
+    "validate_ssh_key",
 ]
 
 ORDER_TYPES: Final = ("on-demand", "spot")
@@ -192,6 +198,53 @@ def _validate_env(env: object) -> dict[str, str] | None:
     return out
 
 
+def validate_ssh_key(value: object) -> str | None:
+    """One OpenSSH public key line, trimmed; a private key or anything else is refused
+    without being quoted (it may be a secret)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ParameterError("ssh_key", f"expected a string, got {type(value).__name__}")
+    text = value.strip()
+    why = public_key_problem(text)
+    if why is not None:
+        raise ParameterError("ssh_key", f"the value {why}")
+    if len(text) > MAX_SSH_KEY:
+        raise ParameterError(
+            "ssh_key", f"at most {MAX_SSH_KEY} characters allowed, got {len(text)}"
+        )
+    return text
+
+
+def _shown_url(url: str) -> str:
+    # A URL may carry user:password@; never repeat that part.
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = "…@" + rest.split("@", 1)[1]
+    shown = f"{scheme}{sep}{rest}"
+    return shown if len(shown) <= 120 else shown[:119] + "…"
+
+
+def validate_base_url(url: object) -> str:
+    """An ``http(s)://host[:port]/path`` base URL without trailing slash; ConfigError else."""
+    if not isinstance(url, str):
+        raise ConfigError(f"invalid base_url: expected a string, got {type(url).__name__}")
+    text = url.strip()
+    shown = _shown_url(text).encode("ascii", "backslashreplace").decode()
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in text):
+        raise ConfigError(f"invalid base_url {shown!r}: it holds a space or control character")
+    try:
+        parts = urlsplit(text)
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigError(f"invalid base_url {shown!r}: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ConfigError(f"invalid base_url {shown!r}: expected an http:// or https:// URL")
+    if not host:
+        raise ConfigError(f"invalid base_url {shown!r}: no host")
+    return text.rstrip("/")
+
+
 def _validate_ssh_password(value: object) -> str | None:
     text = _optional_text(value, "ssh_password", MAX_SSH_PASSWORD)
     # The API accepts letters and digits only; a space or symbol would be refused remotely.
@@ -244,7 +297,7 @@ def validate_create_order(
         ports=validate_ports(ports),
         env=_validate_env(env),
         ssh_password=_validate_ssh_password(ssh_password),
-        ssh_key=_optional_text(ssh_key, "ssh_key", MAX_SSH_KEY),
+        ssh_key=validate_ssh_key(ssh_key),
         jupyter_token=_optional_text(jupyter_token, "jupyter_token", MAX_JUPYTER_TOKEN),
         command=command,
         required_price=(

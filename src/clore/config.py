@@ -11,9 +11,12 @@
 Precedence for the API key and base URL: an explicit argument, then a profile named
 explicitly (argument), then the environment (``CLORE_API_KEY``, ``CLORE_BASE_URL``,
 ``CLORE_PROFILE`` picks the profile), then the active profile of the file, then the
-defaults. The file is written atomically (temp file + rename) with mode 0600 because it
-holds keys. TOML is written here by hand: Python has no TOML writer, and the file is a
-table of strings.
+defaults. Keys are trimmed of surrounding whitespace wherever they are read (a shell's or
+editor's trailing newline); a key holding a control or non-ASCII character is refused
+with an error that names the source and the character's code point, never the key. The
+file is written atomically (temp file + rename) with mode 0600 because it holds keys.
+TOML is written here by hand: Python has no TOML writer, and the file is a table of
+strings.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from clore._errors import ConfigError
+from clore._errors import ConfigError, ParameterError
 from clore._paths import config_dir
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "Config",
     "Profile",
     "Resolved",
+    "api_key_problem",
     "config_path",
     "dumps",
     "load",
@@ -121,6 +125,9 @@ def _parse(text: str, path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib recurses per nested array or inline table; a hostile file exhausts it.
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     active = data.get("active", DEFAULT_PROFILE)
     if not isinstance(active, str) or not active:
         raise ConfigError(f"{path}: 'active' must be a profile name")
@@ -221,6 +228,10 @@ def set_profile(name: str, *, api_key: Any = KEEP, base_url: Any = KEEP) -> None
     for setting, value in (("api_key", api_key), ("base_url", base_url)):
         if value is not KEEP and value is not None and not isinstance(value, str):
             raise ConfigError(f"{setting} must be a string")
+    if isinstance(api_key, str):
+        api_key = _checked_key(api_key.strip(), "api_key", ConfigError)
+    if isinstance(base_url, str):
+        base_url = base_url.strip()
     cfg = load()
     profile = cfg.profiles.setdefault(name, Profile())
     if api_key is not KEEP:
@@ -254,6 +265,35 @@ def remove_profile(name: str) -> None:
 # --------------------------------------------------------------------------- resolving
 
 
+def api_key_problem(key: str) -> str | None:
+    """Why ``key`` (already trimmed) cannot go in an HTTP header, naming the offending
+    character by code point only (never the key, never the character); None when it can."""
+    for index, char in enumerate(key):
+        code = ord(char)
+        if 0x20 <= code <= 0x7E:
+            continue
+        kind = "a non-ASCII" if code > 0x7F else "a control"
+        return (
+            f"the key holds {kind} character (U+{code:04X}) at position {index + 1}: "
+            "enter it again without it (nothing was sent)"
+        )
+    return None
+
+
+def _checked_key(key: str, where: str, error: type[ConfigError | ParameterError]) -> str:
+    """``key`` (trimmed) when it can be sent; else ``error`` naming ``where``, not the key."""
+    problem = api_key_problem(key)
+    if problem is None:
+        return key
+    if error is ParameterError:
+        raise ParameterError("api_key", problem)
+    raise ConfigError(f"{where}: {problem}")
+
+
+def _trimmed(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
 def resolve(
     profile: str | None = None, *, api_key: str | None = None, base_url: str | None = None
 ) -> Resolved:
@@ -262,8 +302,12 @@ def resolve(
     The file is read only when a setting is still missing after the arguments and the
     environment; a named profile that does not exist is a ConfigError.
     """
-    env_key = os.environ.get("CLORE_API_KEY") or None
-    env_url = os.environ.get("CLORE_BASE_URL") or None
+    if api_key is not None and not isinstance(api_key, str):
+        raise ParameterError("api_key", f"expected a string, got {type(api_key).__name__}")
+    api_key = _trimmed(api_key)
+    base_url = _trimmed(base_url) if isinstance(base_url, str) else base_url
+    env_key = _trimmed(os.environ.get("CLORE_API_KEY"))
+    env_url = _trimmed(os.environ.get("CLORE_BASE_URL"))
     wanted = profile or os.environ.get("CLORE_PROFILE") or None
     explicit_profile = profile is not None
 
@@ -281,8 +325,8 @@ def resolve(
             name = None
 
     # An explicitly named profile outranks the environment; the active one does not.
-    file_key = chosen.api_key if chosen else None
-    file_url = chosen.base_url if chosen else None
+    file_key = _trimmed(chosen.api_key) if chosen else None
+    file_url = _trimmed(chosen.base_url) if chosen else None
     key_order: list[tuple[str | None, Literal["argument", "profile", "env"]]] = [
         (api_key, "argument")
     ]
@@ -297,7 +341,13 @@ def resolve(
     key: str | None = None
     for candidate, origin in key_order:
         if candidate:
-            key, source = candidate, origin
+            where = {
+                "argument": "api_key",
+                "env": "CLORE_API_KEY",
+                "profile": f"{config_path()}: profiles.{name}.api_key",
+            }[origin]
+            error = ParameterError if origin == "argument" else ConfigError
+            key, source = _checked_key(candidate, where, error), origin
             break
     url = next((u for u in url_order if u), DEFAULT_BASE_URL)
     return Resolved(api_key=key, base_url=url.rstrip("/"), profile=name, source=source)

@@ -312,12 +312,34 @@ def test_connection_errors_become_clore_errors(clock: ManualClock) -> None:
         c.wallets()
 
 
-def test_bad_base_url_is_a_config_error(clock: ManualClock) -> None:
-    """A base URL with an unsupported scheme raises ConfigError without retrying."""
-    c = Clore(KEY, base_url="ftp://nowhere/v1", clock=clock)
-    with pytest.raises(clore.ConfigError, match="invalid base_url"):
-        c.wallets()
-    assert clock.slept == []
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://nowhere/v1", "expected an http:// or https:// URL"),
+        ("127.0.0.1:8765/v1", "expected an http:// or https:// URL"),
+        ("http:///v1", "no host"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999/v1", "Port out of range"),
+        ("http://exa mple/v1", "space or control character"),
+    ],
+)
+def test_bad_base_url_is_a_config_error_before_anything_is_sent(
+    url: str, reason: str, api: FakeAPI
+) -> None:
+    """A base URL that is not http(s)://host[:port] raises ConfigError naming it and why,
+    when the client is made (both clients), so nothing is sent."""
+    for cls in (Clore, AsyncClore):
+        with pytest.raises(clore.ConfigError) as info:
+            cls(KEY, base_url=url, clock=ManualClock())
+        assert f"invalid base_url {url!r}: " in str(info.value) and reason in str(info.value)
+    assert api.seen == []
+
+
+def test_a_base_url_never_repeats_its_credentials() -> None:
+    """user:password@ in a bad base URL is left out of the error."""
+    with pytest.raises(clore.ConfigError) as info:
+        Clore(KEY, base_url="ftp://me:hunter2@host/v1", clock=ManualClock())
+    assert "hunter2" not in str(info.value) and "host/v1" in str(info.value)
 
 
 def test_debug_log_line_per_request(
@@ -341,3 +363,16 @@ def test_raw_call_returns_plain_dicts(api: FakeAPI, client: Clore) -> None:
     body = client._raw("wallets")
     assert json.dumps(body)  # plain JSON types only
     assert body["wallets"][0]["name"] == "bitcoin"
+
+
+def test_an_invalid_url_raised_by_the_http_layer_is_a_config_error(clock: ManualClock) -> None:
+    """httpx.InvalidURL (not an httpx.HTTPError) from the HTTP layer becomes ConfigError,
+    without retrying."""
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.InvalidURL("Invalid port: ':1'")
+
+    c = Clore(KEY, base_url=BASE_URL, transport=httpx.MockTransport(refuse), clock=clock)
+    with pytest.raises(clore.ConfigError, match="invalid base_url"):
+        c.wallets()
+    assert clock.slept == []

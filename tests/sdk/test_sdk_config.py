@@ -87,10 +87,13 @@ def test_remove_profile() -> None:
         ("profiles = 3", "'profiles' must be a table"),
         ("[profiles]\nwork = 1", "profile 'work' must be a table"),
         ("[profiles.work]\napi_key = 1", "profiles.work.api_key must be a string"),
+        ("active = " + "[" * 5000 + "]" * 5000, "nested too deeply"),
+        ("x = " + "{a = " * 3000 + "1" + "}" * 3000, "nested too deeply"),
     ],
 )
 def test_invalid_files_raise_config_error(text: str, message: str) -> None:
-    """A file that is not valid TOML or has wrong types raises ConfigError naming the problem."""
+    """A file that is not valid TOML (nested past the parser's depth too), or has wrong types,
+    raises ConfigError naming the problem."""
     path = config.config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -26,7 +26,12 @@ BAD_ORDERS = [
     ({"ssh_password": "pass word"}, "ssh_password", "only letters and digits"),
     ({"ssh_password": "pässword"}, "ssh_password", "only letters and digits"),
     ({"ssh_password": "a" * 33}, "ssh_password", "at most 32 characters"),
-    ({"ssh_key": "k" * 3073}, "ssh_key", "at most 3072 characters"),
+    ({"ssh_key": "ssh-rsa AAAA" + "B" * 3062}, "ssh_key", "at most 3072 characters"),
+    ({"ssh_key": "k" * 40}, "ssh_key", "not an OpenSSH public key"),
+    ({"ssh_key": "ssh-ed25519"}, "ssh_key", "not an OpenSSH public key"),
+    ({"ssh_key": "ssh-ed25519 not*base64 me"}, "ssh_key", "not an OpenSSH public key"),
+    ({"ssh_key": "ssh-ed25519 AAAAC3Nz me\nssh-rsa AAAAB3 you"}, "ssh_key", "one line"),
+    ({"ssh_key": "ssh-ed25519 AAAAC3Nz me\x00"}, "ssh_key", "not an OpenSSH public key"),
     ({"jupyter_token": "t" * 33}, "jupyter_token", "at most 32 characters"),
     ({"ports": {"80": "http", "8888": "http"}}, "ports", "at most one http port"),
     ({"ports": {"0": "tcp"}}, "ports", "out of range"),
@@ -103,7 +108,10 @@ def test_ports_accept_int_and_str_keys() -> None:
 def test_limits_themselves_are_allowed() -> None:
     """Values exactly at the documented limits are accepted."""
     request = validate_create_order(
-        **GOOD, ssh_password="a" * 32, ssh_key="k" * 3072, jupyter_token="t" * 32
+        **GOOD,
+        ssh_password="a" * 32,
+        ssh_key="ssh-rsa AAAA" + "B" * 3060,
+        jupyter_token="t" * 32,
     )
     assert (len(request.ssh_password or ""), len(request.ssh_key or "")) == (32, 3072)
 
@@ -195,3 +203,47 @@ def test_pacing_intervals_must_be_finite_and_non_negative(value: object) -> None
     """Pacing refuses NaN, infinite, negative and boolean intervals (they would hang or spin)."""
     with pytest.raises(ValueError, match="min_interval"):
         Pacing(min_interval=value)  # type: ignore[arg-type]
+
+
+# A private key in each format people have on disk; the body is a distinctive marker.
+_SECRET_BODY = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQPRIVATEMATERIAL"
+PRIVATE_KEYS = [
+    f"-----BEGIN OPENSSH PRIVATE KEY-----\n{_SECRET_BODY}\n-----END OPENSSH PRIVATE KEY-----\n",
+    f"-----BEGIN RSA PRIVATE KEY-----\n{_SECRET_BODY}\n-----END RSA PRIVATE KEY-----",
+    f"-----BEGIN EC PRIVATE KEY-----\n{_SECRET_BODY}\n-----END EC PRIVATE KEY-----",
+    f"-----BEGIN PRIVATE KEY-----\n{_SECRET_BODY}\n-----END PRIVATE KEY-----",
+    f"-----BEGIN ENCRYPTED PRIVATE KEY-----\n{_SECRET_BODY}\n-----END ENCRYPTED PRIVATE KEY-----",
+    f"  \n-----BEGIN OPENSSH PRIVATE KEY-----\n{_SECRET_BODY}",
+    f"PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nPrivate-Lines: 1\n{_SECRET_BODY}",
+    f"openssh-key-v1\x00{_SECRET_BODY}",
+    f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 me\n-----BEGIN OPENSSH PRIVATE KEY-----\n{_SECRET_BODY}",
+]
+
+
+@pytest.mark.parametrize("key", PRIVATE_KEYS)
+def test_a_private_key_is_refused_without_echoing_it(key: str, api: FakeAPI, client: Clore) -> None:
+    """create_order(ssh_key=<a private key>) raises ParameterError naming no key material,
+    and sends nothing."""
+    with pytest.raises(ParameterError) as info:
+        client.create_order(**GOOD, ssh_key=key)
+    assert info.value.param == "ssh_key"
+    assert "private key" in str(info.value)
+    for text in (str(info.value), repr(info.value)):
+        assert _SECRET_BODY not in text and "PRIVATE KEY-----" not in text
+    assert api.seen == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host",
+        "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 user@example.com",
+        "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY=",
+        "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t yubikey",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 a comment with spaces",
+    ],
+)
+def test_openssh_public_keys_are_accepted_and_trimmed(key: str) -> None:
+    """One-line OpenSSH public keys of every documented type pass, surrounding blanks trimmed."""
+    request = validate_create_order(**GOOD, ssh_key=f"  {key}\n")
+    assert key == request.ssh_key
