@@ -14,12 +14,16 @@ The sandbox's own faults cannot do this: ``timeout`` never commits and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
+
+from clore._clock import ManualClock
 
 from clore.sandbox.dispatch import SandboxRequest, SandboxResponse
 from clore.sandbox.faults import TIMEOUT
 
-__all__ = ["LateCommit"]
+__all__ = ["ArrivesAfterTheCall", "LateCommit"]
 
 Handle = Callable[[SandboxRequest], SandboxResponse]
 
@@ -61,6 +65,11 @@ class LateCommit:
         """True while a request is held back (not yet delivered)."""
         return bool(self._held)
 
+    @property
+    def committed(self) -> bool:
+        """True once a delivered request was accepted (HTTP 200, code 0): it acted."""
+        return any(r.status == 200 and json.loads(r.body).get("code") == 0 for r in self.delivered)
+
     def deliver(self) -> None:
         """Let the held request reach the sandbox now (it commits), then run ``then``."""
         while self._held:
@@ -68,3 +77,25 @@ class LateCommit:
         if self.then is not None:
             then, self.then = self.then, None
             then()
+
+
+class ArrivesAfterTheCall:
+    """A client whose held-back create_order reaches the sandbox ``delay`` seconds after
+    the SDK call that sent it ended (returned or raised): later than every check it made.
+
+    The delay also keeps the sandbox's own rate limit from refusing the late request.
+    """
+
+    def __init__(self, inner: Any, late: LateCommit, clock: ManualClock, delay: float = 10.0):
+        self.inner, self.late, self.clock, self.delay = inner, late, clock, delay
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def create_order(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.inner.create_order(*args, **kwargs)
+        finally:
+            if self.late.holding:
+                self.clock.advance(self.delay)
+                self.late.deliver()

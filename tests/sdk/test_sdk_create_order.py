@@ -319,6 +319,7 @@ def test_late_commit_after_a_refused_resend_raises_may_exist(
     sandbox.set_server(sid, online=True)
     sandbox.advance(10)
     late.deliver()  # the first request arrives: the order the error warned about exists
+    assert late.committed
     assert [o.si for o in _mine(sandbox)] == [sid]
 
 

@@ -8,11 +8,16 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+from _stub.late_commit import ArrivesAfterTheCall, LateCommit
 from wf_fakes import run_until
 from wf_sandbox import GPU_4090, World
 
+from clore import Clore
 from clore._clock import ManualClock
+from clore.sandbox import BASE_URL
+from clore.sandbox.transport import SandboxTransport
 from clore.workflows import Hooks, Limits, OrderMonitor, RentSpec, StateFile, Watcher, guard
 
 CAP = 0.0002
@@ -198,3 +203,55 @@ def test_matches_are_reported_without_renting(world: World) -> None:
     ]
     assert world.client().my_orders() == []
     assert GPU_4090.endswith("4090")
+
+
+# ---- late commits: the first create_order reaches the sandbox after the SDK gave up on it
+
+
+def late_client(world: World, late: LateCommit) -> Clore:
+    """A demo-user client whose requests go through ``late`` to the world's sandbox."""
+    return Clore(
+        api_key=world.sandbox.demo_key,
+        base_url=BASE_URL,
+        transport=SandboxTransport(late),
+        clock=world.clock,
+    )
+
+
+def refuse_resends(world: World) -> None:
+    """Every create_order attempt of the SDK's resend is answered 429 (four in a row)."""
+    world.sandbox.inject_fault("create_order", "rate_limit", count=4)
+
+
+@pytest.mark.parametrize("arrival", ["before the resend", "after the call"])
+def test_a_late_commit_and_a_refused_resend_rent_exactly_once(world: World, arrival: str) -> None:
+    """The first create_order commits late and the resend meets only 429s: one rental, on
+    the first server, and the watch never rents the next cheapest."""
+    world.set_price(12, 0.00018)
+    world.set_price(11, 0.00019)
+    if arrival == "before the resend":
+        late = LateCommit(world.recorder, then=lambda: refuse_resends(world))
+        client: Any = late_client(world, late)
+    else:
+        late = LateCommit(world.recorder, before_resend=False)
+        refuse_resends(world)
+        client = ArrivesAfterTheCall(late_client(world, late), late, world.clock)
+    events = run_until(watcher(world, client, count=1, interval=30.0).run(), "done", limit=100)
+    assert late.committed
+    assert [o.si for o in world.client().my_orders()] == [12]
+    assert [e.kind for e in events].count("rented") == 1
+    assert events[-1].details["rentals"] == 1
+
+
+def test_a_late_spot_bid_places_exactly_one_offer(world: World) -> None:
+    """A spot bid whose first send commits after the SDK gave up: one offer, not two (the
+    SDK does not resend a bid in doubt; the watch settles it from my_orders)."""
+    late = LateCommit(world.recorder, before_resend=False)
+    client = ArrivesAfterTheCall(late_client(world, late), late, world.clock)
+    spot = msgspec.structs.replace(RENT, order_type="spot")
+    w = watcher(world, client, rent=spot, spot=True, count=1, interval=30.0)
+    events = run_until(w.run(), "done", limit=100)
+    assert late.committed
+    assert [(o.si, o.spot) for o in world.client().my_orders()] == [(11, True)]
+    assert [e.kind for e in events].count("rented") == 1
+    assert events[-1].details["rentals"] == 1

@@ -11,6 +11,7 @@ from clore._errors import (
     APIConnectionError,
     AuthenticationError,
     DatabaseError,
+    OrderUnconfirmedError,
     ServerAlreadyRentedError,
 )
 from clore.workflows.plan import Limits, RentSpec
@@ -134,6 +135,27 @@ def test_an_unconfirmed_create_is_reconciled_not_repeated() -> None:
     assert [e.kind for e in events if e.kind not in ("match", "unmatch")] == [
         "renting",
         "error",
+        "rented",
+        "done",
+    ]
+
+
+def test_a_may_exist_error_stops_renting_until_my_orders_settles_it() -> None:
+    """OrderUnconfirmedError (the order may exist) is never 'try the next server': the watch
+    rents nothing else, says the server may have been rented, and adopts the order."""
+    _clock, client, watcher = make([server(1, 0.0001), server(2, 0.00012)], rent=IMAGE)
+
+    def lost(_order: object) -> None:
+        raise OrderUnconfirmedError("create_order on server 1: ...: the order may exist")
+
+    client.after_create = lost
+    events = run_until(watcher.run(), "done")
+    assert [o["si"] for o in client.orders.values()] == [1]
+    assert client.count("create_order") == 1
+    (error,) = [e for e in events if e.kind == "error"]
+    assert "server 1 may have been rented" in error.message
+    assert "renting nothing else until my_orders shows whether it was" in error.message
+    assert [e.kind for e in events if e.kind not in ("match", "unmatch")][-2:] == [
         "rented",
         "done",
     ]

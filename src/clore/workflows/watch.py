@@ -309,11 +309,15 @@ class Watcher(WatchLedger):
             )
             return "next"
         except _UNKNOWN as exc:
-            # The order may exist: keep counting it until reconcile() finds out.
+            # The order may exist: keep counting it, and rent nothing else (on this server
+            # or another) until reconcile() finds out from my_orders.
             self._finish(rental.id, "unconfirmed", None, str(exc))
-            yield error_event("watch", self.clock.time(), exc, self.interval)
+            yield self._may_exist_event(server, exc)
             return "stop"
-        except APIError as exc:  # rate limit, invalid input...: refused before renting
+        except APIError as exc:
+            # Rate limit, invalid input...: refused before renting. The SDK raises an API
+            # error from create_order only when no attempt may have acted; after an attempt
+            # in doubt it raises OrderUnconfirmedError (above), whatever followed.
             self._finish(rental.id, "void", None, str(exc))
             yield error_event("watch", self.clock.time(), exc, self.interval)
             return "stop"
@@ -322,6 +326,23 @@ class Watcher(WatchLedger):
         register_limits(order.id, self.limits)
         yield self._rented_event(rental, order, rentals)
         return "next"
+
+
+    def _may_exist_event(self, server: Server, exc: Exception) -> Event:
+        """The ``error`` event of a rental in doubt: say that it may exist, and what now."""
+        return make_event(
+            "watch",
+            "error",
+            self.clock.time(),
+            f"server {server.id} may have been rented ({type(exc).__name__}: {exc}); renting "
+            f"nothing else until my_orders shows whether it was (next check in "
+            f"{self.interval:.0f} s)",
+            server=server,
+            error=str(exc),
+            type=type(exc).__name__,
+            retry_in=self.interval,
+            fatal=False,
+        )
 
 
 def watch(client: WatchClient, clock: Clock, **options: Any) -> Iterator[Event]:
