@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 from clore._clock import ManualClock
-
 from clore.sandbox.dispatch import SandboxRequest, SandboxResponse
 from clore.sandbox.faults import TIMEOUT
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from _stub.late_commit import ArrivesAfterTheCall, LateCommit
 from wf_fakes import run_until
 from wf_sandbox import GPU_4090, World
 
+from _stub.late_commit import ArrivesAfterTheCall, LateCommit
 from clore import Clore
 from clore._clock import ManualClock
 from clore.sandbox import BASE_URL

@@ -327,7 +327,6 @@ class Watcher(WatchLedger):
         yield self._rented_event(rental, order, rentals)
         return "next"
 
-
     def _may_exist_event(self, server: Server, exc: Exception) -> Event:
         """The ``error`` event of a rental in doubt: say that it may exist, and what now."""
         return make_event(
