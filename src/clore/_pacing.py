@@ -17,9 +17,13 @@ to the spot methods.
 Intervals are measured from the moment the previous *answer* arrived, the latest instant
 the server can have counted that request, so that network jitter cannot bring two
 requests closer than the interval at the server. For the same reason a request on the
-wire holds the key until its answer arrives (or its own timeout passes, should its
-process die): the key has at most one request in flight. After a 429 the interval grows
-by a penalty that halves every ``PENALTY_HALF_LIFE`` seconds.
+wire holds the key until its answer arrives: the key has at most one request in flight.
+The shared file names the holding process (``clore._holder``), so that when it dies
+mid-request (kill -9) the next process releases its hold at once instead of waiting for
+the dead request's timeout; a holder that cannot be checked keeps its hold until that
+timeout. A released hold counts as answered at the moment of release, the latest the
+server can have counted it. After a 429 the interval grows by a penalty that halves every
+``PENALTY_HALF_LIFE`` seconds.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol, TypeVar
+
+from clore._holder import Holder, is_gone, this_process
 
 __all__ = [
     "FileStore",
@@ -105,7 +111,8 @@ class SpotState:
 @dataclass
 class PacingState:
     """The history of one key; times are unix seconds, on the client's clock except in
-    ``spot`` (server time)."""
+    ``spot`` (server time). ``holder`` is the process whose request holds the key until
+    ``inflight_until`` (None in files written before it was recorded)."""
 
     last_request: float | None = None
     last_create: float | None = None
@@ -113,6 +120,7 @@ class PacingState:
     penalty: float = 0.0
     penalty_at: float = 0.0
     spot: dict[str, SpotState] = field(default_factory=dict)
+    holder: Holder | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -120,6 +128,7 @@ class PacingState:
             "last_request": self.last_request,
             "last_create": self.last_create,
             "inflight_until": self.inflight_until,
+            "holder": None if self.holder is None else self.holder.to_json(),
             "penalty": self.penalty,
             "penalty_at": self.penalty_at,
             "spot": {
@@ -161,6 +170,7 @@ class PacingState:
             penalty=num(data.get("penalty")) or 0.0,
             penalty_at=num(data.get("penalty_at")) or 0.0,
             spot=spot,
+            holder=Holder.from_json(data.get("holder")),
         )
 
 
@@ -204,6 +214,27 @@ def spot_lowering_wait(
     if entry is None or entry.bid is None or entry.lowered_at is None or price >= entry.bid:
         return 0.0
     return max(0.0, entry.lowered_at + config.spot_lower_interval - now)
+
+
+def release_dead_hold(state: PacingState, now: float) -> bool:
+    """Release the hold of a holder that certainly no longer runs (True when released).
+
+    Its request's answer, if the server counted the request at all, came no later than
+    now: the intervals count from now, as if the answer had just arrived.
+    """
+    holder, until = state.holder, state.inflight_until
+    if holder is None or until is None or until <= now:
+        return False
+    me = this_process()
+    if holder.same_process(me) or not is_gone(holder, me):
+        return False
+    state.inflight_until = None
+    state.holder = None
+    state.last_request = max(state.last_request or now, now)
+    if holder.kind == "create":
+        state.last_create = max(state.last_create or now, now)
+    log.debug("pacing: released the hold of process %d, which no longer runs", holder.pid)
+    return True
 
 
 class Store(Protocol):
@@ -305,15 +336,17 @@ class Pacer:
         """Take the next slot of ``kind`` if it is free at ``now`` (returns 0), else the wait.
 
         A taken slot holds the key until ``complete`` or ``now + hold`` (the request's
-        timeout), whichever comes first.
+        timeout), whichever comes first, or until another process finds this one gone.
         """
         if not self.config.enabled:
             return 0.0
 
         def step(state: PacingState) -> float:
+            release_dead_hold(state, now)
             wait = delay(state, now, kind, self.config)
             if wait <= 0:
                 state.inflight_until = now + max(0.0, hold)
+                state.holder = replace(this_process(), kind=kind)
                 state.last_request = max(state.last_request or now, now)
                 if kind == "create":
                     state.last_create = max(state.last_create or now, now)
@@ -327,7 +360,11 @@ class Pacer:
             return
 
         def step(state: PacingState) -> None:
-            state.inflight_until = None
+            # Release the hold only if it is this process's: after ours expired another
+            # process may have taken the key, and its request is still on the wire.
+            if state.holder is None or state.holder.same_process(this_process()):
+                state.inflight_until = None
+                state.holder = None
             state.last_request = max(state.last_request or now, now)
             if kind == "create":
                 state.last_create = max(state.last_create or now, now)

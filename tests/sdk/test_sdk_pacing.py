@@ -16,6 +16,7 @@ from _stub.fake_api import BASE_URL, KEY, FakeAPI
 from clore import Clore, Pacing, SpotPriceLoweringTooSoonError
 from clore._clock import ManualClock, SystemClock
 from clore._pacing import (
+    MAX_SPOT_ENTRIES,
     FileStore,
     MemoryStore,
     Pacer,
@@ -178,6 +179,83 @@ def test_two_stores_on_one_file_share_the_history(tmp_path: Path) -> None:
     assert second.reserve("request", T0 + 0.5) == pytest.approx(0.51)
 
 
+def test_two_stores_on_one_file_share_the_create_window(tmp_path: Path) -> None:
+    """A create_order answered in one process spaces the next create in another by 5 s."""
+    path = state_file(KEY, tmp_path)
+    first, second = Pacer(CFG, FileStore(path)), Pacer(CFG, FileStore(path))
+    assert first.reserve("create", T0) == 0.0
+    first.complete("create", T0 + 0.5)
+    assert second.reserve("create", T0 + 2.0) == pytest.approx(3.51)
+    assert second.reserve("request", T0 + 2.0) == 0.0
+
+
+def test_two_stores_on_one_file_share_the_request_in_flight(tmp_path: Path) -> None:
+    """A request on the wire through one store holds the key for every store on the file."""
+    path = state_file(KEY, tmp_path)
+    first, second = Pacer(CFG, FileStore(path)), Pacer(CFG, FileStore(path))
+    assert first.reserve("request", T0, hold=30.0) == 0.0
+    assert 0 < second.reserve("request", T0 + 3.0) <= 0.05
+    first.complete("request", T0 + 3.0)
+    assert second.reserve("request", T0 + 4.01) == 0.0
+
+
+def test_two_stores_on_one_file_share_the_429_penalty(tmp_path: Path) -> None:
+    """A 429 answered in one process widens the interval of the next request in another."""
+    path = state_file(KEY, tmp_path)
+    first, second = Pacer(CFG, FileStore(path)), Pacer(CFG, FileStore(path))
+    first.reserve("request", T0)
+    first.complete("request", T0, rate_limited=True)
+    assert second.reserve("request", T0 + 1.05) == pytest.approx(0.06, abs=0.001)
+    second.penalize(T0 + 1.05)  # a code-5 answer: the penalty grows to 0.2 s
+    third = Pacer(CFG, FileStore(path))
+    assert third.reserve("request", T0 + 1.1) == pytest.approx(0.11, abs=0.001)
+
+
+def test_a_plain_request_does_not_start_the_create_window() -> None:
+    """Only create_order moves the 5 s window: a create right after a read waits 1 s."""
+    pacer = Pacer(CFG, MemoryStore())
+    assert pacer.reserve("request", T0) == 0.0
+    pacer.complete("request", T0 + 0.2)
+    assert pacer.reserve("create", T0 + 1.21) == 0.0
+    pacer.complete("create", T0 + 1.3)
+    assert pacer.reserve("request", T0 + 2.31) == 0.0
+    pacer.complete("request", T0 + 2.4)
+    assert pacer.reserve("create", T0 + 3.41) == pytest.approx(2.9)
+    assert delay(PacingState(last_request=T0), T0 + 1.01, "create", CFG) == 0.0
+
+
+def test_a_read_then_create_order_sleeps_one_interval(
+    api: FakeAPI, client: Clore, clock: ManualClock
+) -> None:
+    """Through the client, create_order after wallets waits 1.01 s, not the create window."""
+    api.servers = []
+    client.wallets()
+    client.create_order(1, "img")
+    assert clock.slept[0] == pytest.approx(1.01)
+
+
+def test_each_key_gets_its_own_state_file(tmp_path: Path) -> None:
+    """state_file() is one file per key, another for no key, the same for the same key."""
+    names = {state_file(key, tmp_path) for key in ("key-a", "key-b", None)}
+    assert len(names) == 3
+    assert state_file("key-a", tmp_path) == state_file("key-a", tmp_path)
+    assert state_file("", tmp_path) == state_file(None, tmp_path)
+
+
+def test_clients_of_different_keys_pace_in_different_files() -> None:
+    """make_pacer() names the file by the client's key: two keys never share a bucket."""
+    paths = []
+    for key in ("key-a", "key-b"):
+        store = make_pacer(CFG, key, use_file=True).store
+        assert isinstance(store, FileStore)
+        paths.append(store.path)
+    assert [state_file(k, cache_dir() / "pacing") for k in ("key-a", "key-b")] == paths
+    first = make_pacer(CFG, "key-a", use_file=True)
+    assert first.reserve("request", T0) == 0.0
+    assert make_pacer(CFG, "key-b", use_file=True).reserve("request", T0) == 0.0
+    assert make_pacer(CFG, "key-a", use_file=True).reserve("request", T0) > 0
+
+
 def test_other_keys_have_their_own_bucket(tmp_path: Path) -> None:
     """Requests of another key do not delay this key."""
     first = Pacer(CFG, FileStore(state_file("key-a", tmp_path)))
@@ -215,6 +293,18 @@ def test_spot_times_are_stored_as_server_time_under_their_own_keys(tmp_path: Pat
     old = {"spot": {"7": {"bid": 0.002, "lowered_at": T0, "seen_at": T0}}}
     path.write_text(json.dumps(old))
     assert Pacer(CFG, FileStore(path)).spot_wait(7, 0.001, T0 + 1) == 0.0
+
+
+def test_spot_history_keeps_the_most_recently_seen_orders() -> None:
+    """Past MAX_SPOT_ENTRIES orders the least recently seen is forgotten."""
+    pacer = Pacer(CFG, MemoryStore())
+    for order_id in range(MAX_SPOT_ENTRIES + 1):
+        pacer.note_bid(order_id, 0.002, T0 + order_id)
+    pacer.observe_bids({9999: 0.001}, T0 + 1000)  # full: not added
+    spot = pacer.store.transact(lambda state: dict(state.spot))
+    assert sorted(spot, key=int) == [str(i) for i in range(1, MAX_SPOT_ENTRIES + 1)]
+    pacer.note_bid(1, 0.001, T0 + 2000)  # a lowering of a kept order is still remembered
+    assert pacer.spot_wait(1, 0.0005, T0 + 2100) == pytest.approx(500)
 
 
 def test_an_unwritable_cache_dir_falls_back_to_pacing_in_memory(
