@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 from wf_fakes import run_until
-from wf_sandbox import World
+from wf_sandbox import DEFAULT_SERVERS, World, record
 
+from _stub.late_commit import ArrivesAfterTheCall, LateCommit
+from clore import Clore
+from clore.sandbox import BASE_URL
+from clore.sandbox.transport import SandboxTransport
 from clore.workflows import Limits, RentSpec, SpotKeeper, StateFile
 
 CAP = 0.00015
@@ -130,3 +134,35 @@ def test_recovery_reuses_the_ports_my_orders_shows(world: World) -> None:
     new = world.client().wait_for_order(events[-1].order_id)
     assert new.si == 12
     assert (sorted(new.port_map), str(new.http_port)) == ([22], "8888")
+
+
+def test_a_recovery_bid_committed_late_leaves_exactly_one_live_offer(tmp_path: Path) -> None:
+    """Outbid past the cap, the keeper bids on server 12, whose first send reaches the sandbox
+    only after the SDK gave up: it adopts that offer and bids on no other server."""
+    world = World(tmp_path, servers=[*DEFAULT_SERVERS, record(14, 0.0004, 0.00007)])
+    try:
+        ours = bid_on(world, world.client(), 11, 0.0001)
+        other = rival(world)
+        world.at(20, lambda: bid_on(world, other, 11, 0.0009))
+        late = LateCommit(world.recorder, before_resend=False)
+        client = ArrivesAfterTheCall(
+            Clore(
+                api_key=world.sandbox.demo_key,
+                base_url=BASE_URL,
+                transport=SandboxTransport(late),
+                clock=world.clock,
+            ),
+            late,
+            world.clock,
+        )
+        rent = RentSpec(image="img", order_type="spot", ssh_password=PASSWORD)
+        keeper = SpotKeeper(client, world.clock, ours.id, max_bid=CAP, interval=15,
+                            recover=True, rent=rent)  # fmt: skip
+        events = run_until(keeper.run(), "recovered")
+        assert late.committed
+        live = [(o.si, o.spot) for o in world.client().my_orders() if not o.expired]
+        assert live == [(12, True)]
+        assert keeper.state.order_id == world.client().my_orders()[-1].id
+        assert [e.kind for e in events].count("recovering") == 1
+    finally:
+        world.close()

@@ -6,6 +6,7 @@ import itertools
 
 from wf_fakes import FakeClient, ScriptedClock, run_until, server
 
+from clore._errors import OrderUnconfirmedError
 from clore._wire import SpotMarket, SpotOffer, SpotServer
 from clore.workflows.plan import Limits, RentSpec
 from clore.workflows.spot_bids import decide_bid
@@ -165,3 +166,29 @@ def test_keeper_limits_are_registered_and_its_cancel_is_logged() -> None:
     assert events[-1].kind == "guard_cancelled"
     (line,) = (data_dir() / "workflows" / "guard.log").read_text().splitlines()
     assert (json.loads(line)["order_id"], json.loads(line)["source"]) == (oid, "spot")
+
+
+def test_a_recovery_bid_that_may_exist_is_adopted_not_placed_elsewhere() -> None:
+    """A recovery bid answered 'may exist' (OrderUnconfirmedError, the offer in fact placed)
+    stops the recovery: no bid on the next server; the next poll adopts the offer."""
+    clock, client, oid, keeper = keeper_setup(recover=True, until=NOW + 300)
+    clock.after(40, lambda: client.end_order(oid))
+    doubts = [OrderUnconfirmedError("create_order on server 1: ...: the order may exist")]
+
+    def answer_lost(_order: object) -> None:
+        if doubts:
+            raise doubts.pop()
+
+    client.after_create = answer_lost
+    events = run_until(keeper.run(), "recovered")
+    live = [(o["si"], o["spot"]) for o in client.orders.values() if not o["expired"]]
+    assert live == [(1, True)]
+    assert [e.kind for e in events if e.kind != "bid_lowered"][-4:] == [
+        "lost",
+        "recovering",
+        "error",
+        "recovered",
+    ]
+    error = next(e for e in events if e.kind == "error")
+    assert "server 1 may have been placed" in error.message
+    assert keeper.state.order_id == events[-1].order_id

@@ -9,7 +9,9 @@ currency whose spot minimum is within the cap, cheapest spot minimum first; for 
 ``max_bid`` - never on-demand, which would silently change what the cap means. It reuses
 the same image, ports, env and options (kept in the keeper's state, because ``my_orders``
 does not return env), and records the intent in the state file's ledger first, so a
-restarted keeper adopts the new order instead of renting again.
+restarted keeper adopts the new order instead of renting again. A bid whose outcome is in
+doubt (the SDK's OrderUnconfirmedError, "the order may exist", or no answer) ends the
+round: nothing is bid on another server until ``my_orders`` shows whether it was placed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Generator, Iterator
+from typing import Literal
 
 import msgspec
 
@@ -33,6 +36,9 @@ from clore.workflows.spot_bids import entry_bid
 from clore.workflows.state import Rental, StateFile, reconcile
 
 __all__ = ["KeeperBase", "KeeperState", "same_gpu", "spec_of"]
+
+#: What became of one recovery bid (``KeeperBase._rent``).
+RentOutcome = Literal["rented", "refused", "in doubt"]
 
 
 class KeeperState(msgspec.Struct, kw_only=True):
@@ -192,7 +198,11 @@ class KeeperBase:
                 price=_spot_min(server, spec.currency),
                 bid=bid,
             )
-            order = yield from self._rent(server, bid, spec)
+            outcome, order = yield from self._rent(server, bid, spec)
+            if outcome == "in doubt":
+                # The bid may have been placed: bid nowhere else until my_orders says
+                # (the next poll's _adopt settles the intent).
+                return "next"
             if order is not None:
                 old = self._last.id if self._last is not None else None
                 self.state.recoveries += 1
@@ -225,7 +235,9 @@ class KeeperBase:
 
     def _rent(
         self, server: Server, bid: float, spec: RentSpec
-    ) -> Generator[Event, None, Order | None]:
+    ) -> Generator[Event, None, tuple[RentOutcome, Order | None]]:
+        """Bid on ``server``: ("rented", order); ("refused", None) when nothing was placed,
+        so the next server may be tried; ("in doubt", None) when the bid may exist."""
         rental = Rental(
             server_id=server.id,
             price=bid,
@@ -242,19 +254,34 @@ class KeeperBase:
                 self.client, server.id, bid
             )
         except (ApplicationError, InvalidInputError) as exc:
+            # A definite refusal: the SDK raises one only when no attempt may have acted.
             rental.status, rental.note = "void", str(exc)
             yield error_event("spot", self.clock.time(), exc, 0.0)
-            return None
-        except APIError as exc:
+            return "refused", None
+        except (APIError, OrderError, *RETRYABLE) as exc:
+            # OrderUnconfirmedError ("may exist"), no answer, a 5xx, code 1, or a refusal
+            # of the key (429): counted as placed until my_orders settles it.
             rental.status, rental.note = "unconfirmed", str(exc)
-            yield error_event("spot", self.clock.time(), exc, self.interval)
-            return None
-        except (OrderError, *RETRYABLE) as exc:
-            rental.status, rental.note = "unconfirmed", str(exc)
-            yield error_event("spot", self.clock.time(), exc, self.interval)
-            return None
+            yield self._in_doubt_event(server, exc)
+            return "in doubt", None
         rental.status, rental.order_id = "rented", order.id
-        return order
+        return "rented", order
+
+    def _in_doubt_event(self, server: Server, exc: Exception) -> Event:
+        """The ``error`` event of a recovery bid in doubt: it may exist; what happens now."""
+        return make_event(
+            "spot",
+            "error",
+            self.clock.time(),
+            f"recovery bid on server {server.id} may have been placed ({type(exc).__name__}: "
+            f"{exc}); bidding nowhere else until my_orders shows whether it was (next check "
+            f"in {self.interval:.0f} s)",
+            server=server,
+            error=str(exc),
+            type=type(exc).__name__,
+            retry_in=self.interval,
+            fatal=False,
+        )
 
     def _adopt(self) -> Iterator[Event]:
         """After a restart: an intent whose order exists becomes the kept order."""
