@@ -13,12 +13,13 @@ from clore._errors import (
     TransportError,
     UnexpectedResponseError,
 )
-from clore._wire import RenterFees
+from clore._wire import Order, RenterFees
 from clore.workflows._protocols import SupportsRenterFees
 from clore.workflows.events import Event, Source, make_event
 
 __all__ = [
     "RETRYABLE",
+    "UNCERTAIN",
     "Backoff",
     "Schedule",
     "as_event",
@@ -33,6 +34,11 @@ T = TypeVar("T")
 #: (the SDK has already retried reads). Anything else (authentication, bad parameters)
 #: ends the loop.
 RETRYABLE: Final = (DatabaseError, RateLimitError, TransportError, UnexpectedResponseError)
+
+#: Failures of a write after which it may have taken effect: it was sent and no answer
+#: came back (a timeout, a dropped connection) or the answer was a 5xx without a code.
+#: Only ``my_orders`` can tell what happened; a code 1 or 5 answer is a definite refusal.
+UNCERTAIN: Final = (TransportError, UnexpectedResponseError)
 
 
 class Backoff:
@@ -94,15 +100,33 @@ class Schedule:
             self.clock.sleep(remaining)
 
 
-def error_event(source: Source, at: float, error: BaseException, retry_in: float | None) -> Event:
-    """An ``error`` event for a failed call; ``retry_in`` None means the loop stops."""
-    what = f"{type(error).__name__}: {error}"
-    tail = f"; retrying in {retry_in:.0f} s" if retry_in is not None else ""
+def error_event(
+    source: Source,
+    at: float,
+    error: BaseException,
+    retry_in: float | None,
+    *,
+    order: Order | None = None,
+    context: str = "",
+    consequence: str = "",
+) -> Event:
+    """An ``error`` event for a failed call; ``retry_in`` None means the loop stops.
+
+    ``context`` prefixes the message (what was being done), ``consequence`` replaces the
+    retry note when the loop stops (what that leaves behind); ``order`` is the order the
+    call was about.
+    """
+    what = f"{context}{type(error).__name__}: {error}"
+    if retry_in is not None:
+        tail = f"; retrying in {retry_in:.0f} s"
+    else:
+        tail = f"; {consequence}" if consequence else ""
     return make_event(
         source,
         "error",
         at,
         what + tail,
+        order=order,
         error=str(error),
         type=type(error).__name__,
         retry_in=retry_in,

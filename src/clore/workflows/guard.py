@@ -7,6 +7,13 @@ server seconds (``now - ct`` on the server's clock; a poll gap times its time sc
 Cancels send no ``issue`` (an issue reports a fault of the server; crossing a budget is not
 one) and the reason is written to ``data_dir()/workflows/guard.log`` as a JSON line.
 
+A cancel whose answer is lost (a timeout, a dropped connection, a 5xx) may have happened:
+it is settled with ``my_orders(include_completed=True)``, as ``create_order`` settles its
+own. An order shown ended is reported ``guard_cancelled`` with ``reconciled`` true, logged
+and its limits forgotten; one still running is cancelled again at the next round; when
+``my_orders`` cannot be read either, the next round settles it (an order that has left
+the running list by then counts as cancelled).
+
 Limits given to ``clore rent``/``watch``/``spot keep`` are also registered in
 ``data_dir()/workflows/guards.json`` so that ``clore guard --all`` keeps enforcing them after
 the loop that set them has exited.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -25,13 +33,14 @@ from clore._wire import Order, RenterFees, Wallet
 from clore.market.pricing import label
 from clore.workflows._loop import (
     RETRYABLE,
+    UNCERTAIN,
     Schedule,
     as_event,
     error_event,
     poll_loop,
     renter_fees,
 )
-from clore.workflows._protocols import GuardClient, SupportsCancel
+from clore.workflows._protocols import GuardClient, SupportsCancel, SupportsMyOrders
 from clore.workflows._time import TimeBase
 from clore.workflows.events import Event, Source, amount, make_event
 from clore.workflows.plan import Limits, burn_per_day
@@ -39,6 +48,8 @@ from clore.workflows.state import StateFile, workflows_dir
 
 __all__ = [
     "Breach",
+    "CancelClient",
+    "Guard",
     "RunwayWatch",
     "breach",
     "enforce",
@@ -91,8 +102,58 @@ def _log(record: dict[str, object]) -> None:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
 
 
+class CancelClient(SupportsCancel, SupportsMyOrders, Protocol):
+    """What ``enforce`` calls: ``cancel_order``, and ``my_orders`` to settle a lost answer."""
+
+
+def ended_record(client: SupportsMyOrders, order_id: int) -> Order | None:
+    """The order's final record when ``my_orders`` shows it ended; None when it still runs,
+    is not listed, or the list cannot be read now."""
+    try:
+        orders = client.my_orders(include_completed=True)
+    except RETRYABLE:
+        return None
+    found = next((o for o in orders if o.id == order_id), None)
+    return found if found is not None and found.expired else None
+
+
+def cancelled_event(
+    order: Order,
+    crossed: Breach,
+    at: float,
+    *,
+    source: Source = "guard",
+    reconciled: bool = False,
+) -> Event:
+    """Log a guard's cancel of ``order``, forget its limits, and return ``guard_cancelled``."""
+    reason = crossed.describe(order.currency or None)
+    _log(
+        {
+            "at": at,
+            "order_id": order.id,
+            "reason": reason,
+            "source": source,
+            "reconciled": reconciled,
+        }
+    )
+    forget_limits(order.id)
+    note = " (its answer was lost; my_orders shows the order ended)" if reconciled else ""
+    return make_event(
+        source,
+        "guard_cancelled",
+        at,
+        f"order {order.id} cancelled: {reason}{note}",
+        order=order,
+        reason=reason,
+        limit=crossed.limit,
+        value=crossed.value,
+        max=crossed.max,
+        reconciled=reconciled,
+    )
+
+
 def enforce(
-    client: SupportsCancel,
+    client: CancelClient,
     order: Order,
     limits: Limits,
     now: float,
@@ -107,27 +168,22 @@ def enforce(
     ``now`` is the server's time and ``lookahead`` server seconds; ``at`` is the loop's
     time for the log and the event (default ``now``). ``measured`` is the record the
     limits are checked on, when not ``order`` itself (the spot keeper counts the spend
-    and age of an order and the ones it replaced).
+    and age of an order and the ones it replaced). A cancel that fails with its outcome
+    unknown (``UNCERTAIN``) is settled with ``my_orders`` at once; if that does not show
+    the order ended, the cancel's error is raised.
     """
     crossed = breach(measured or order, now, limits, lookahead=lookahead)
     if crossed is None:
         return None
     when = now if at is None else at
-    reason = crossed.describe(order.currency or None)
-    client.cancel_order(order.id)
-    _log({"at": when, "order_id": order.id, "reason": reason, "source": source})
-    forget_limits(order.id)
-    return make_event(
-        source,
-        "guard_cancelled",
-        when,
-        f"order {order.id} cancelled: {reason}",
-        order=order,
-        reason=reason,
-        limit=crossed.limit,
-        value=crossed.value,
-        max=crossed.max,
-    )
+    try:
+        client.cancel_order(order.id)
+    except UNCERTAIN:
+        final = ended_record(client, order.id)
+        if final is None:
+            raise
+        return cancelled_event(final, crossed, when, source=source, reconciled=True)
+    return cancelled_event(order, crossed, when, source=source)
 
 
 # --------------------------------------------------------------------------- registry
@@ -229,6 +285,117 @@ class RunwayWatch:
 # --------------------------------------------------------------------------- the loop
 
 
+class Guard:
+    """The guard loop; iterate ``run()`` for events (see ``guard`` for the options).
+
+    After the loop, ``unsettled`` lists the orders whose cancel failed and that were still
+    running (or may be: the cancel got no answer) when it ended: they keep billing.
+    """
+
+    def __init__(
+        self,
+        client: GuardClient,
+        clock: Clock,
+        *,
+        order_ids: Sequence[int] | None = None,
+        limits: Limits | None = None,
+        use_registered: bool = True,
+        interval: float = 60.0,
+        runway_below: float | None = None,
+        until: float | None = None,
+        once: bool = False,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.wanted = None if order_ids is None else set(order_ids)
+        self.limits = limits
+        self.use_registered = use_registered
+        self.interval = interval
+        self.until = until
+        self.once = once
+        self.server = TimeBase(client, clock)
+        self.runway = None if runway_below is None else RunwayWatch(runway_below, "guard")
+        self._fees: RenterFees | None = None
+        # Cancels that failed: the order was running when last seen (refused), or the
+        # outcome is unknown (``_uncertain``, with the limit crossed, for the report).
+        self._refused: dict[int, Order] = {}
+        self._uncertain: dict[int, tuple[Order, Breach]] = {}
+
+    @property
+    def unsettled(self) -> list[int]:
+        """Ids of the orders a failed cancel left running (or possibly running)."""
+        return sorted({*self._refused, *self._uncertain})
+
+    @property
+    def uncertain(self) -> list[int]:
+        """Ids among ``unsettled`` whose cancel got no answer: they may have ended."""
+        return sorted(self._uncertain)
+
+    def run(self) -> Iterator[Event]:
+        """Poll until every listed order is gone, ``until``, or one pass with ``once``."""
+        yield from poll_loop(
+            self.clock, self.interval, "guard", self._check, wrap=as_event, until=self.until
+        )
+
+    def _check(self, _schedule: Schedule) -> Generator[Event, None, bool]:
+        orders = self.client.my_orders()
+        wallets = self.client.wallets() if self.runway is not None else []
+        registered = registered_limits() if self.use_registered else {}
+        live = [o for o in orders if not o.expired]
+        running = {o.id for o in live}
+        for order_id in [oid for oid in self._uncertain if oid not in running]:
+            yield self._settle(order_id)
+        for order_id in [oid for oid in self._refused if oid not in running]:
+            del self._refused[order_id]  # it ended after all
+        for order in live:
+            if self.wanted is not None and order.id not in self.wanted:
+                continue
+            applied = self.limits if self.limits else registered.get(order.id)
+            if not applied:
+                continue
+            yield from self._enforce(order, applied)
+        if self.runway is not None:
+            self._fees = self._fees or renter_fees(self.client)
+            yield from self.runway.check(wallets, live, self.clock.time(), self._fees)
+        return self.once or (self.wanted is not None and not (running & self.wanted))
+
+    def _enforce(self, order: Order, applied: Limits) -> Iterator[Event]:
+        now, lookahead = self.server.now(), self.server.to_server(self.interval)
+        try:
+            event = enforce(
+                self.client, order, applied, now, lookahead=lookahead, at=self.clock.time()
+            )
+        except (OrderError, *RETRYABLE) as exc:
+            crossed = breach(order, now, applied, lookahead=lookahead)
+            if isinstance(exc, UNCERTAIN) and crossed is not None:
+                self._uncertain[order.id] = (order, crossed)
+                consequence = "the order may still be running"
+            else:
+                self._refused[order.id] = order
+                consequence = "the order is still running"
+            yield error_event(
+                "guard",
+                self.clock.time(),
+                exc,
+                None if self.once else self.interval,
+                order=order,
+                context=f"cancel of order {order.id} failed: ",
+                consequence=consequence,
+            )
+            return
+        self._refused.pop(order.id, None)
+        self._uncertain.pop(order.id, None)
+        if event is not None:
+            yield event
+
+    def _settle(self, order_id: int) -> Event:
+        # The order left the running list after a cancel whose answer was lost: that
+        # cancel (or the order's end) took effect. Report it with its final record.
+        order, crossed = self._uncertain.pop(order_id)
+        final = ended_record(self.client, order_id) or order
+        return cancelled_event(final, crossed, self.clock.time(), reconciled=True)
+
+
 def guard(
     client: GuardClient,
     clock: Clock,
@@ -246,41 +413,17 @@ def guard(
     ``order_ids`` None guards every running order. Explicit ``limits`` apply to every guarded
     order; otherwise (and with ``use_registered``) each order's registered limits apply.
     Ends when every listed order is gone, at ``until``, or after one pass with ``once``.
+    A failed cancel is an ``error`` event about the order, retried at the next round
+    (with ``once``, a fatal one: ``Guard.unsettled`` names what is left running).
     """
-    wanted = None if order_ids is None else set(order_ids)
-    server = TimeBase(client, clock)
-    runway = None if runway_below is None else RunwayWatch(runway_below, "guard")
-    fees: RenterFees | None = None
-
-    def check(_schedule: Schedule) -> Generator[Event, None, bool]:
-        nonlocal fees
-        orders = client.my_orders()
-        wallets = client.wallets() if runway is not None else []
-        registered = registered_limits() if use_registered else {}
-        live = [o for o in orders if not o.expired]
-        for order in live:
-            if wanted is not None and order.id not in wanted:
-                continue
-            applied = limits if limits else registered.get(order.id)
-            if not applied:
-                continue
-            try:
-                event = enforce(
-                    client,
-                    order,
-                    applied,
-                    server.now(),
-                    lookahead=server.to_server(interval),
-                    at=clock.time(),
-                )
-            except (OrderError, *RETRYABLE) as exc:
-                yield error_event("guard", clock.time(), exc, interval)
-                continue
-            if event is not None:
-                yield event
-        if runway is not None:
-            fees = fees or renter_fees(client)
-            yield from runway.check(wallets, live, clock.time(), fees)
-        return once or (wanted is not None and not ({o.id for o in live} & wanted))
-
-    yield from poll_loop(clock, interval, "guard", check, wrap=as_event, until=until)
+    return Guard(
+        client,
+        clock,
+        order_ids=order_ids,
+        limits=limits,
+        use_registered=use_registered,
+        interval=interval,
+        runway_below=runway_below,
+        until=until,
+        once=once,
+    ).run()
