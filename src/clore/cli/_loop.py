@@ -6,6 +6,7 @@ Ctrl-C with exit 130 and state kept).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,11 @@ __all__ = [
     "check_limits",
     "deadline",
     "events_document",
+    "hook_options",
     "interval_option",
     "jsonl_option",
     "limit_options",
+    "make_hooks",
     "parse_duration_option",
     "parse_limits",
     "parse_money",
@@ -84,6 +87,56 @@ def limit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         metavar="AMOUNT",
         help="Cancel an order before its spend crosses AMOUNT (in the order's currency).",
     )(fn)
+
+
+def hook_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--on-event CMD``, ``--webhook URL``, ``--hook-timeout``, ``--webhook-retries``."""
+    fn = click.option(
+        "--webhook-retries",
+        type=click.IntRange(0, 10),
+        default=3,
+        show_default=True,
+        help="Retries of a failed webhook POST (exponential backoff, within --hook-timeout).",
+    )(fn)
+    fn = click.option(
+        "--hook-timeout",
+        type=click.FloatRange(min=0.1),
+        default=10.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Deadline of one hook for one event: a command run, or a webhook's attempts.",
+    )(fn)
+    fn = click.option(
+        "--webhook",
+        "webhooks",
+        multiple=True,
+        metavar="URL",
+        help="POST each event as JSON to URL, with retries (repeatable).",
+    )(fn)
+    return click.option(
+        "--on-event",
+        "commands",
+        multiple=True,
+        metavar="CMD",
+        help="Run CMD for each event, the event as JSON on stdin (repeatable).",
+    )(fn)
+
+
+def make_hooks(
+    commands: tuple[str, ...], webhooks: tuple[str, ...], timeout: float, retries: int
+) -> Hooks | None:
+    """The hooks of ``hook_options`` (exit 2 for a URL that is not http(s)); None if none."""
+    from clore.workflows import Hooks
+
+    for url in webhooks:
+        if not url.lower().startswith(("http://", "https://")):
+            raise CliError(f"--webhook: expected an http:// or https:// URL, got {url!r}", 2)
+    if not commands and not webhooks:
+        return None
+    # Hooks run on their worker thread in real time, whatever clock the loop has.
+    return Hooks(
+        commands, webhooks, command_timeout=timeout, webhook_timeout=timeout, retries=retries
+    )
 
 
 # ---- parsing ------------------------------------------------------------------------------
@@ -221,40 +274,53 @@ def run_events(
     quiet: bool = False,
     on_event: Callable[[Event], None] | None = None,
 ) -> list[Event]:
-    """Drive a workflow: print each event, run hooks; Ctrl-C stops it cleanly (exit 130)."""
+    """Drive a workflow: print each event, run hooks; Ctrl-C stops it cleanly (exit 130).
+
+    Hooks run beside the loop (``clore.workflows.hook_queue``): their reports are printed
+    as they come, from the hooks' thread, and the loop never waits for them; when it ends
+    they get one hook deadline more to finish.
+    """
+    from clore.workflows.hook_queue import HookQueue
     from clore.workflows.render import render_event
 
     out = app.out
     seen: list[Event] = []
+    lock = threading.RLock()  # the hooks' thread reports through emit too
 
     def emit(event: Event) -> None:
-        seen.append(event)
-        if not quiet:
-            out.info(render_event(event))
-        if jsonl:
-            out.stdout.write(event.to_json_line() + "\n")
-            out.stdout.flush()
-        if on_event is not None:
-            on_event(event)
+        with lock:
+            seen.append(event)
+            if not quiet:
+                out.info(render_event(event))
+            if jsonl:
+                out.stdout.write(event.to_json_line() + "\n")
+                out.stdout.flush()
+            if on_event is not None:
+                on_event(event)
 
+    queue = HookQueue(hooks, emit) if hooks else None
     try:
         for event in events:
             emit(event)
-            if hooks:
-                for failed in hooks.dispatch(event):
-                    emit(failed)
+            if queue is not None:
+                queue.submit(event)
     except KeyboardInterrupt:
         # Closing the generator runs its cleanup (state files are already written).
         close = getattr(events, "close", None)
         if callable(close):
             close()
+        if queue is not None:
+            queue.close(grace=0.0)  # stop the hooks too: kill what runs, report the rest
         where = f"; state kept in {state_path}" if state_path is not None else ""
         out.info(f"stopped (Ctrl-C){where}")
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     finally:
-        if hooks is not None:
+        if queue is not None:
+            queue.close()
+        elif hooks is not None:
             hooks.close()
-    return seen
+    with lock:
+        return list(seen)
 
 
 def events_document(app: AppContext, seen: list[Event], jsonl: bool, **extra: Any) -> None:

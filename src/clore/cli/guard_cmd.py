@@ -5,19 +5,23 @@ spend or age would cross the limit before the next check; each cancel is logged 
 reason in ``workflows/guard.log`` under the data directory. Without limits on the command
 line, the limits registered by ``rent``/``watch``/``spot keep`` apply. A warning is
 reported when a wallet's runway at the current burn rate drops under ``--runway-below``.
+Hooks (``--on-event``, ``--webhook``) run beside the guard and never delay a cancel. When
+the guard ends with an order whose cancel failed still running, it exits 1 naming it.
 """
 
 from __future__ import annotations
 
 import click
 
-from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._context import EXIT_API, AppContext, CliError, pass_app
 from clore.cli._loop import (
     deadline,
     events_document,
+    hook_options,
     interval_option,
     jsonl_option,
     limit_options,
+    make_hooks,
     parse_duration_option,
     parse_limits,
     require_orders,
@@ -54,6 +58,7 @@ __all__ = ["guard"]
     help="Warn when a wallet lasts less than this at the burn rate ('0': off).",
 )
 @click.option("--once", is_flag=True, help="Check once and exit (for cron).")
+@hook_options
 @until_options
 @jsonl_option
 @json_option
@@ -68,13 +73,18 @@ def guard(
     interval: float,
     runway_below: str,
     once: bool,
+    commands: tuple[str, ...],
+    webhooks: tuple[str, ...],
+    hook_timeout: float,
+    webhook_retries: int,
     until: str | None,
     for_: str | None,
     jsonl: bool,
 ) -> None:
     """Cancel orders that cross --max-spend or --max-time; warn on a short wallet runway.
 
-    --max-spend is in each order's own currency.
+    --max-spend is in each order's own currency. Exits 1 when it ends (with --once: after
+    its one check) leaving an order whose cancel failed still running.
 
     \b
     Examples:
@@ -84,8 +94,8 @@ def guard(
     """
     import msgspec
 
-    from clore.workflows import guard as guard_loop
     from clore.workflows import register_limits, registered_limits
+    from clore.workflows.guard import Guard
 
     if bool(order_ids) == all_orders:
         raise CliError("give --order ID (repeatable) or --all", 2)
@@ -95,6 +105,7 @@ def guard(
     limits = parse_limits(max_spend, max_time, "bitcoin")
     runway = parse_duration_option("--runway-below", runway_below, zero=True)
     stop = deadline(app, until, for_)
+    hooks = make_hooks(commands, webhooks, hook_timeout, webhook_retries)
     require_orders(app, order_ids)
     if register:
         if not order_ids or not limits:
@@ -115,7 +126,7 @@ def guard(
                 "no limits to enforce: none given (--max-spend, --max-time) and none registered "
                 "for these orders" + ("; only watching the wallet runway" if runway else "")
             )
-    loop = guard_loop(
+    loop = Guard(
         app.client(),
         app.clock,
         order_ids=list(order_ids) if order_ids else None,
@@ -128,5 +139,21 @@ def guard(
     if not once:
         which = f"order(s) {', '.join(map(str, order_ids))}" if order_ids else "every order"
         app.out.info(f"guarding {which}, a check every {interval:g} s; Ctrl-C to stop")
-    seen = run_events(app, loop, jsonl=jsonl)
+    seen = run_events(app, loop.run(), jsonl=jsonl, hooks=hooks)
     events_document(app, seen, jsonl)
+    _fail_if_unsettled(loop.unsettled, loop.uncertain)
+
+
+def _fail_if_unsettled(unsettled: list[int], uncertain: list[int]) -> None:
+    """Exit 1 naming the orders a failed cancel left running (they keep billing)."""
+    running = [oid for oid in unsettled if oid not in uncertain]
+    parts = []
+    if running:
+        ids = ", ".join(map(str, running))
+        verb = "is" if len(running) == 1 else "are"
+        parts.append(f"order {ids} {verb} still running: the guard's cancel failed")
+    if uncertain:
+        ids = ", ".join(map(str, uncertain))
+        parts.append(f"order {ids} may still be running: the guard's cancel got no answer")
+    if parts:
+        raise CliError("; ".join(parts) + " (see `clore orders`)", EXIT_API)

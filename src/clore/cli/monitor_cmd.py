@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
-from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._context import AppContext, pass_app
 from clore.cli._loop import (
     deadline,
     events_document,
+    hook_options,
     interval_option,
     jsonl_option,
+    make_hooks,
     parse_duration_option,
     require_orders,
     run_events,
@@ -52,35 +54,7 @@ __all__ = ["monitor"]
     is_flag=True,
     help="Report 'ready' only once a TCP connection to the SSH port opens.",
 )
-@click.option(
-    "--on-event",
-    "commands",
-    multiple=True,
-    metavar="CMD",
-    help="Run CMD for each event, the event as JSON on stdin (repeatable).",
-)
-@click.option(
-    "--webhook",
-    "webhooks",
-    multiple=True,
-    metavar="URL",
-    help="POST each event as JSON to URL, with retries (repeatable).",
-)
-@click.option(
-    "--hook-timeout",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Timeout of one hook run or webhook attempt.",
-)
-@click.option(
-    "--webhook-retries",
-    type=click.IntRange(0, 10),
-    default=3,
-    show_default=True,
-    help="Retries of a failed webhook POST (exponential backoff).",
-)
+@hook_options
 @until_options
 @jsonl_option
 @json_option
@@ -104,8 +78,9 @@ def monitor(
     """Watch your orders and report events; run hooks on them.
 
     Events: created, ready, outbid, paused, resumed, price_changed, expiring, expired,
-    cancelled, spend, low_runway (and error, hook_failed). A failing hook or webhook is
-    reported as a hook_failed event and never stops the monitor.
+    cancelled, spend, low_runway (and error, hook_failed, hook_dropped). Hooks run beside
+    the monitor, each within --hook-timeout: a failing or slow hook is reported and never
+    stops or delays a poll.
 
     \b
     Examples:
@@ -113,23 +88,13 @@ def monitor(
       clore monitor --on-event 'notify-send "clore" "$(jq -r .message)"'
       clore monitor --webhook https://hooks.example.com/clore --expiring-within 2h
     """
-    from clore.workflows import Hooks, OrderMonitor, tcp_probe
+    from clore.workflows import OrderMonitor, tcp_probe
 
     lead = parse_duration_option("--expiring-within", expiring_within, zero=True) or 0.0
     runway = parse_duration_option("--runway-below", runway_below, zero=True)
     stop = deadline(app, until, for_)
-    for url in webhooks:
-        if not url.lower().startswith(("http://", "https://")):
-            raise CliError(f"--webhook: expected an http:// or https:// URL, got {url!r}", 2)
+    hooks = make_hooks(commands, webhooks, hook_timeout, webhook_retries)
     require_orders(app, order_ids)
-    hooks = Hooks(
-        commands,
-        webhooks,
-        command_timeout=hook_timeout,
-        webhook_timeout=hook_timeout,
-        retries=webhook_retries,
-        clock=app.clock,
-    )
     loop = OrderMonitor(
         app.client(),
         app.clock,

@@ -64,6 +64,7 @@ EventKind = Literal[
     # every loop
     "error",
     "hook_failed",
+    "hook_dropped",
 ]
 
 #: The ``details`` keys of each kind (values are JSON scalars unless noted).
@@ -95,9 +96,12 @@ DETAILS: Final[Mapping[str, tuple[str, ...]]] = {
     "recovering": ("reason", "price", "bid"),
     "recovered": ("old_order_id", "bid", "recoveries"),
     "recovery_failed": ("reason", "error"),
-    "guard_cancelled": ("reason", "limit", "value", "max"),
+    # reconciled: the cancel's answer was lost and my_orders showed the order ended
+    "guard_cancelled": ("reason", "limit", "value", "max", "reconciled"),
     "error": ("error", "type", "retry_in", "fatal"),
     "hook_failed": ("hook", "target", "error", "attempts", "event_kind"),
+    # an event whose hooks were not run: the queue was full, or the loop ended first
+    "hook_dropped": ("reason", "event_kind", "queued"),
 }
 
 
