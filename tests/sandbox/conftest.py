@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sandbox_live import LiveServer, start_live_server
 
 from clore._clock import ManualClock
 from clore.sandbox import Sandbox
@@ -96,10 +97,11 @@ def clock(sandbox_clock: ManualClock) -> ManualClock:  # noqa: F811
 
 
 class ASGIClientTransport(httpx.BaseTransport):
-    """Sends each request through an ASGI app (``httpx.ASGITransport``) on a fresh loop."""
+    """Sends each request through an ASGI app (``httpx.ASGITransport``) on a fresh loop,
+    as if from ``client`` (the peer address and port the app sees)."""
 
-    def __init__(self, app: Any) -> None:
-        self._inner = httpx.ASGITransport(app=app)
+    def __init__(self, app: Any, client: tuple[str, int] = ("127.0.0.1", 123)) -> None:
+        self._inner = httpx.ASGITransport(app=app, client=client)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         async def send() -> httpx.Response:
@@ -113,13 +115,15 @@ class ASGIClientTransport(httpx.BaseTransport):
 
 
 @pytest.fixture
-def asgi_client() -> Iterator[Callable[[Sandbox], httpx.Client]]:
-    """Make synchronous httpx clients that go through ``sandbox.app`` (the Starlette app)."""
+def asgi_client() -> Iterator[Callable[..., httpx.Client]]:
+    """Make synchronous httpx clients that go through ``sandbox.app`` (the Starlette app),
+    from a loopback peer unless ``peer`` says otherwise."""
     made: list[httpx.Client] = []
 
-    def make(target: Sandbox) -> httpx.Client:
+    def make(target: Sandbox, peer: str = "127.0.0.1") -> httpx.Client:
         client = httpx.Client(
-            transport=ASGIClientTransport(target.app), base_url="http://sandbox.test"
+            transport=ASGIClientTransport(target.app, (peer, 40000)),
+            base_url="http://sandbox.test",
         )
         made.append(client)
         return client
@@ -127,3 +131,21 @@ def asgi_client() -> Iterator[Callable[[Sandbox], httpx.Client]]:
     yield make
     for client in made:
         client.close()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start sandbox servers on 127.0.0.1 (port 0, the small market unless ``--seed``
+    is given, stderr kept for ``log()``); every one is stopped when the test ends."""
+    started: list[LiveServer] = []
+
+    def start(*extra: str, env: dict[str, str] | None = None) -> LiveServer:
+        seed = tmp_path / "live-market.json"
+        seed.write_text(json.dumps(SMALL_MARKET))
+        server = start_live_server(tmp_path / f"live-{len(started)}", seed, *extra, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -91,6 +91,14 @@ def sandbox() -> None:
     show_default=True,
     help="uvicorn's log level.",
 )
+@click.option(
+    "--control-token",
+    metavar="TOKEN",
+    envvar="CLORE_SANDBOX_TOKEN",
+    show_envvar=True,
+    help="Require this token (16-256 visible ASCII characters) in the x-sandbox-token "
+    "header of every /_sandbox control request; needed to listen off loopback. Never printed.",
+)
 @json_option
 @pass_app
 def serve(
@@ -105,6 +113,7 @@ def serve(
     market_activity: float,
     rng_seed: int,
     log_level: str,
+    control_token: str | None,
 ) -> None:
     """Run the sandbox API server until interrupted (Ctrl-C).
 
@@ -112,11 +121,13 @@ def serve(
     its database path, then serves the API under /v1 and the control plane under /_sandbox.
     The default database is the one `clore --sandbox` uses, so both see the same state.
     With --json the three are one JSON document on stdout: {"base_url", "demo_key",
-    "database"}.
+    "database"}. The control plane answers loopback peers only, unless --control-token
+    is given: then every control request needs it, and --host may be off loopback.
     """
     import sqlite3
 
     from clore.sandbox import serve as run_server
+    from clore.sandbox.access import ControlAccessError
     from clore.sandbox.backend.seed import SNAPSHOT, load_records, require_source
 
     try:
@@ -126,6 +137,9 @@ def serve(
             load_records(source)
     except (ValueError, OSError) as exc:
         raise CliError(f"--seed: {exc}", EXIT_USAGE) from None
+    extra: dict[str, Any] = {"out": _JsonBanner()} if app.out.json_mode else {}
+    if control_token:
+        extra["control_token"] = control_token
     try:
         run_server(
             host=host,
@@ -138,8 +152,10 @@ def serve(
             market_activity=market_activity,
             rng_seed=rng_seed,
             log_level=log_level,
-            **({"out": _JsonBanner()} if app.out.json_mode else {}),
+            **extra,
         )
+    except ControlAccessError as exc:  # an address off loopback without a token, a weak token
+        raise CliError(str(exc), EXIT_USAGE) from None
     except KeyboardInterrupt:
         shown = db or str(default_db_path())
         kept = "" if shown == ":memory:" else f"; state kept in {shown}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 
 __all__ = ["main", "parser"]
@@ -23,6 +24,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--market-activity", type=float, default=0.0, help="market events per second")
     run.add_argument("--rng-seed", type=int, default=0, help="seed of the market simulation")
     run.add_argument("--log-level", default="warning")
+    run.add_argument(
+        "--control-token",
+        default=os.environ.get("CLORE_SANDBOX_TOKEN"),
+        help="require this x-sandbox-token on /_sandbox requests (needed off loopback; "
+        "default: $CLORE_SANDBOX_TOKEN)",
+    )
     return root
 
 
@@ -46,12 +53,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             market_activity=args.market_activity,
             rng_seed=args.rng_seed,
             log_level=args.log_level,
+            control_token=args.control_token,
         )
     except KeyboardInterrupt:
         pass
     except (ValueError, OSError, sqlite3.Error) as exc:
-        # A bad option value, seed file, database path or address: a usage error (exit 2)
-        # with one line that says which, not a traceback.
+        # A bad option value, seed file, database path, address or control token: a usage
+        # error (exit 2) with one line that says which (never the token), not a traceback.
         root.error(str(exc))
 
 

@@ -1,9 +1,10 @@
 """The Starlette app: one catch-all route onto the framework-free dispatcher.
 
-Only transport concerns live here: reading the body, and realising the injected faults
-that a socket can express — ``timeout`` holds the request open without answering (until
-the client gives up or ``fault_hold`` seconds pass), ``drop_after_commit`` sends the
-status line and headers with a ``Content-Length`` and closes before the body.
+Only transport concerns live here: reading the body, telling whether the peer is on
+the loopback interface (for the control plane's access rule), and realising the injected
+faults that a socket can express — ``timeout`` holds the request open without answering
+(until the client gives up or ``fault_hold`` seconds pass), ``drop_after_commit`` sends
+the status line and headers with a ``Content-Length`` and closes before the body.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from clore.sandbox.access import is_loopback_address
 from clore.sandbox.dispatch import SandboxRequest, SandboxResponse
 from clore.sandbox.faults import DROP, TIMEOUT
 
@@ -49,7 +51,9 @@ class _Endpoint:
                 if raw_query
                 else {}
             )
-            request = SandboxRequest(scope["method"], scope["path"], query, headers, body)
+            request = SandboxRequest(
+                scope["method"], scope["path"], query, headers, body, _loopback(scope)
+            )
             response = self.handle(request)
         if response.fault == TIMEOUT:
             await _hold(receive, self.fault_hold)
@@ -59,6 +63,12 @@ class _Endpoint:
             await _drop(send, response)
             return
         await _answer(send, response)
+
+
+def _loopback(scope: Scope) -> bool:
+    # An unknown peer (no "client" in the scope) is not trusted as loopback.
+    client = scope.get("client")
+    return client is not None and is_loopback_address(str(client[0]))
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

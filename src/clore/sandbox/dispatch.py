@@ -1,10 +1,11 @@
 """The request pipeline, independent of any web framework.
 
 ``Dispatcher.handle(SandboxRequest) -> SandboxResponse`` is synchronous and complete:
-routing, injected faults, authentication, rate limits, handlers and error mapping. The
-Starlette app and the in-process httpx transports are thin shells around it, so every
-way of reaching the sandbox behaves the same. Nothing escapes as a 500: an unexpected
-failure is logged and answered ``{"code": 1}`` (database error, retry later).
+routing, the control plane's access rule (``access.ControlAccess``), injected faults,
+authentication, rate limits, handlers and error mapping. The Starlette app and the
+in-process httpx transports are thin shells around it, so every way of reaching the
+sandbox behaves the same. Nothing escapes as a 500: an unexpected failure is logged and
+answered ``{"code": 1}`` (database error, retry later).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Final, Protocol
 
 import msgspec
 
+from clore.sandbox.access import LOOPBACK_ONLY, TOKEN_HEADER, ControlAccess, header_text
 from clore.sandbox.backend import ApiError, Backend
 from clore.sandbox.backend.errors import DB_ERROR, INVALID_TOKEN, RATE_LIMITED
 from clore.sandbox.faults import DROP, fault_response_parts
@@ -40,13 +42,15 @@ JSON: Final = "application/json"
 
 @dataclass(frozen=True)
 class SandboxRequest:
-    """An HTTP request reduced to what the sandbox reads. Header names are lower case."""
+    """An HTTP request reduced to what the sandbox reads. Header names are lower case;
+    ``loopback`` says the peer is on the loopback interface (or in-process)."""
 
     method: str
     path: str
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    loopback: bool = True
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ class SandboxResponse:
     ``fault`` is None for a normal answer, ``"timeout"`` when the transport must never
     answer, ``"drop"`` when it must drop the connection instead of sending this answer.
     ``now`` and ``time_scale`` (set by ``Sandbox.handle``) become the ``x-sandbox-now``
-    and ``x-sandbox-time-scale`` headers.
+    and ``x-sandbox-time-scale`` headers. ``detail`` may hold request text: it is sent
+    escaped to visible ASCII and capped (``access.header_text``), so no header is ever
+    refused by the HTTP server.
     """
 
     status: int
@@ -71,7 +77,7 @@ class SandboxResponse:
         """The headers every transport sends with this answer (names in lower case)."""
         headers = [("content-type", self.content_type)]
         if self.detail:
-            headers.append(("x-sandbox-detail", self.detail))
+            headers.append(("x-sandbox-detail", header_text(self.detail)))
         if self.now is not None:
             headers.append(("x-sandbox-now", f"{self.now:.6f}"))
         if self.time_scale is not None:
@@ -110,6 +116,16 @@ ENDPOINTS: Final[Mapping[str, Endpoint]] = {
 _UNAUTHORIZED = json_response(b'{"code":3}', 401)
 _RATE_LIMITED = json_response(b'{"code":5}', 429)
 _NO_ENDPOINT = json_response(b'{"code":4}')
+_LOOPBACK_ONLY = json_response(
+    b'{"code":3,"error":"control_plane_loopback_only"}',
+    403,
+    "the control plane serves loopback peers only (serve --control-token opens it)",
+)
+_TOKEN_REQUIRED = json_response(
+    b'{"code":3,"error":"control_token_required"}',
+    401,
+    f"the control plane needs the {TOKEN_HEADER} header",
+)
 
 
 class ControlPlane(Protocol):
@@ -136,27 +152,32 @@ class Dispatcher:
         limiter: RateLimiter,
         now: Callable[[], float],
         control: ControlPlane | None = None,
+        access: ControlAccess | None = None,
     ) -> None:
         self.backend = backend
         self.handlers = handlers
         self.limiter = limiter
         self.now = now
         self.control = control
+        self.access = access or ControlAccess()
 
     def handle(self, request: SandboxRequest) -> SandboxResponse:
         """Answer one request; never raises."""
         try:
             if request.path == "/_sandbox" or request.path.startswith("/_sandbox/"):
+                refused = self.access.refusal(request.loopback, request.headers.get(TOKEN_HEADER))
+                if refused is not None:
+                    return _LOOPBACK_ONLY if refused == LOOPBACK_ONLY else _TOKEN_REQUIRED
                 if self.control is None:
                     return _NO_ENDPOINT
                 return self.control.handle(request)
             return self._v1(request)
         except ApiError as exc:
             if exc.code == DB_ERROR:
-                log.warning("database error on %s %s: %s", request.method, request.path, exc)
+                log.warning("database error on %s %r: %s", request.method, request.path, exc)
             return error_response(exc)
         except Exception:
-            log.exception("internal error on %s %s", request.method, request.path)
+            log.exception("internal error on %s %r", request.method, request.path)
             return json_response(b'{"code":1}', detail="internal error")
 
     def _v1(self, request: SandboxRequest) -> SandboxResponse:

@@ -2,23 +2,29 @@
 
 The methods mirror ``Sandbox``'s (``reset``, ``advance``, ``inject_fault``, ...), so code
 written against an in-process sandbox works against ``clore sandbox serve`` unchanged.
-A non-zero ``code`` raises the SDK's ``APIError`` for it.
+A non-zero ``code`` raises the SDK's ``APIError`` for it. A server started with a control
+token wants it on every control request: pass ``token=`` or set ``CLORE_SANDBOX_TOKEN``.
 """
 
 from __future__ import annotations
 
+import os
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from clore._errors import UnexpectedResponseError, error_from_response
+from clore._errors import ConfigError, UnexpectedResponseError, error_from_response
+from clore.sandbox.access import TOKEN_ENV, TOKEN_HEADER
 
 __all__ = ["ControlClient", "control_client"]
 
 
 class ControlClient:
-    """The control plane of the sandbox whose API lives at ``base_url`` (``.../v1``)."""
+    """The control plane of the sandbox whose API lives at ``base_url`` (``.../v1``).
+
+    ``token`` (else env ``CLORE_SANDBOX_TOKEN``) is sent as the ``x-sandbox-token`` header.
+    """
 
     def __init__(
         self,
@@ -26,9 +32,14 @@ class ControlClient:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         root = base_url.rstrip("/").removesuffix("/v1")
-        self._http = httpx.Client(base_url=f"{root}/_sandbox", timeout=timeout, transport=transport)
+        secret = _token(token)
+        headers = {TOKEN_HEADER: secret} if secret else {}
+        self._http = httpx.Client(
+            base_url=f"{root}/_sandbox", timeout=timeout, transport=transport, headers=headers
+        )
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self._http.request(method, path, json=body)
@@ -119,6 +130,17 @@ class ControlClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _token(given: str | None) -> str | None:
+    source = "control token" if given is not None else TOKEN_ENV
+    token = (given if given is not None else os.environ.get(TOKEN_ENV, "")).strip()
+    if not token:
+        return None
+    if not all("\x21" <= ch <= "\x7e" for ch in token):
+        # Checked here so that httpx never builds an error message holding the token.
+        raise ConfigError(f"{source}: only visible ASCII characters, no spaces")
+    return token
 
 
 def control_client(base_url: str, **kwargs: Any) -> ControlClient:

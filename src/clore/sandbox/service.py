@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from clore._clock import Clock
 from clore._servertime import clock_scale
+from clore.sandbox.access import ControlAccess
 from clore.sandbox.backend import Backend
 from clore.sandbox.backend.errors import invalid_input
 from clore.sandbox.backend.seed import SNAPSHOT, load_records, require_source
@@ -48,6 +49,9 @@ class Sandbox:
     marketplace response, or None for an empty market. ``clock`` is any
     ``clore._clock.Clock`` (a ``ManualClock`` in tests); without one, simulated time runs
     ``time_scale`` times faster than real time. ``demo_key`` fixes the demo user's key.
+    ``control_token`` (16 to 256 visible ASCII characters) makes every control-plane
+    request, over any transport, carry it in the ``x-sandbox-token`` header; without one
+    the control plane serves loopback peers and the in-process transports only.
     """
 
     def __init__(
@@ -62,7 +66,9 @@ class Sandbox:
         *,
         time_scale: float = 1.0,
         fault_hold: float = 30.0,
+        control_token: str | None = None,
     ) -> None:
+        access = ControlAccess(control_token)  # first: a bad token creates no database
         if not (math.isfinite(market_activity) and market_activity >= 0):
             raise ValueError("market_activity must be a rate >= 0 (events per second)")
         if clock is None and not (math.isfinite(time_scale) and time_scale > 0):
@@ -87,7 +93,7 @@ class Sandbox:
         self.handlers = Handlers(self.backend)
         self.control = Control(self)
         self.dispatcher = Dispatcher(
-            self.backend, self.handlers, self.limiter, self.now, self.control
+            self.backend, self.handlers, self.limiter, self.now, self.control, access
         )
         self._demo_key = self.backend.demo_key()
         self._app: Starlette | None = None

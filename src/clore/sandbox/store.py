@@ -4,14 +4,16 @@ One connection per ``SqliteStore``, shared by threads under a lock. Every mutati
 in a ``BEGIN IMMEDIATE`` transaction, so writers from several processes on one file are
 serialized by SQLite itself. File databases use WAL with ``synchronous=FULL``: a commit
 is on disk before the response that acknowledges it is sent, so ``kill -9`` loses nothing
-that a client was told about.
+that a client was told about. The database holds every sandbox key in plain text, so the
+file, its ``-wal``/``-shm`` files and any directory created for it are owner-only.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 
 from clore.sandbox.backend.errors import database_error
@@ -19,6 +21,27 @@ from clore.sandbox.migrations import migrate
 from clore.sandbox.store_sql import SqliteRepository
 
 __all__ = ["SqliteRepository", "SqliteStore"]
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the missing directories of ``path`` (0700) and the file itself (0600), and
+    tighten an existing file to 0600. Directories that already exist are left alone."""
+    missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        directory.chmod(0o700)  # mkdir's mode is masked by the umask
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        # Another user's file cannot be changed (EPERM); SQLite then decides if it opens.
+        with suppress(PermissionError):
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _tighten(path: Path) -> None:
+    with suppress(FileNotFoundError, PermissionError):
+        path.chmod(0o600)
 
 
 class _Transaction:
@@ -86,7 +109,7 @@ class SqliteStore:
         self.path = str(path)
         self.memory = self.path == ":memory:" or self.path.startswith("file::memory:")
         if not self.memory:
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _create_owner_only(Path(self.path).expanduser())
         self._db = sqlite3.connect(
             self.path,
             isolation_level=None,
@@ -97,6 +120,9 @@ class SqliteStore:
         if not self.memory:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = FULL")
+            # SQLite gives new -wal/-shm files the database's mode; older ones keep theirs.
+            for suffix in ("-wal", "-shm"):
+                _tighten(Path(f"{Path(self.path).expanduser()}{suffix}"))
         self._lock = threading.RLock()
         self._depth = 0
         self._writing = False
