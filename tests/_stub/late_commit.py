@@ -6,7 +6,8 @@ and answered as a timeout (the transport raises ``httpx.ReadTimeout``), so the c
 an uncertain outcome while nothing has changed yet. The held request reaches the sandbox,
 and commits, when ``deliver()`` is called or, with ``before_resend``, just before the next
 request to the same endpoint (the client's resend); ``then`` runs right after that delivery,
-to arrange how the resend is answered (a queued refusal, say).
+to arrange how the resend is answered (a queued refusal, say); ``on_hold`` runs as the
+request is held back.
 
 The sandbox's own faults cannot do this: ``timeout`` never commits and
 ``drop_after_commit`` commits before the client's my_orders checks, so they see the order.
@@ -37,11 +38,13 @@ class LateCommit:
         *,
         before_resend: bool = True,
         then: Callable[[], None] | None = None,
+        on_hold: Callable[[], None] | None = None,
     ) -> None:
         self._handle = handle
         self.endpoint = endpoint
         self.before_resend = before_resend
         self.then = then
+        self.on_hold = on_hold
         self._armed = True
         self._held: list[SandboxRequest] = []
         self.delivered: list[SandboxResponse] = []  # the held requests' answers, never seen
@@ -56,6 +59,8 @@ class LateCommit:
         if self._armed:
             self._armed = False
             self._held.append(request)
+            if self.on_hold is not None:
+                self.on_hold()
             return SandboxResponse(504, b"", "text/plain", TIMEOUT, "held back: a late commit")
         return self._handle(request)
 
@@ -85,8 +90,16 @@ class ArrivesAfterTheCall:
     The delay also keeps the sandbox's own rate limit from refusing the late request.
     """
 
-    def __init__(self, inner: Any, late: LateCommit, clock: ManualClock, delay: float = 10.0):
+    def __init__(
+        self,
+        inner: Any,
+        late: LateCommit,
+        clock: ManualClock,
+        delay: float = 10.0,
+        prepare: Callable[[], None] | None = None,
+    ) -> None:
         self.inner, self.late, self.clock, self.delay = inner, late, clock, delay
+        self.prepare = prepare  # runs just before the delivery
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -97,4 +110,6 @@ class ArrivesAfterTheCall:
         finally:
             if self.late.holding:
                 self.clock.advance(self.delay)
+                if self.prepare is not None:
+                    self.prepare()
                 self.late.deliver()

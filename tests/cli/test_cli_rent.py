@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from cli_helpers import Cli
 
+from _stub.late_commit import ArrivesAfterTheCall, LateCommit
 from clore import Clore
+from clore.sandbox import BASE_URL
+from clore.sandbox.transport import SandboxTransport
 
 
 class Racing:
@@ -243,3 +246,31 @@ def test_renting_an_unknown_server_with_yes_is_not_found(run: Cli) -> None:
     result = run("rent", "99999999", "--yes")
     assert result.exit_code == 4
     assert result.stderr.strip() == "clore: error: server 99999999 is not on the marketplace"
+
+
+def test_cheapest_stops_after_a_may_exist_outcome_and_says_how_to_check(run: Cli) -> None:
+    """The first server's create_order commits late and its resend is refused (server-offline
+    meanwhile): the order may exist, so no other server is rented; stderr says how to check."""
+    first, second = (s["id"] for s in _cheapest(run)[:2])
+    late = LateCommit(
+        run.sandbox.handle,
+        before_resend=False,
+        on_hold=lambda: run.sandbox.set_server(first, online=False),
+    )
+    sdk = Clore(
+        run.sandbox.demo_key,
+        base_url=BASE_URL,
+        transport=SandboxTransport(late),
+        clock=run.clock,
+    )
+    client = ArrivesAfterTheCall(
+        sdk, late, run.clock, prepare=lambda: run.sandbox.set_server(first, online=True)
+    )
+    result = run("rent", "--cheapest", "gpu=4090", "gpus=1", "--yes", client=client)
+    assert result.exit_code == 1, result.output
+    assert late.committed
+    assert [o.si for o in run.client.my_orders()] == [first]
+    assert f"trying server {second}" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("clore: error: ") and "may exist" in last
+    assert "not tried on another server" in last and "`clore orders`" in last

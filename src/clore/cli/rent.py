@@ -2,7 +2,8 @@
 
 ``place`` is shared with ``clore spot bid``: confirm (server, price per day and hour,
 balance), create the order exactly once through the SDK, move on to the next candidate
-after a lost race (``server-already-rented``, ``price-changed``), wait until SSH is ready.
+after a lost race (``server-already-rented``, ``price-changed``), stop when the order may
+exist (``OrderUnconfirmedError``), wait until SSH is ready.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from clore.cli import _limits
-from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._context import EXIT_API, AppContext, CliError, pass_app
 from clore.cli._format import day_and_hour, gpu_text, order_doc, price_text, server_doc
 from clore.cli._orderopts import OrderSpec, order_options, redact
 from clore.cli._output import json_option
@@ -149,6 +150,7 @@ def place(
         try:
             order = app.api().create_order(**_sdk_arguments(body))
         except Exception as exc:
+            _stop_if_in_doubt(exc)
             if server is None:
                 _unlisted(app, server_id, exc)
             if not _race_lost(exc) or index + 1 >= len(attempts):
@@ -160,6 +162,22 @@ def place(
             continue
         _after_create(app, order, server, spec, placement)
         return
+
+
+def _stop_if_in_doubt(exc: Exception) -> None:
+    """The SDK could not tell whether the order exists: stop, and say how to find out.
+
+    Never the next candidate: the order may be running (and billing) already. The SDK
+    raises a refusal only when no attempt may have acted, so only those move on.
+    """
+    from clore import OrderUnconfirmedError
+
+    if isinstance(exc, OrderUnconfirmedError):
+        raise CliError(
+            f"{exc}; not tried on another server: `clore orders` lists the order if it "
+            f"was created (rent again only if it is not there)",
+            EXIT_API,
+        ) from exc
 
 
 def _unlisted(app: AppContext, server_id: int, exc: Exception) -> None:
