@@ -40,14 +40,16 @@ def test_help_and_version_import_no_heavy_dependency(argv: list[str]) -> None:
 
 
 def test_listing_commands_imports_no_command_module() -> None:
-    """The top-level help reads the command table, not the command modules."""
+    """The top-level help reads the command table (and the global options' parameter
+    types), not the command modules."""
     code = (
         "import sys\nfrom clore.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in sys.modules if m.startswith('clore.cli.')), file=sys.stderr)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stderr.strip().splitlines()[-1] == "['clore.cli._group']"
+    loaded = done.stderr.strip().splitlines()[-1]
+    assert loaded == "['clore.cli._group', 'clore.cli._params']"
 
 
 def test_version_flag_prints_the_package_version() -> None:

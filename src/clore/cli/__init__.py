@@ -13,6 +13,7 @@ import click
 
 from clore._version import __version__
 from clore.cli._group import LazyGroup
+from clore.cli._params import ProfileName
 
 __all__ = ["cli", "main"]
 
@@ -33,7 +34,9 @@ retries, 130 interrupted. Full reference: docs/cli.md.
     __version__, "-V", "--version", prog_name="clore", message="%(prog)s %(version)s"
 )
 @click.option("--json", "json_", is_flag=True, help="Print one JSON document on stdout.")
-@click.option("--profile", metavar="NAME", help="Use this profile of config.toml.")
+@click.option(
+    "--profile", type=ProfileName(), metavar="NAME", help="Use this profile of config.toml."
+)
 @click.option("--base-url", metavar="URL", help="API base URL (e.g. a sandbox server's /v1).")
 @click.option(
     "--sandbox",

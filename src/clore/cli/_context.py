@@ -34,6 +34,7 @@ __all__ = [
     "AppContext",
     "CliError",
     "exit_code_for",
+    "one_line",
     "pass_app",
     "report",
 ]
@@ -288,6 +289,8 @@ def exit_code_for(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, click.Abort):
         return EXIT_API, "aborted"
     if isinstance(exc, click.UsageError):
+        if exc.ctx is not None and _missing_command(exc):
+            return EXIT_USAGE, _missing_command_message(exc.ctx)
         hint = ""
         if exc.ctx is not None:
             hint = f" (see `{exc.ctx.command_path} --help`)"
@@ -314,6 +317,34 @@ def exit_code_for(exc: BaseException) -> tuple[int, str]:
     return EXIT_API, f"{message}{hint}"
 
 
+def _missing_command(exc: click.UsageError) -> bool:
+    """A group run without its subcommand (click either prints the whole help as the error,
+    ``NoArgsIsHelpError``, or says "Missing command.")."""
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", None)
+    return (no_args is not None and isinstance(exc, no_args)) or exc.message == "Missing command."
+
+
+#: A group with more subcommands than this names none of them in the error line.
+_MAX_LISTED: Final = 10
+
+
+def _missing_command_message(ctx: click.Context) -> str:
+    """``missing command: one of bid, keep, price (see `clore spot --help`)``."""
+    hint = f"(see `{ctx.command_path} --help`)"
+    group = ctx.command
+    names = group.list_commands(ctx) if isinstance(group, click.Group) else []
+    if not names or len(names) > _MAX_LISTED:
+        return f"missing command {hint}"
+    return f"missing command: one of {', '.join(names)} {hint}"
+
+
+def one_line(message: str) -> str:
+    """``message`` as one line: runs of whitespace (newlines and tabs of click's lists, or
+    of a value typed with them) become one space, other control characters are escaped."""
+    flat = " ".join(message.split())
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in flat)
+
+
 def _hints() -> list[tuple[type[BaseException], str]]:
     """What to do about the API's known refusals (code 6), appended to their message."""
     import clore
@@ -332,7 +363,8 @@ def report(exc: BaseException, *, verbose: bool) -> int:
     """Print ``exc`` as one line on stderr (a traceback too for unexpected errors with -v)."""
     code, message = exit_code_for(exc)
     if message:
-        click.echo(f"clore: error: {message}", err=True)
+        # Every failure is one line on stderr (docs/cli.md, Exit codes), hints included.
+        click.echo(f"clore: error: {one_line(message)}", err=True)
     known = isinstance(exc, click.ClickException | click.Abort | click.exceptions.Exit)
     if verbose and not known:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)

@@ -2,7 +2,8 @@
 
 ``clore --help`` lists every command from the static table below (name, import target,
 one-line help) without importing a single command module, so it loads nothing but click.
-The workflows add their commands by adding rows to ``SECTIONS``.
+The workflows add their commands by adding rows to ``SECTIONS``. ``Group`` is the class
+of every command group (``clore`` itself and ``spot``, ``host``, ``config``, ``sandbox``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Final
 
 import click
 
-__all__ = ["COMMANDS", "SECTIONS", "LazyGroup"]
+__all__ = ["COMMANDS", "SECTIONS", "Group", "LazyGroup"]
 
 #: (section title, [(command name, "module:attribute", one-line help)]) in --help order.
 SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
@@ -30,6 +31,7 @@ SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
                 "Rent a server by id, or the cheapest matching filters.",
             ),
             ("spot", "clore.cli.spot:spot", "Bid on a server (spot) and change your bids."),
+            ("history", "clore.cli.history_cmd:history", "Record the market; price stats, charts."),
         ],
     ),
     (
@@ -86,7 +88,17 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-class LazyGroup(click.Group):
+class Group(click.Group):
+    """A command group that, run without its subcommand, fails with click's one-line
+    "Missing command." usage error (exit 2; ``_context.exit_code_for`` names the
+    subcommands) instead of printing its whole help as the error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("no_args_is_help", False)
+        super().__init__(*args, **kwargs)
+
+
+class LazyGroup(Group):
     """A group that imports a subcommand's module on first use of that subcommand."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -45,10 +45,9 @@ def ttl(max_age: float | None = None) -> float:
         return max_age
     raw = os.environ.get(TTL_ENV)
     if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            raise CliError(f"{TTL_ENV} must be a number of seconds, got {raw!r}", 2) from None
+        from clore.cli._params import parse_number
+
+        return parse_number(raw, f"{TTL_ENV} (seconds)", minimum=0.0)
     return DEFAULT_TTL
 
 

@@ -19,6 +19,7 @@ import click
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._format import gpu_text, timestamp
 from clore.cli._output import json_option
+from clore.cli._params import Id, parse_id
 
 if TYPE_CHECKING:
     from clore import Order
@@ -52,7 +53,7 @@ def _show(app: AppContext, argv: list[str], **extra: object) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("order_id", type=int, metavar="ORDER")
+@click.argument("order_id", type=Id(), metavar="ORDER")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
 @click.option("--user", default="root", show_default=True, help="Remote user.")
 @click.option(
@@ -151,7 +152,7 @@ def ssh_config(app: AppContext, write: bool, path: Path | None, user: str) -> No
 
 
 @click.command("open")
-@click.argument("order_id", type=int, metavar="ORDER")
+@click.argument("order_id", type=Id(), metavar="ORDER")
 @click.option(
     "--browser/--no-browser",
     default=None,
@@ -174,8 +175,9 @@ def open_url(app: AppContext, order_id: int, browser: bool | None) -> None:
 
 def _split(spec: str) -> tuple[int | None, str]:
     head, sep, tail = spec.partition(":")
+    # Digits of any script mark the order's side; only ASCII ones spell its id.
     if sep and head.isdigit():
-        return int(head), tail or "."
+        return parse_id(head, "ORDER"), tail or "."
     return None, spec
 
 

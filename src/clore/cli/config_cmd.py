@@ -8,18 +8,26 @@ from typing import Any
 import click
 
 from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._group import Group
 from clore.cli._output import json_option
+from clore.cli._params import ProfileName
 
 __all__ = ["config"]
 
 
-@click.group()
+@click.group(cls=Group)
 def config() -> None:
     """API keys and profiles (config.toml, mode 0600; keys are never printed)."""
 
 
 @config.command("set-key")
-@click.option("--profile", "profile_name", metavar="NAME", help="Profile to store the key in.")
+@click.option(
+    "--profile",
+    "profile_name",
+    type=ProfileName(),
+    metavar="NAME",
+    help="Profile to store the key in.",
+)
 @json_option
 @pass_app
 def set_key(app: AppContext, profile_name: str | None) -> None:

@@ -8,7 +8,9 @@ import click
 
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._format import duration
+from clore.cli._group import Group
 from clore.cli._output import Column, json_option
+from clore.cli._params import Integer, parse_price
 from clore.market import format_amount, label
 
 __all__ = ["host"]
@@ -22,7 +24,7 @@ def _prices(table: dict[str, Any]) -> str:
     return ", ".join(f"{format_amount(float(v), k)} {label(k)}" for k, v in table.items())
 
 
-@click.group()
+@click.group(cls=Group)
 def host() -> None:
     """The servers you host: list them, read and change their settings (prices per day)."""
 
@@ -89,15 +91,10 @@ def show_config(app: AppContext, name: str) -> None:
 
 def _price_words(words: tuple[str, ...], option: str) -> tuple[float | None, dict[str, float]]:
     """``--price 0.0003btc --price 120clore`` -> (legacy price, {currency: per day})."""
-    from clore.market import parse_amount
-
     legacy: float | None = None
     per_currency: dict[str, float] = {}
     for word in words:
-        try:
-            amount = parse_amount(word)
-        except ValueError as exc:
-            raise CliError(f"{option}: {exc}", 2) from None
+        amount = parse_price(word, option)
         if amount.currency is None:
             legacy = amount.per_day
         else:
@@ -121,7 +118,7 @@ def _price_words(words: tuple[str, ...], option: str) -> tuple[float | None, dic
     metavar="PRICE",
     help="Minimum spot price per day, same form; repeatable.",
 )
-@click.option("--mrl", type=click.IntRange(min=1), metavar="HOURS", help="Maximum rental length.")
+@click.option("--mrl", type=Integer(min=1), metavar="HOURS", help="Maximum rental length.")
 @click.option("--visible/--hidden", default=None, help="Show or hide the server on the market.")
 @json_option
 @pass_app

@@ -15,6 +15,7 @@ from clore.cli._format import (
     server_doc,
 )
 from clore.cli._output import Column, json_option
+from clore.cli._params import Id, Integer, Number
 from clore.market import (
     USD,
     PriceContext,
@@ -140,7 +141,7 @@ def _columns(currency: str, show_usd: bool, show_status: bool) -> list[Column]:
 @click.option(
     "--limit",
     "-n",
-    type=click.IntRange(min=0),
+    type=Integer(min=0),
     default=20,
     show_default=True,
     help="Show at most N servers (0: all).",
@@ -150,7 +151,7 @@ def _columns(currency: str, show_usd: bool, show_status: bool) -> list[Column]:
 @click.option("--refresh", is_flag=True, help="Ignore the cached listing; fetch a new one.")
 @click.option(
     "--max-age",
-    type=click.FloatRange(min=0),
+    type=Number(min=0),
     metavar="SECONDS",
     help="Reuse a cached listing up to this old (default 30, or CLORE_MARKET_TTL).",
 )
@@ -210,7 +211,7 @@ def market(
 
 
 @click.command()
-@click.argument("server_id", type=int, metavar="ID")
+@click.argument("server_id", type=Id(), metavar="ID")
 @with_currency
 @click.option("--refresh", is_flag=True, help="Ignore the cached marketplace listing.")
 @json_option

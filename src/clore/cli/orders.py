@@ -20,6 +20,7 @@ from clore.cli._format import (
 )
 from clore.cli._loop import interval_option
 from clore.cli._output import Column, Output, json_option
+from clore.cli._params import Id, Integer
 from clore.market import format_amount, label
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def _document(found: list[Order], now: float, active: dict[int, bool]) -> dict[s
 @interval_option(10.0, "Seconds between polls of --watch.")
 @click.option(
     "--count",
-    type=click.IntRange(min=1),
+    type=Integer(min=1),
     metavar="N",
     help="With --watch: stop after N polls.",
 )
@@ -262,7 +263,7 @@ class _LiveView:
 
 
 @click.command()
-@click.argument("order_id", type=int, metavar="ORDER")
+@click.argument("order_id", type=Id(), metavar="ORDER")
 @json_option
 @pass_app
 def order(app: AppContext, order_id: int) -> None:
@@ -308,7 +309,7 @@ def _get(app: AppContext, order_id: int) -> Order:
 
 
 @click.command()
-@click.argument("order_ids", nargs=-1, required=True, type=int, metavar="ORDER...")
+@click.argument("order_ids", nargs=-1, required=True, type=Id(), metavar="ORDER...")
 @click.option("--issue", metavar="TEXT", help="Report a problem with the server (max 2048 chars).")
 @json_option
 @pass_app

@@ -12,7 +12,7 @@ import io
 import json
 import socket
 import sys
-from typing import Any
+from typing import Any, Final
 
 import click
 
@@ -25,13 +25,15 @@ from clore.cli._context import (
     pass_app,
 )
 from clore.cli._format import duration, timestamp
+from clore.cli._group import Group
 from clore.cli._output import json_option
+from clore.cli._params import Duration, Integer, Number
 from clore.sandbox.faults import FAULTS
 
 __all__ = ["sandbox"]
 
 
-@click.group()
+@click.group(cls=Group)
 def sandbox() -> None:
     """The sandbox: the Clore API implemented locally with fake money.
 
@@ -46,7 +48,7 @@ def sandbox() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--port",
-    type=click.IntRange(0, 65535),
+    type=Integer(0, 65535),
     default=8765,
     show_default=True,
     help="Port (0 picks a free one).",
@@ -67,7 +69,7 @@ def sandbox() -> None:
 )
 @click.option(
     "--time-scale",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Number(min=0, min_open=True),
     default=1.0,
     show_default=True,
     metavar="N",
@@ -77,13 +79,15 @@ def sandbox() -> None:
 @click.option("--no-rate-limit", is_flag=True, help="Accept requests as fast as they come.")
 @click.option(
     "--market-activity",
-    type=click.FloatRange(min=0),
+    type=Number(min=0),
     default=0.0,
     show_default=True,
     metavar="RATE",
     help="Simulated market events (other renters, hosts) per sandbox second; 0: none.",
 )
-@click.option("--rng-seed", type=int, default=0, show_default=True, help="Market simulation seed.")
+@click.option(
+    "--rng-seed", type=Integer(), default=0, show_default=True, help="Market simulation seed."
+)
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug", "trace"]),
@@ -208,13 +212,17 @@ def _listen_exit(exc: OSError) -> int:
 
 
 def parse_seconds(text: str) -> float:
-    """``3600``, ``90s``, ``15m``, ``1h``, ``2d``, ``1w``, ``1h30m`` -> seconds."""
-    from clore.workflows.render import parse_duration
-
+    """``3600``, ``90s``, ``15m``, ``1h``, ``2d``, ``1w``, ``1h30m`` -> seconds (0 too);
+    ``click.BadParameter`` when malformed, not finite or over 100 years."""
     try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'DURATION'") from None
+        return ADVANCE.convert(text, None, None)
+    except click.BadParameter as exc:
+        exc.param_hint = "'DURATION'"
+        raise
+
+
+#: How far ``advance`` may move the clock: a DURATION, zero included.
+ADVANCE: Final = Duration(zero=True)
 
 
 class _Control:
@@ -273,12 +281,11 @@ def reset(app: AppContext) -> None:
 
 
 @sandbox.command()
-@click.argument("seconds", metavar="DURATION")
+@click.argument("amount", type=ADVANCE, metavar="DURATION")
 @json_option
 @pass_app
-def advance(app: AppContext, seconds: str) -> None:
+def advance(app: AppContext, amount: float) -> None:
     """Move the sandbox clock forward by DURATION (3600, 15m, 1h, 2d, 1h30m): billing runs."""
-    amount = parse_seconds(seconds)
     now = float(_Control(app).call("advance", seconds=amount))
     app.out.result(
         {"advanced": amount, "now": now},
@@ -294,7 +301,7 @@ def advance(app: AppContext, seconds: str) -> None:
 @click.argument("fault", type=click.Choice(FAULTS), metavar="FAULT")
 @click.option(
     "--count",
-    type=click.IntRange(1, 100000),
+    type=Integer(1, 100000),
     default=1,
     show_default=True,
     help="How many requests to ENDPOINT get the fault.",

@@ -16,8 +16,10 @@ import click
 from clore.cli import _limits
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._format import duration, order_doc, price_text
+from clore.cli._group import Group
 from clore.cli._orderopts import OrderSpec, order_options
 from clore.cli._output import json_option
+from clore.cli._params import Id, parse_price
 from clore.cli.market import resolve_currency, with_currency
 from clore.cli.rent import Placement, lookup_server, parse_bid, place
 
@@ -26,13 +28,13 @@ __all__ = ["bid", "price", "spot", "walk_down"]
 MAX_WALK_STEPS: Final = 200
 
 
-@click.group()
+@click.group(cls=Group)
 def spot() -> None:
     """Spot market: bid on a server, change your bid."""
 
 
 @spot.command()
-@click.argument("server_id", type=int, metavar="SERVER")
+@click.argument("server_id", type=Id(), metavar="SERVER")
 @click.option(
     "--price",
     "bid_text",
@@ -117,7 +119,7 @@ def walk_down(app: AppContext, order_id: int, current: float, target: float, cur
 
 
 @spot.command()
-@click.argument("order_id", type=int, metavar="ORDER")
+@click.argument("order_id", type=Id(), metavar="ORDER")
 @click.argument("new_price", metavar="PRICE")
 @click.option("--walk", is_flag=True, help="Step down over time within the API's limits.")
 @json_option
@@ -129,6 +131,7 @@ def price(app: AppContext, order_id: int, new_price: str, walk: bool) -> None:
     """
     from clore import ExceededMaxStepError, SpotPriceLoweringTooSoonError
 
+    parse_price(new_price, "PRICE")  # its form before any request; its currency below
     client = app.api()
     order = client.get_order(order_id)
     if not order.spot:

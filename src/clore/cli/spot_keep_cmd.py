@@ -28,6 +28,7 @@ from clore.cli._loop import (
 )
 from clore.cli._orderopts import OrderSpec, container_options
 from clore.cli._output import json_option
+from clore.cli._params import Id
 
 if TYPE_CHECKING:
     from clore import Order
@@ -37,7 +38,7 @@ __all__ = ["keep"]
 
 
 @click.command()
-@click.argument("order_id", type=int, metavar="ORDER")
+@click.argument("order_id", type=Id(), metavar="ORDER")
 @click.option(
     "--max-bid",
     required=True,
