@@ -117,6 +117,11 @@ def _problem_of_file(path: Path) -> tuple[str | None, str | None]:
     return (text, None) if why is None else (None, why)
 
 
+def _shown(path: Path) -> str:
+    # A path is echoed in a one-line error: escape what would break or colour the line.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(path))
+
+
 def read_public_key(path: Path, param: str = "ssh_key") -> PublicKeyFile:
     """The public key in ``path``, or in ``<path>.pub`` when ``path`` is not one and that is.
 
@@ -130,4 +135,4 @@ def read_public_key(path: Path, param: str = "ssh_key") -> PublicKeyFile:
         sibling_text, _ = _problem_of_file(sibling)
         if sibling_text is not None:
             return PublicKeyFile(sibling_text, sibling, instead_of=path)
-    raise ParameterError(param, f"{path} {why}")
+    raise ParameterError(param, f"{_shown(path)} {why}")

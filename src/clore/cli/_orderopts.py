@@ -3,7 +3,9 @@
 
 ``order_options`` (or only ``container_options``) adds them; ``OrderSpec.from_params``
 turns them into checked values (bad ports, env words or key files exit 2 before anything
-is sent) and ``OrderSpec.rent_spec`` into the workflows' ``RentSpec``.
+is sent) and ``OrderSpec.rent_spec`` into the workflows' ``RentSpec``. ``--ssh-key``
+takes only an OpenSSH public key (a file, or the key itself): a private key file is never
+read past its first bytes nor sent; its ``.pub`` sibling is used instead when present.
 """
 
 from __future__ import annotations
@@ -107,8 +109,10 @@ def container_options(*, recovery: bool = False) -> Callable[[Callable[..., Any]
         ),
         click.option(
             "--ssh-key",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help=f"Public key file{tail} (default ~/.ssh/id_ed25519.pub or id_rsa.pub).",
+            metavar="FILE|KEY",
+            help=f"OpenSSH public key{tail}: a .pub file or the key itself (default "
+            "~/.ssh/id_ed25519.pub or id_rsa.pub). A private key is refused; for FILE "
+            "without .pub, FILE.pub is used when it exists.",
         ),
         click.option(
             "--ssh-password", metavar="TEXT", help=f"SSH password{tail} (letters, digits)."
@@ -174,25 +178,23 @@ class OrderSpec:
         *,
         image: str,
         ports: dict[str, str] | None,
-        ssh_key: Path | None,
+        ssh_key: str | Path | None,
         ssh_password: str | None,
         env: dict[str, str] | None,
         command: str | None,
         jupyter_token: str | None,
     ) -> OrderSpec:
-        """Read the key file (or find the default one) and generate a Jupyter token if needed."""
-        key_path = ssh_key
-        if key_path is None and ssh_password is None:
-            ssh_dir = Path.home() / ".ssh"
-            key_path = next((ssh_dir / n for n in _DEFAULT_KEYS if (ssh_dir / n).is_file()), None)
+        """Read the public key (or find the default one) and generate a Jupyter token if
+        needed; a private key or a file that is not a public key exits 2, nothing sent."""
         key_text: str | None = None
-        if key_path is not None:
-            try:
-                key_text = key_path.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise CliError(f"--ssh-key: cannot read {key_path}: {exc}", 2) from None
-            if not key_text:
-                raise CliError(f"--ssh-key: {key_path} is empty", 2)
+        key_path: Path | None = None
+        if ssh_key is not None:
+            key_text, key_path = _public_key(str(ssh_key))
+        elif ssh_password is None:
+            ssh_dir = Path.home() / ".ssh"
+            default = next((ssh_dir / n for n in _DEFAULT_KEYS if (ssh_dir / n).is_file()), None)
+            if default is not None:
+                key_text, key_path = _public_key(str(default))
         has_http = bool(ports) and "http" in (ports or {}).values()
         generated = jupyter_token is None and has_http
         token = secrets.token_hex(12) if generated else jupyter_token
@@ -255,6 +257,27 @@ class OrderSpec:
         if not http_url or not self.serves_jupyter:
             return None
         return f"{http_url.rstrip('/')}/?token={self.jupyter_token}"
+
+
+def _public_key(value: str) -> tuple[str, Path | None]:
+    """The public key ``value`` is (the key itself) or holds (a file), with the file read;
+    exit 2 naming why otherwise, never quoting what was given (it may be a private key)."""
+    from clore import ParameterError
+    from clore._sshkey import looks_private, public_key_problem, read_public_key
+
+    text = value.strip()
+    if looks_private(text):
+        raise CliError("--ssh-key: the value is a private key: give its public half instead", 2)
+    if public_key_problem(text) is None:
+        return text, None
+    path = Path(value).expanduser()
+    try:
+        key = read_public_key(path, "--ssh-key")
+    except ParameterError as exc:
+        raise CliError(str(exc), 2) from None
+    if key.instead_of is not None:
+        click.echo(f"note: --ssh-key: {path} is not a public key; sending {key.path}", err=True)
+    return key.text, key.path
 
 
 def redact(body: dict[str, Any]) -> dict[str, Any]:
