@@ -275,7 +275,7 @@ def api_key_problem(key: str) -> str | None:
         kind = "a non-ASCII" if code > 0x7F else "a control"
         return (
             f"the key holds {kind} character (U+{code:04X}) at position {index + 1}: "
-            "enter it again without it (nothing was sent)"
+            "enter it again without it"
         )
     return None
 
