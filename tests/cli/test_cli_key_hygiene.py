@@ -115,3 +115,11 @@ def test_a_deeply_nested_config_file_exits_2_in_one_line() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("active = " + "[" * 5000 + "]" * 5000 + "\n")
     _assert_one_line(_clore("wallets"), 2, "nested too deeply")
+
+
+def test_a_bad_base_url_for_the_control_plane_exits_2_in_one_line() -> None:
+    """`clore --base-url 'http://[::1' sandbox reset` (httpx used directly, not the SDK):
+    exit 2, one line, not "unexpected error"."""
+    done = _clore("--base-url", "http://[::1", "sandbox", "reset")
+    _assert_one_line(done, 2, "invalid base_url")
+    assert "unexpected error" not in done.stderr

@@ -302,6 +302,11 @@ def exit_code_for(exc: BaseException) -> tuple[int, str]:
 
     if isinstance(exc, FilterError | SortError):
         return EXIT_USAGE, str(exc)
+    httpx = sys.modules.get("httpx")  # loaded if it raised; never imported for this
+    if httpx is not None and isinstance(exc, httpx.InvalidURL):
+        # Commands that call httpx themselves (the sandbox control plane): a --base-url
+        # httpx cannot parse is bad input, as it is for the SDK (ConfigError).
+        return EXIT_USAGE, f"invalid base_url: {exc}"
     if not isinstance(exc, clore.CloreError):
         return EXIT_API, f"unexpected error: {type(exc).__name__}: {exc} (run with -v for details)"
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
