@@ -3,12 +3,12 @@
 * ``HistoryStore`` (``store``): snapshots in SQLite, stored change-only (``rows`` says
   what a row holds), at ``default_path()`` in the data directory unless told otherwise;
 * ``record_loop`` (``recorder``): fetch and store every interval;
-* ``stats_at``, ``series``, ``window_prices`` (``replay``) with the rules of ``stats``
+* ``stats_at``, ``series`` (``replay``) with the rules of ``stats``
   (per exact GPU model, per host, clearing prices);
 * ``stats_document``, ``series_document``, ``series_csv``, ``write_parquet`` (``export``);
   ``render_chart``, ``series_table`` (``chart``);
-* ``parse_condition``, ``check``, ``Episodes``, ``HistoryAlert`` (``alerts``): conditions
-  on the market and its past for ``clore watch``;
+* ``parse_condition``, ``check``, ``window_stats``, ``Episodes``, ``HistoryAlert``
+  (``alerts``): conditions on the market and its past for ``clore watch``;
 * ``generate`` (``simulate``): a plausible past for the sandbox, quickly.
 """
 
@@ -25,7 +25,9 @@ from clore.market.history.alerts import (
     HistoryAlert,
     Verdict,
     check,
+    metric_value,
     parse_condition,
+    window_stats,
 )
 from clore.market.history.chart import TABLE_COLUMNS, chart_available, render_chart, series_table
 from clore.market.history.export import (
@@ -47,7 +49,6 @@ from clore.market.history.replay import (
     listings_of,
     series,
     stats_at,
-    window_prices,
 )
 from clore.market.history.rows import (
     HistoryError,
@@ -98,6 +99,7 @@ __all__ = [
     "generate",
     "info_document",
     "listings_of",
+    "metric_value",
     "open_store",
     "parse_condition",
     "parse_duration",
@@ -113,7 +115,7 @@ __all__ = [
     "stats_at",
     "stats_document",
     "summarize",
-    "window_prices",
+    "window_stats",
     "write_parquet",
 ]
 

@@ -6,19 +6,21 @@ A condition is ``METRIC OP VALUE`` (spaces allowed):
   ask, per host), ``available``, ``listed``, ``rented`` (servers) or ``occupancy``
   (rented / listed);
 * ``OP``: ``<  <=  >  >=``;
-* ``VALUE``: a number (``3``; ``50%`` for occupancy), a price (``0.3usd``, ``0.01usd/h``,
-  ``500clore``; bare numbers are in the chosen currency), or for the price metrics a
-  statistic of the recorded past, ``STAT@WINDOW``: ``p10@7d``, ``median@24h``, ``min@30d``
-  (STAT one of ``min p10 median p90 max``, over ``replay.window_prices``).
+* ``VALUE``: a number (``3``; ``50%`` for occupancy), a price for the price metrics
+  (``0.3usd``, ``0.01usd/h``, ``500clore``; bare numbers are in the chosen currency), or
+  ``STAT@WINDOW`` (``p10@7d``, ``median@24h``, ``max@30d``; STAT one of ``min p10 median
+  p90 max``): that statistic of **the same metric's hourly values** over the recorded
+  window (``window_stats``: the series of the selection in 1-hour buckets).
 
-``price<p10@7d`` holds when a server is offered below what only the cheapest tenth of
-hosts asked over the past week; ``available>3`` when more than three servers are free.
+So ``price<p10@7d`` holds when the cheapest ask now is lower than the cheapest ask was
+nine hours in ten over the past week (a deal), and ``available>p90@7d`` when more servers
+are free than almost ever that week; ``available>3`` when more than three are free.
 
 ``check`` is pure: the current ``ModelStats`` (from a live listing: ``summarize`` over
 ``replay.listings_of``) and, for ``@`` conditions, the window's ``PriceStats``. ``Episodes``
 turns a stream of checks into firings: a condition fires when it starts to hold and not
 again until it has stopped holding (a new episode). ``HistoryAlert`` puts these together
-for a polling loop, refreshing the window statistic at most once per ``refresh`` seconds.
+for a polling loop, refreshing the window statistics at most once per ``refresh`` seconds.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-from clore.market.history.replay import listings_of, window_prices
-from clore.market.history.rows import HistoryError
+from clore.market.history.replay import listings_of, series
+from clore.market.history.rows import HistoryError, NoHistoryError
 from clore.market.history.stats import ModelStats, PriceStats, Selection, summarize
 from clore.market.history.times import parse_duration
 from clore.market.pricing import Amount, PriceContext, convert, parse_amount
@@ -46,7 +48,9 @@ __all__ = [
     "HistoryAlert",
     "Verdict",
     "check",
+    "metric_value",
     "parse_condition",
+    "window_stats",
 ]
 
 Metric = Literal["price", "median", "available", "listed", "rented", "occupancy"]
@@ -58,7 +62,7 @@ METRICS: Final[tuple[Metric, ...]] = (
     "rented",
     "occupancy",
 )
-_PRICE_METRICS: Final = frozenset({"price", "median"})
+_PRICE_METRICS: Final = frozenset({"price", "median"})  # they take amounts
 _STATS: Final = ("min", "p10", "median", "p90", "max")
 _OPS: Final[dict[str, Callable[[float, float], bool]]] = {
     "<": operator.lt,
@@ -104,8 +108,6 @@ def parse_condition(text: str) -> Condition:
     metric: Metric = name
     baseline = _BASELINE_RE.match(raw)
     if baseline is not None:
-        if metric not in _PRICE_METRICS:
-            raise HistoryError(f"bad condition {text!r}: STAT@WINDOW compares prices only")
         window = parse_duration(baseline.group(2))
         if window <= 0:
             raise HistoryError(f"bad condition {text!r}: the window must be longer than 0")
@@ -146,14 +148,35 @@ class Verdict:
         return f"{cond.metric} {value} {cond.op} {limit}{what}: {'yes' if self.holds else 'no'}"
 
 
-def _metric(cond: Condition, current: ModelStats) -> float | None:
-    if cond.metric == "price":
-        return current.price.min if current.price else None
-    if cond.metric == "median":
-        return current.price.median if current.price else None
-    if cond.metric == "occupancy":
-        return current.occupancy
-    return float(getattr(current, cond.metric))
+def metric_value(metric: str, stats: ModelStats) -> float | None:
+    """A metric of a moment's statistics (None when it has no value, e.g. no asks)."""
+    if metric == "price":
+        return stats.price.min if stats.price else None
+    if metric == "median":
+        return stats.price.median if stats.price else None
+    if metric == "occupancy":
+        return stats.occupancy
+    return float(getattr(stats, metric))
+
+
+def window_stats(
+    store: HistoryStore,
+    selection: Selection,
+    metric: str,
+    *,
+    since: float,
+    until: float,
+    currency: str = "bitcoin",
+    bucket: int = 3600,
+) -> PriceStats | None:
+    """The distribution of ``metric``'s values at each ``bucket`` of the recorded period
+    (each bucket's last snapshot, as ``series`` samples it); None when there are none."""
+    try:
+        past = series(store, selection, since=since, until=until, bucket=bucket, currency=currency)
+    except NoHistoryError:
+        return None
+    values = [metric_value(metric, p.stats) for p in past.points]
+    return PriceStats.of_values(v for v in values if v is not None)
 
 
 def check(
@@ -169,7 +192,7 @@ def check(
     A price in another currency is converted at ``rates``; a ``STAT@WINDOW`` condition
     compares with ``baseline``. Without a value or a threshold it does not hold.
     """
-    value = _metric(cond, current)
+    value = metric_value(cond.metric, current)
     threshold: float | None
     if cond.stat is not None:
         threshold = float(getattr(baseline, cond.stat)) if baseline is not None else None
@@ -212,6 +235,7 @@ class HistoryAlert:
         *,
         currency: str = "bitcoin",
         refresh: float = 3600.0,
+        bucket: int = 3600,
         episodes: Episodes | None = None,
     ) -> None:
         self.conditions = list(conditions)
@@ -219,6 +243,7 @@ class HistoryAlert:
         self.store = store
         self.currency = currency
         self.refresh = refresh
+        self.bucket = bucket
         self.episodes = episodes or Episodes()
         self._baselines: dict[tuple[str, float], tuple[float, PriceStats | None]] = {}
         if store is None and any(c.needs_history for c in self.conditions):
@@ -231,12 +256,14 @@ class HistoryAlert:
         cached = self._baselines.get(key)
         if cached is not None and now - cached[0] < self.refresh:
             return cached[1]
-        stats = window_prices(
+        stats = window_stats(
             self.store,
             self.selection,
+            cond.metric,
             since=now - cond.window,
             until=now,
             currency=self.currency,
+            bucket=self.bucket,
         )
         self._baselines[key] = (now, stats)
         return stats

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from datetime import datetime, timezone
-from typing import Final
+from typing import Any, Final
 
 from clore.market.history.export import MissingExtraError
 from clore.market.history.replay import Series
@@ -57,12 +57,12 @@ def render_chart(series: Series, *, width: int = 80, height: int = 24, color: bo
         import plotext as plt  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         raise MissingExtraError("charts need plotext: pip install 'clore[history]'") from None
-    points = [p for p in series.points]
+    points = series.points
     xs = [(p.t - series.since) / 3600.0 for p in points]
     priced = [(x, p.stats.price) for x, p in zip(xs, points, strict=True) if p.stats.price]
     unit = f"{label(series.currency)}/GPU-day"
     what = series.selection.describe()
-    plt.clf()
+    _reset(plt)
     plt.subplots(2, 1)
     plt.plotsize(width, height)
     plt.theme("clear" if not color else "pro")
@@ -85,11 +85,17 @@ def render_chart(series: Series, *, width: int = 80, height: int = 24, color: bo
     plt.xticks(ticks, labels)
     plt.title("servers available")
     text: str = plt.build()
-    plt.clf()
+    _reset(plt)
     if not color:
         text = _ANSI.sub("", text)
     lines = [line.rstrip() for line in text.splitlines()]
     return "\n".join(_clip(line, width) for line in lines)
+
+
+def _reset(plt: Any) -> None:
+    """Clear plotext's whole figure (its ``clf`` clears only the active subplot)."""
+    plt.main()
+    plt.clf()
 
 
 def _clip(line: str, width: int) -> str:

@@ -11,14 +11,11 @@ for one model reads only that model's rows.
 * ``series``: time buckets from ``since`` to ``until``; each point is the market at the
   **last snapshot in its bucket** (listed, available, prices) plus the clearing events of
   all the bucket's snapshots. Buckets are aligned on multiples of their length (UTC).
-* ``window_prices``: the distribution of asks over a period, for alert baselines: the
-  hourly samples' per-host medians pooled (each host once per hour), min/max over all.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -40,9 +37,7 @@ from clore.market.history.rows import (
 from clore.market.history.stats import (
     Listing,
     ModelStats,
-    PriceStats,
     Selection,
-    median,
     summarize,
 )
 from clore.market.history.store import HistoryStore
@@ -61,7 +56,6 @@ __all__ = [
     "listings_of",
     "series",
     "stats_at",
-    "window_prices",
 ]
 
 #: Bucket lengths ``auto_bucket`` chooses from (seconds).
@@ -350,41 +344,6 @@ def series(
         selection=selection,
         models=sorted(models),
         points=points,
-    )
-
-
-def window_prices(
-    store: HistoryStore,
-    selection: Selection,
-    *,
-    since: float,
-    until: float,
-    currency: str = "bitcoin",
-    usd: bool = False,
-    bucket: int = 3600,
-) -> PriceStats | None:
-    """The asks of a period as one distribution (see the module); None when it had none."""
-    pooled: list[float] = []
-    every: list[float] = []
-
-    def sample(_start: float, _snap: Snapshot, items: list[Listing], _clears: Clears) -> None:
-        by_host: dict[int, list[float]] = defaultdict(list)
-        for item in items:
-            value = item.price_usd if usd else item.price
-            if not item.rented and value is not None:
-                by_host[item.host].append(value)
-                every.append(value)
-        pooled.extend(median(values) for values in by_host.values())
-
-    try:
-        _bucketed(store, selection, since, until, bucket, currency, sample)
-    except NoHistoryError:
-        return None
-    stats = PriceStats.of_values(pooled)
-    if stats is None:
-        return None
-    return PriceStats(
-        stats.count, stats.hosts, min(every), stats.p10, stats.median, stats.p90, max(every)
     )
 
 

@@ -1,0 +1,531 @@
+"""``clore history record | stats | show | generate``: the marketplace over time.
+
+A face over ``clore.market.history``: options are parsed here, everything else (storage,
+statistics, charts, exports, the simulation) is the library's. The four commands are
+also exported one by one (``record``, ``stats``, ``show``, ``generate``) so they can be
+attached elsewhere (``clore market record|stats|history``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from clore.cli._context import (
+    EXIT_API,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    AppContext,
+    CliError,
+    pass_app,
+)
+from clore.cli._output import Column, json_option
+
+if TYPE_CHECKING:
+    from clore.market.history import HistoryStore, MarketStats, ModelStats, Series
+
+__all__ = ["generate", "history", "record", "show", "stats"]
+
+_FILTERS_HELP = (
+    "FILTER words are the `clore market` filter language (gpus>=2 cc=US,DE 'price<0.5usd/h'); "
+    "--model picks an exact GPU model (4090 is not 4090 D nor 4090 Laptop)."
+)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """The library's refusals as one line and a documented exit code."""
+    from clore.market.history import HistoryError, MissingExtraError, NoHistoryError
+
+    try:
+        yield
+    except NoHistoryError as exc:
+        raise CliError(f"{exc} (record with `clore history record`)", EXIT_NOT_FOUND) from None
+    except MissingExtraError as exc:
+        raise CliError(str(exc), EXIT_API) from None
+    except HistoryError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def _endpoint(app: AppContext) -> str | None:
+    """Which market the commands are about: the sandbox, or the API's base URL."""
+    from clore.market.history import SANDBOX
+
+    if app.sandbox or app.sandbox_instance is not None:
+        return SANDBOX
+    from clore.config import resolve
+
+    return resolve(app.profile, base_url=app.base_url).base_url
+
+
+def _open(app: AppContext, db: str | None, *, recording: bool = False) -> HistoryStore:
+    from clore.market.history import open_store
+
+    with _errors():
+        return open_store(db, endpoint=_endpoint(app), recording=recording)
+
+
+def _duration(text: str, option: str) -> float:
+    from clore.market.history import HistoryError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except HistoryError as exc:
+        raise CliError(f"{option}: {exc}", EXIT_USAGE) from None
+
+
+def _time(app: AppContext, text: str, option: str) -> float:
+    from clore.market.history import HistoryError, parse_time
+
+    try:
+        return parse_time(text, app.server_time())
+    except HistoryError as exc:
+        raise CliError(f"{option}: {exc}", EXIT_USAGE) from None
+
+
+def _currency(text: str) -> str:
+    from clore.market import parse_currency
+
+    try:
+        return parse_currency(text)
+    except ValueError as exc:
+        raise CliError(f"--currency: {exc}", EXIT_USAGE) from None
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
+_DB = click.option(
+    "--db",
+    metavar="PATH",
+    help="History database (default: one per market in the data dir; see --info).",
+)
+_CURRENCY = click.option(
+    "--currency",
+    "-c",
+    default="btc",
+    show_default=True,
+    metavar="C",
+    help="Currency of the prices: btc, clore or usd (USD figures are shown too).",
+)
+_MODEL = click.option("--model", "-m", metavar="MODEL", help="An exact GPU model: 4090, A100.")
+
+
+@click.group()
+def history() -> None:
+    """Market history: record the marketplace, then statistics and charts over time.
+
+    \b
+    clore history record --interval 5m --for 24h   # snapshots into the data dir
+    clore history stats --model 4090               # the market now, per exact model
+    clore history show --model 4090 --since 7d     # median, p10–p90 and availability
+    clore history generate --days 30               # a simulated past for the sandbox
+    """
+
+
+# ---- record ------------------------------------------------------------------------------
+
+
+@history.command()
+@click.option(
+    "--interval",
+    default="5m",
+    show_default=True,
+    metavar="DURATION",
+    help="Time between snapshots (at least 60s, the API's advice): 90s, 5m, 1h.",
+)
+@click.option("--for", "for_", metavar="DURATION", help="Stop after this long (24h, 7d).")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after N snapshots.")
+@_DB
+@json_option
+@pass_app
+def record(
+    app: AppContext, interval: str, for_: str | None, count: int | None, db: str | None
+) -> None:
+    """Record marketplace snapshots until stopped (Ctrl-C), --for a time or --count.
+
+    Each snapshot stores only the servers that changed (price, rented, listed, specs,
+    rating), with the USD rates of the moment (when an API key is configured). A restart
+    continues the same history without duplicates. One progress line per snapshot goes
+    to stderr; with --json a summary document is printed at the end.
+    """
+    from clore.market.history import record_loop
+
+    seconds = _duration(interval, "--interval")
+    if for_ is not None and count is not None:
+        raise CliError("--for and --count exclude each other", EXIT_USAGE)
+    duration = _duration(for_, "--for") if for_ is not None else None
+    client = app.api(auth=False)
+    rates_every = 600.0 if app.has_key() else None
+    if rates_every is None:
+        app.out.info("note: no API key: recording without USD rates (spot_marketplace needs one)")
+    store = _open(app, db, recording=True)
+    taken = changed = errors = 0
+    try:
+        with _errors():
+            loop = record_loop(
+                client,
+                store,
+                clock=app.clock,
+                interval=seconds,
+                count=count,
+                duration=duration,
+                rates_every=rates_every,
+            )
+            for event in loop:
+                line, took = _progress(event, store)
+                app.out.info(line)
+                taken += took
+                changed += event.result.changed if event.result else 0
+                errors += event.error is not None
+    except KeyboardInterrupt:
+        app.out.info(f"recording stopped (Ctrl-C): {taken} snapshot(s) kept in {store.path}")
+        store.close()
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    size = store.size_bytes()
+    path = store.path
+    store.close()
+    document = {
+        "db": path,
+        "snapshots": taken,
+        "changed": changed,
+        "errors": errors,
+        "size_bytes": size,
+    }
+    app.out.result(
+        document,
+        lambda: app.out.echo(
+            f"{taken} snapshot(s), {changed} change row(s); {path} ({_size(size)})"
+        ),
+    )
+
+
+def _progress(event: Any, store: HistoryStore) -> tuple[str, int]:
+    from clore.market.history import format_time
+
+    if event.error is not None:
+        return f"clore: snapshot {event.number} failed ({event.error}); trying at the next", 0
+    result = event.result
+    when = format_time(result.at)
+    if result.skipped:
+        return f"clore: {when}: not newer than the last snapshot; skipped", 0
+    note = f"; {event.rates_note}" if event.rates_note else ""
+    return (
+        f"clore: {when}: {result.servers} listed, {result.changed} changed, "
+        f"{result.offline} left (db {_size(store.size_bytes())}){note}",
+        1,
+    )
+
+
+# ---- stats -------------------------------------------------------------------------------
+
+
+@history.command(epilog=_FILTERS_HELP)
+@click.argument("filters", nargs=-1, metavar="[FILTER]...")
+@_MODEL
+@click.option("--at", "at_", metavar="TIME", help="A recorded moment: 2024-05-01T12:00, 3h ago.")
+@click.option(
+    "--window",
+    default="24h",
+    show_default=True,
+    metavar="DURATION",
+    help="Clearing prices over this period before the moment.",
+)
+@_CURRENCY
+@_DB
+@json_option
+@pass_app
+def stats(
+    app: AppContext,
+    filters: tuple[str, ...],
+    model: str | None,
+    at_: str | None,
+    window: str,
+    currency: str,
+    db: str | None,
+) -> None:
+    """The market per exact GPU model, now (the last snapshot) or --at a recorded moment.
+
+    Servers listed, available and rented (occupancy), and the asks of available servers
+    per GPU-day as min / p10 / median / p90 / max: each host counts once (the median of
+    its listings) in p10/median/p90; min and max are over all listings. Clearing: the
+    asks, just before, of servers rented in the --window.
+    """
+    from clore.market.history import Selection, stats_at, stats_document
+
+    cur = _currency(currency)
+    selection = Selection.parse(filters, model)
+    moment = _time(app, at_, "--at") if at_ is not None else None
+    seconds = _duration(window, "--window")
+    store = _open(app, db)
+    try:
+        with _errors():
+            result = stats_at(store, selection, at=moment, currency=cur, window=seconds)
+    finally:
+        store.close()
+    app.out.result(stats_document(result), lambda: _stats_table(app, result))
+
+
+def _stats_table(app: AppContext, result: MarketStats) -> None:
+    from clore.market import USD, format_amount, label
+    from clore.market.history import format_duration, format_time
+
+    cur = result.currency
+    unit = label(cur)
+
+    def row(m: ModelStats, name: str) -> list[str]:
+        p, u, c = m.price, m.price_usd, m.clearing
+        occ = "—" if m.occupancy is None else f"{m.occupancy:.0%}"
+        cells = [
+            name,
+            str(m.listed),
+            str(m.available),
+            occ,
+            format_amount(p.min if p else None, cur),
+            format_amount(p.p10 if p else None, cur),
+            format_amount(p.median if p else None, cur),
+            format_amount(p.p90 if p else None, cur),
+            format_amount(p.max if p else None, cur),
+        ]
+        if cur != USD:
+            cells.append(format_amount(u.median if u else None, USD))
+        cells += [
+            format_amount(u.median / 24 if u else None, USD),
+            str(c.count if c else 0),
+            format_amount(c.median if c else None, cur),
+        ]
+        return cells
+
+    columns = [
+        Column("Model", "left", 99),
+        Column("Listed", "right", 8),
+        Column("Avail", "right", 98),
+        Column("Occ", "right", 7),
+        Column(f"min {unit}", "right", 6),
+        Column("p10", "right", 5),
+        Column(f"median {unit}", "right", 97),
+        Column("p90", "right", 5),
+        Column("max", "right", 3),
+    ]
+    if cur != USD:
+        columns.append(Column("median USD", "right", 9))
+    columns += [
+        Column("USD/GPU-h", "right", 4),
+        Column("Cleared", "right", 6),
+        Column("clearing", "right", 6),
+    ]
+    rows = [row(m, m.model or "—") for m in result.models]
+    if len(result.models) > 1:
+        rows.append(row(result.total, "all"))
+    rates = "no USD rates recorded" if not result.rates else "USD at the recorded rates"
+    app.out.table(
+        columns,
+        rows,
+        title=f"{result.selection.describe()} at {format_time(result.at)} (snapshot "
+        f"{result.snapshot}); asks per GPU-day",
+        caption=f"p10/median/p90: one value per host (median of its listings); min/max: all "
+        f"listings; cleared: rentals in the {format_duration(result.window)} before; {rates}",
+    )
+
+
+# ---- show (the series) -------------------------------------------------------------------
+
+
+@history.command(epilog=_FILTERS_HELP)
+@click.argument("filters", nargs=-1, metavar="[FILTER]...")
+@_MODEL
+@click.option("--since", default="7d", show_default=True, metavar="TIME", help="Start: 7d, ISO.")
+@click.option("--until", metavar="TIME", help="End (default: the last snapshot).")
+@click.option("--bucket", metavar="DURATION", help="Point spacing (default: at most 100 points).")
+@_CURRENCY
+@click.option("--csv", "as_csv", is_flag=True, help="The series as CSV on stdout.")
+@click.option("--parquet", metavar="PATH", help="Export the raw rows of the period (pyarrow).")
+@click.option("--info", is_flag=True, help="Where the database is, its size and span.")
+@click.option(
+    "--chart/--table",
+    "chart",
+    default=None,
+    help="Force a chart or a table (default: a chart on a terminal, else a table).",
+)
+@_DB
+@json_option
+@pass_app
+def show(
+    app: AppContext,
+    filters: tuple[str, ...],
+    model: str | None,
+    since: str,
+    until: str | None,
+    bucket: str | None,
+    currency: str,
+    as_csv: bool,
+    parquet: str | None,
+    info: bool,
+    chart: bool | None,
+    db: str | None,
+) -> None:
+    """Prices and availability over time: the median ask per GPU-day, the p10–p90 band
+    and the servers available, per bucket, as a chart on a terminal (a table when piped),
+    or --json / --csv; --parquet exports the raw rows; --info describes the database.
+
+    Each point is the market at the last snapshot of its bucket, by the rules of
+    `clore history stats`, plus the rentals (clearing prices) of the whole bucket.
+    """
+    from clore.market.history import Selection, info_document, series, write_parquet
+
+    store = _open(app, db)
+    try:
+        if info:
+            doc = info_document(store.info())
+            app.out.result(doc, lambda: _info_fields(app, doc))
+            return
+        cur = _currency(currency)
+        selection = Selection.parse(filters, model)
+        start = _time(app, since, "--since")
+        end = _time(app, until, "--until") if until is not None else None
+        step = int(_duration(bucket, "--bucket")) if bucket else None
+        if step is not None and step < 1:
+            raise CliError("--bucket: at least 1s", EXIT_USAGE)
+        with _errors():
+            if parquet is not None:
+                rows, snaps = write_parquet(store, parquet, selection, since=start, until=end)
+                doc = {"path": parquet, "rows": rows, "snapshots": snaps}
+                app.out.result(
+                    doc, lambda: app.out.echo(f"{rows} rows of {snaps} snapshots: {parquet}")
+                )
+                return
+            result = series(store, selection, since=start, until=end, bucket=step, currency=cur)
+    finally:
+        store.close()
+    _show_series(app, result, as_csv, chart)
+
+
+def _info_fields(app: AppContext, doc: dict[str, Any]) -> None:
+    from clore.market.history import format_time
+
+    def when(t: float | None) -> str:
+        return "—" if t is None else format_time(t)
+
+    app.out.fields(
+        [
+            ("database", str(doc["path"])),
+            ("size", _size(int(doc["size_bytes"]))),
+            ("snapshots", str(doc["snapshots"])),
+            ("from", when(doc["first"])),
+            ("to", when(doc["last"])),
+            ("servers", str(doc["servers"])),
+            ("change rows", str(doc["change_rows"])),
+        ],
+        title="market history",
+    )
+
+
+def _show_series(app: AppContext, result: Series, as_csv: bool, chart: bool | None) -> None:
+    from clore.market.history import (
+        TABLE_COLUMNS,
+        chart_available,
+        render_chart,
+        series_csv,
+        series_document,
+        series_table,
+    )
+
+    out = app.out
+    if len(result.models) > 1:
+        out.info(
+            f"note: the selection holds {len(result.models)} models; --model picks one "
+            "(prices of different models share one median here)"
+        )
+    if out.json_mode:
+        out.json(series_document(result))
+        return
+    if as_csv:
+        out.stdout.write(series_csv(result))
+        return
+    wants_chart = out.tty if chart is None else chart
+    if wants_chart and not chart_available():
+        out.info("note: charts need plotext: pip install 'clore[history]'; a table instead")
+        wants_chart = False
+    if wants_chart:
+        width = shutil.get_terminal_size((80, 24)).columns if out.tty else 80
+        text = render_chart(result, width=max(40, min(width, 160)), color=out.color)
+        click.echo(text, file=out.stdout)
+        return
+    columns = [Column(h, "left" if i == 0 else "right") for i, h in enumerate(TABLE_COLUMNS)]
+    out.table(columns, series_table(result))
+
+
+# ---- generate ----------------------------------------------------------------------------
+
+
+@history.command()
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True, max=366),
+    default=30.0,
+    show_default=True,
+    help="Simulated days of history, ending now.",
+)
+@click.option("--interval", default="5m", show_default=True, metavar="DURATION")
+@click.option("--rng-seed", type=int, default=0, show_default=True, help="Simulation seed.")
+@click.option("--replace", is_flag=True, help="Delete the database first.")
+@_DB
+@json_option
+@pass_app
+def generate(
+    app: AppContext, days: float, interval: str, rng_seed: int, replace: bool, db: str | None
+) -> None:
+    """Generate a plausible recorded past for the sandbox, in seconds.
+
+    A market simulation over the bundled 3,500-server capture (rentals following the
+    day's demand and favouring cheap servers, hosts repricing, outages, drifting rates)
+    is written as snapshots every --interval for --days, ending now, into the sandbox's
+    history (`clore --sandbox history show`) or --db.
+    """
+    from clore.market.history import SANDBOX, default_path, generate, open_store, remove_store
+
+    step = _duration(interval, "--interval")
+    target = db or str(default_path(SANDBOX))
+    if replace:
+        remove_store(target)
+    with _errors():
+        store = open_store(target, endpoint=SANDBOX, recording=True)
+    try:
+        with _errors(), app.out.waiting("generating the history") as waiter:
+
+            def progress(done: int, total: int) -> None:
+                waiter.update(f"generating the history: {done} of {total} snapshots")
+
+            made = generate(
+                store,
+                days=days,
+                interval=step,
+                end=app.server_time(),
+                rng_seed=rng_seed,
+                progress=progress,
+            )
+        size = store.size_bytes()
+    finally:
+        store.close()
+    document = {
+        "db": target,
+        "snapshots": made.snapshots,
+        "change_rows": made.change_rows,
+        "first": made.first,
+        "last": made.last,
+        "servers": made.servers,
+        "size_bytes": size,
+    }
+    app.out.result(
+        document,
+        lambda: app.out.echo(
+            f"{made.snapshots} snapshots of {made.servers} servers "
+            f"({made.change_rows} change rows) in {target} ({_size(size)})"
+        ),
+    )
