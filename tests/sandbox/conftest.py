@@ -1,4 +1,4 @@
-"""Fixtures of the sandbox suite: the public ``clore.testing`` ones and a tiny market.
+"""Fixtures of the sandbox suite: the public ``clore.testing`` ones, a tiny market, live servers.
 
 (``pytest_plugins`` is only allowed in the root conftest, so the public fixtures are
 imported here under their own names, which is how pytest registers them.)
@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_live import LiveServer, start_live_server
+from sandbox_support import SMALL_MARKET, LiveServer, start_live_server
 
 from clore._clock import ManualClock
 from clore.sandbox import Sandbox
@@ -25,44 +25,6 @@ from clore.testing import (  # noqa: F401
     sandbox_clock,
     sandbox_factory,
 )
-
-BTC_DAY = 0.0864  # 1e-6 BTC per second: billing figures stay readable
-
-
-def _server(sid: int, owner: int, **extra: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "id": sid,
-        "owner": owner,
-        "mrl": 24,
-        "price": {
-            "on_demand": {"bitcoin": BTC_DAY, "CLORE-Blockchain": 500},
-            "spot": {"bitcoin": BTC_DAY / 2, "CLORE-Blockchain": 250},
-        },
-        "rented": False,
-        "specs": {"gpu": "2x NVIDIA GeForce RTX 4090", "gpuram": 24, "net": {"cc": "DE"}},
-        "reliability": 0.99,
-        "allowed_coins": ["bitcoin", "CLORE-Blockchain"],
-        "rating": {"avg": 5, "cnt": 3},
-        "cuda_version": "12.4",
-    }
-    record.update(extra)
-    return record
-
-
-SMALL_MARKET = {
-    "servers": [
-        _server(1, 10),
-        _server(2, 10, allowed_coins=["CLORE-Blockchain"]),
-        _server(3, 11, rented=True),
-        _server(4, 11),
-        _server(5, 11, mrl=1),
-        _server(6, 12),
-        _server(7, 12),
-        _server(8, 12, allowed_coins=["bitcoin"]),
-    ],
-    "my_servers": [],
-    "code": 0,
-}
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""A sandbox server as a real subprocess on 127.0.0.1, whose stderr log tests can read."""
+"""What the sandbox tests share besides fixtures: the small market, and a sandbox server
+as a real subprocess on 127.0.0.1 whose stderr log a test can read."""
 
 from __future__ import annotations
 
@@ -10,8 +11,47 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+BTC_DAY = 0.0864  # 1e-6 BTC per second: billing figures stay readable
+
+
+def _server(sid: int, owner: int, **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": sid,
+        "owner": owner,
+        "mrl": 24,
+        "price": {
+            "on_demand": {"bitcoin": BTC_DAY, "CLORE-Blockchain": 500},
+            "spot": {"bitcoin": BTC_DAY / 2, "CLORE-Blockchain": 250},
+        },
+        "rented": False,
+        "specs": {"gpu": "2x NVIDIA GeForce RTX 4090", "gpuram": 24, "net": {"cc": "DE"}},
+        "reliability": 0.99,
+        "allowed_coins": ["bitcoin", "CLORE-Blockchain"],
+        "rating": {"avg": 5, "cnt": 3},
+        "cuda_version": "12.4",
+    }
+    record.update(extra)
+    return record
+
+
+SMALL_MARKET = {
+    "servers": [
+        _server(1, 10),
+        _server(2, 10, allowed_coins=["CLORE-Blockchain"]),
+        _server(3, 11, rented=True),
+        _server(4, 11),
+        _server(5, 11, mrl=1),
+        _server(6, 12),
+        _server(7, 12),
+        _server(8, 12, allowed_coins=["bitcoin"]),
+    ],
+    "my_servers": [],
+    "code": 0,
+}
 
 
 @dataclass

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
 import httpx
 import pytest
-from sandbox_live import LiveServer
+from sandbox_support import LiveServer
 
+from clore.sandbox import Sandbox
 from clore.sandbox.access import header_text
 
 TRICKY_NAMES = ["\r", "\n", "\r\n", "a\r\nset-cookie: stolen=1", "\x00", "\x7f", "é\u2028😀", " "]
@@ -92,3 +94,36 @@ def test_create_order_env_name_with_cr_lf_and_a_long_value_gets_a_json_answer_ov
     assert len(long.headers["x-sandbox-detail"]) <= 512
     assert orders == {"code": 0, "orders": []}
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/%0A/%0D", 4),
+        ("/v1/wallets%0A", 4),
+        ("/_sandbox/info%0D%0A", 4),
+        ("/_sandbox/servers/1%0A", 2),
+        ("/%0A", 4),
+    ],
+)
+def test_paths_with_cr_or_lf_get_a_json_answer(
+    small: Sandbox, asgi_client: Callable[..., httpx.Client], path: str, code: int
+) -> None:
+    """A path holding a newline reaches the sandbox (JSON code 4 or 2), not a plain 404."""
+    response = asgi_client(small).post(path, json={})
+    assert (response.status_code, response.json()) == (200, {"code": code})
+
+
+def test_a_websocket_handshake_is_refused_without_an_error(small: Sandbox) -> None:
+    """The sandbox speaks HTTP only: a websocket scope is closed (1008), nothing raised."""
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/v1/marketplace", "headers": [], "client": None}
+    asyncio.run(small.app(scope, receive, send))
+    assert sent == [{"type": "websocket.close", "code": 1008}]

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from sandbox_live import LiveServer
+from sandbox_support import LiveServer
 
 from clore.cli import cli
 

@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from clore.sandbox.access import is_loopback_address
@@ -38,6 +37,10 @@ class _Endpoint:
         self.fault_hold = fault_hold
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":  # no websockets here: refuse the handshake
+                await send({"type": "websocket.close", "code": 1008})
+            return
         body, complete = await _read_body(receive)
         if not complete:
             response = SandboxResponse(200, b'{"code":2}', detail="request body too large")
@@ -128,4 +131,8 @@ def create_app(
 ) -> Starlette:
     """The ASGI app answering every path through ``handle``."""
     endpoint: Any = _Endpoint(handle, fault_hold)
-    return Starlette(routes=[Route("/{path:path}", endpoint)])
+    app = Starlette()
+    # The router's default, not a "/{path:path}" route: that pattern stops at a newline,
+    # and a path holding one would get Starlette's plain-text 404 instead of JSON.
+    app.router.default = endpoint
+    return app

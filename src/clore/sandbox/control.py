@@ -19,7 +19,7 @@ from clore.sandbox.faults import FAULTS
 
 __all__ = ["Control", "ControlTarget"]
 
-_DIGITS = re.compile(r"^[0-9]{1,18}$")  # ASCII only: "²".isdigit() is True
+_DIGITS = re.compile(r"[0-9]{1,18}")  # fullmatch: ASCII only ("²".isdigit()), no "1\n"
 
 _encode = msgspec.json.encode
 
@@ -186,7 +186,7 @@ class Control:
         return _ok()
 
     def _server(self, raw_id: str, body: ServerBody) -> SandboxResponse:
-        if not _DIGITS.match(raw_id):
+        if not _DIGITS.fullmatch(raw_id):
             raise invalid_input("server id: not a number")
         self.target.set_server(
             int(raw_id),

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from clore._version import __version__
+from clore.sandbox.access import TOKEN_HEADER
 from clore.sandbox.faults import FAULTS
 
 __all__ = ["openapi_bytes", "openapi_document"]
@@ -292,9 +293,32 @@ def _public_paths() -> dict[str, Any]:
     }
 
 
+def _refused(reason: str, description: str) -> dict[str, Any]:
+    props = {
+        "code": {"type": "integer", "enum": [3]},
+        "error": {"type": "string", "enum": [reason]},
+    }
+    return _json(_obj(props, ["code", "error"]), description)
+
+
 def _control_paths() -> dict[str, Any]:
     plain = {"200": _json(_answer(), "code 0 on success, 2 for a bad body")}
-    none: list[dict[str, Any]] = [{}]
+    # No key; the control token when the server has one (else loopback peers only).
+    none: list[dict[str, Any]] = [{}, {"sandbox_token": []}]
+    paths = _control_operations(plain, none)
+    refusals = {
+        "401": _refused("control_token_required", "the server's control token is missing"),
+        "403": _refused("control_plane_loopback_only", "a peer off loopback, and no token set"),
+    }
+    for operations in paths.values():
+        for operation in operations.values():
+            operation["responses"] = {**operation["responses"], **refusals}
+    return paths
+
+
+def _control_operations(
+    plain: dict[str, Any], none: list[dict[str, Any]]
+) -> dict[str, dict[str, dict[str, Any]]]:
     return {
         "/_sandbox/reset": {
             "post": {"operationId": "sandbox_reset", "security": none, "responses": plain}
@@ -421,7 +445,10 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "components": {
-            "securitySchemes": {"auth": {"type": "apiKey", "in": "header", "name": "auth"}}
+            "securitySchemes": {
+                "auth": {"type": "apiKey", "in": "header", "name": "auth"},
+                "sandbox_token": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER},
+            }
         },
         "security": [{"auth": []}],
         "paths": {**_public_paths(), **_control_paths()},
