@@ -67,36 +67,20 @@ class Outcome:
 
 # ---- the table ------------------------------------------------------------------------------
 
-#: Cases that still fail because a file outside this change has to switch to the shared
-#: parameter types of ``clore.cli._params`` (issue 8, item 11; each reason names the
-#: change). They are strict expected failures: when the fix lands, drop the mark.
-LOOP = "cli/_loop.py: parse with clore.cli._params (types, parse_duration/until/price)"
-RENT = "cli/rent.py: rent ID and --tries with clore.cli._params (Id, Integer)"
-MONITOR = "cli/monitor_cmd.py: --order, --spend-threshold with clore.cli._params types"
-GUARD = "cli/guard_cmd.py: --order with clore.cli._params.Id"
-WATCH = "cli/watch_cmd.py: --count with Integer, and --state must be a plain name"
-FILTERS = "clore/market/filters.py: refuse non-finite numbers and non-ASCII digits"
-SORTING = "clore/market/sorting.py: refuse a --sort without a key"
 
 CASES: list[Any] = []
 
 
-def case(*args: str, code: int = 2, pending: str | None = None, **kwargs: Any) -> None:
-    """Add one case; ``pending`` marks it a strict expected failure, naming the fix."""
+def case(*args: str, code: int = 2, **kwargs: Any) -> None:
+    """Add one case."""
     made = Case(tuple(args), code, **kwargs)
-    marks = [pytest.mark.xfail(reason=pending, strict=True)] if pending else []
-    CASES.append(pytest.param(made, id=made.label, marks=marks))
+    CASES.append(pytest.param(made, id=made.label))
 
 
-def cases(
-    values: list[str], *template: str, pending: str | None = None, fails: tuple[str, ...] = ()
-) -> None:
-    """One case per value, put where ``template`` says ``{}``; ``pending`` applies to the
-    values in ``fails`` (to every value when ``fails`` is empty)."""
+def cases(values: list[str], *template: str) -> None:
+    """One case per value, put where ``template`` says ``{}``."""
     for value in values:
-        args = [value if word == "{}" else word.replace("{}", value) for word in template]
-        waiting = pending if pending and (not fails or value in fails) else None
-        case(*args, pending=waiting)
+        case(*[value if word == "{}" else word.replace("{}", value) for word in template])
 
 
 # Ids: non-ASCII digits (Arabic-Indic, fullwidth, superscript), signs, fractions, other
@@ -118,17 +102,9 @@ for template in [
     cases(SOME_IDS, *template)
 case("cancel", "1", "١٢")
 case("copy", ".", "１２:/root", "--print")
-cases(["abc", "١٢", "²"], "rent", "{}", "--yes", "--dry-run", pending=RENT, fails=("١٢", "²"))
-cases(["abc", "１２"], "monitor", "--order", "{}", pending=MONITOR, fails=("１２",))
-cases(
-    ["abc", "99999999999999999999999"],
-    "guard",
-    "--order",
-    "{}",
-    "--once",
-    pending=GUARD,
-    fails=("99999999999999999999999",),
-)
+cases(["abc", "١٢", "²"], "rent", "{}", "--yes", "--dry-run")
+cases(["abc", "１２"], "monitor", "--order", "{}")
+cases(["abc", "99999999999999999999999"], "guard", "--order", "{}", "--once")
 
 # Numbers: not finite, or not spelt in ASCII.
 BAD_FLOATS = ["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "abc", "", "١", "１", "1_0", "0x10"]
@@ -145,8 +121,8 @@ for template, bad in [
     (("guard", "--all", "--once", "--interval", "{}"), "1e999"),
     (("watch", "--max-price", "1", "--interval", "{}"), "nan"),
 ]:
-    cases(["abc", bad], *template, pending=LOOP, fails=(bad,))
-cases(["abc", "nan"], "monitor", "--spend-threshold", "{}", pending=MONITOR, fails=("nan",))
+    cases(["abc", bad], *template)
+cases(["abc", "nan"], "monitor", "--spend-threshold", "{}")
 
 # Whole numbers: not in ASCII digits, or past 64 bits.
 BAD_INTS = ["abc", "", "1.5", "١", "１", "²", "1_0", "99999999999999999999999", "nan", "0x10"]
@@ -160,19 +136,10 @@ cases([*SOME_INTS, "0"], "host", "set", "gpu-box", "--mrl", "{}")
 case("orders", "--count", "2")
 case("market", "--limit", "-1")
 cases(
-    ["abc", "0", "11", "١"],
-    "rent",
-    "--cheapest",
-    "gpu=4090",
-    "--yes",
-    "--dry-run",
-    "--tries",
-    "{}",
-    pending=RENT,
-    fails=("١",),
+    ["abc", "0", "11", "١"], "rent", "--cheapest", "gpu=4090", "--yes", "--dry-run", "--tries", "{}"
 )
-cases(["abc", "１"], "watch", "--max-price", "1", "--count", "{}", pending=WATCH, fails=("１",))
-cases(["abc", "١"], "monitor", "--webhook-retries", "{}", pending=LOOP, fails=("١",))
+cases(["abc", "１"], "watch", "--max-price", "1", "--count", "{}")
+cases(["abc", "١"], "monitor", "--webhook-retries", "{}")
 
 # Durations: non-ASCII digits, too long for any clock, signs, unknown units.
 BIG_DAYS, BIG_SECONDS = "99999999999999999999999d", "9" * 400 + "s"
@@ -190,7 +157,7 @@ for template, bad in [
     (("rent", "1", "--yes", "--dry-run", "--max-time", "{}"), "１h"),
     (("spot", "keep", "1", "--max-bid", "0.001", "--max-time", "{}"), "١٢m"),
 ]:
-    cases(["abc", bad], *template, pending=LOOP, fails=(bad,))
+    cases(["abc", bad], *template)
 case("guard", "--all", "--once", "--max-time", "0")
 case("rent", "1", "--yes", "--dry-run", "--max-time", "0s")
 
@@ -198,30 +165,10 @@ case("rent", "1", "--yes", "--dry-run", "--max-time", "0s")
 # hold, non-ASCII digits.
 BAD_UNTILS = ["25:99", "24:00", "12:60", "nan", "-inf", "0001-01-01T00:00", "abc"]
 BAD_UNTILS += ["2024-13-01T00:00", "inf", "1e999", "9" * 30, "١٢:٠٠", "１２:００", ""]
-cases(
-    BAD_UNTILS,
-    "watch",
-    "--max-price",
-    "1",
-    "--until",
-    "{}",
-    pending=LOOP,
-    fails=("inf", "1e999", "9" * 30, "١٢:٠٠", "１２:００", ""),
-)
-cases(["25:99", "inf"], "monitor", "--until", "{}", pending=LOOP, fails=("inf",))
-cases(["abc", "١٢:٠٠"], "guard", "--all", "--until", "{}", pending=LOOP, fails=("١٢:٠٠",))
-cases(
-    ["0001-01-01T00:00", "9" * 30],
-    "spot",
-    "keep",
-    "1",
-    "--max-bid",
-    "0.001",
-    "--until",
-    "{}",
-    pending=LOOP,
-    fails=("9" * 30,),
-)
+cases(BAD_UNTILS, "watch", "--max-price", "1", "--until", "{}")
+cases(["25:99", "inf"], "monitor", "--until", "{}")
+cases(["abc", "١٢:٠٠"], "guard", "--all", "--until", "{}")
+cases(["0001-01-01T00:00", "9" * 30], "spot", "keep", "1", "--max-bid", "0.001", "--until", "{}")
 case("watch", "--max-price", "1", "--until", "23:00", "--for", "1h")
 
 # Amounts: words, non-finite numbers, non-ASCII digits, unknown currencies and periods.
@@ -232,22 +179,22 @@ cases(BAD_AMOUNTS, "spot", "price", "1", "{}")
 cases(SOME_AMOUNTS, "spot", "bid", "1", "--yes", "--dry-run", "--price", "{}")
 cases(SOME_AMOUNTS, "host", "set", "gpu-box", "--price", "{}")
 cases(SOME_AMOUNTS, "host", "set", "gpu-box", "--spot-price", "{}")
-for template, pending in [
-    (("watch", "--max-price", "{}"), LOOP),
-    (("watch", "--max-price", "1", "--budget", "{}"), None),
-    (("rent", "1", "--yes", "--dry-run", "--max-spend", "{}"), LOOP),
-    (("rent", "1", "--yes", "--dry-run", "--spot", "--bid", "{}"), None),
-    (("spot", "keep", "1", "--max-bid", "{}"), LOOP),
-    (("spot", "keep", "1", "--max-bid", "0.001", "--step", "{}"), LOOP),
-    (("guard", "--all", "--once", "--max-spend", "{}"), None),
+for template in [
+    ("watch", "--max-price", "{}"),
+    ("watch", "--max-price", "1", "--budget", "{}"),
+    ("rent", "1", "--yes", "--dry-run", "--max-spend", "{}"),
+    ("rent", "1", "--yes", "--dry-run", "--spot", "--bid", "{}"),
+    ("spot", "keep", "1", "--max-bid", "{}"),
+    ("spot", "keep", "1", "--max-bid", "0.001", "--step", "{}"),
+    ("guard", "--all", "--once", "--max-spend", "{}"),
 ]:
-    cases(["abc", "1e999", "١"], *template, pending=pending, fails=("1e999",))
+    cases(["abc", "1e999", "١"], *template)
 
 # Filter words, sort keys, currencies.
 BAD_FILTERS = ["gpus>=two", "nosuch=1", "price<nan", "price<inf", "gpus>=١", "id=１２", "=", ">"]
 BAD_FILTERS += ["gpu", "price<1xyz", "reliability>=nan%", "mrl>=١h", "spot=maybe"]
 cases(BAD_FILTERS, "market", "{}")
-cases(["price<1e999", "cuda>=１２"], "market", "{}", pending=FILTERS)
+cases(["price<1e999", "cuda>=１２"], "market", "{}")
 cases(["gpus>=two", "id=１２", "gpu"], "rent", "--cheapest", "{}", "--yes", "--dry-run")
 cases(["gpus>=two", "id=１２", "gpu"], "watch", "{}", "--max-price", "1")
 cases(
@@ -261,10 +208,8 @@ cases(
     "--match",
     "{}",
 )
-cases(
-    ["nosuch", "-", "price,,nosuch", ","], "market", "--sort", "{}", pending=SORTING, fails=(",",)
-)
-cases(["nosuch", ","], "watch", "--max-price", "1", "--sort", "{}", pending=SORTING, fails=(",",))
+cases(["nosuch", "-", "price,,nosuch", ","], "market", "--sort", "{}")
+cases(["nosuch", ","], "watch", "--max-price", "1", "--sort", "{}")
 cases(["xyz", "", "١", "bitcoin2"], "market", "--currency", "{}")
 for template in [
     ("server", "1", "--currency", "{}"),
@@ -304,7 +249,7 @@ case("copy", "1:/a", "2:/b")
 case("copy", "1:/a", ".", "--tool", "bogus")
 case("ssh-config", "--path", "/")
 case("watch")
-cases(["../../escape", "a/b"], "watch", "--max-price", "1", "--state", "{}", pending=WATCH)
+cases(["../../escape", "a/b"], "watch", "--max-price", "1", "--state", "{}")
 case("guard", "--once")
 case("guard", "--register", "--max-time", "1h")
 case("guard", "--all", "--until", "12:00", "--for", "1h")

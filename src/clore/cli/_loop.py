@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from clore.cli._context import EXIT_API, EXIT_INTERRUPTED, EXIT_NOT_FOUND, AppContext, CliError
+from clore.cli._params import Integer, Number
 
 if TYPE_CHECKING:
     from clore.workflows import Event, Hooks, Limits
@@ -45,7 +46,7 @@ def seconds_option(name: str, default: float, help: str) -> Callable[[Any], Any]
     """A ``--NAME SECONDS`` option of at least one second (``--interval``, ``--timeout``)."""
     return click.option(
         name,
-        type=click.FloatRange(min=1),
+        type=Number(min=1),
         default=default,
         show_default=True,
         metavar="SECONDS",
@@ -93,14 +94,14 @@ def hook_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--on-event CMD``, ``--webhook URL``, ``--hook-timeout``, ``--webhook-retries``."""
     fn = click.option(
         "--webhook-retries",
-        type=click.IntRange(0, 10),
+        type=Integer(0, 10),
         default=3,
         show_default=True,
         help="Retries of a failed webhook POST (exponential backoff, within --hook-timeout).",
     )(fn)
     fn = click.option(
         "--hook-timeout",
-        type=click.FloatRange(min=0.1),
+        type=Number(min=0.1),
         default=10.0,
         show_default=True,
         metavar="SECONDS",
@@ -144,16 +145,13 @@ def make_hooks(
 
 def deadline(app: AppContext, until: str | None, for_: str | None) -> float | None:
     """Unix time from ``--until``/``--for`` (exit 2 when both or malformed)."""
-    from clore.workflows.render import parse_until
+    from clore.cli._params import parse_until
 
-    if until and for_:
+    if until is not None and for_ is not None:
         raise CliError("give --until or --for, not both", 2)
     now = app.clock.time()
-    if until:
-        try:
-            return parse_until(until, now)
-        except ValueError as exc:
-            raise CliError(f"--until: {exc}", 2) from None
+    if until is not None:
+        return parse_until(until, now)
     seconds = parse_duration_option("--for", for_)
     return None if seconds is None else now + seconds
 
@@ -161,18 +159,13 @@ def deadline(app: AppContext, until: str | None, for_: str | None) -> float | No
 def check_amount(text: str | None, option: str, *, per_day: bool = True) -> str | None:
     """Check the form of an amount before anything is sent (exit 2 when malformed); the
     currency it names (converting it to another may need USD rates), else None."""
-    from clore.market import parse_amount
+    from clore.cli._params import parse_price
 
     if text is None:
         return None
-    try:
-        amount = parse_amount(text)
-    except ValueError as exc:
-        raise CliError(f"{option}: {exc}", 2) from None
+    amount = parse_price(text, option)
     if amount.per_hour and not per_day:
         raise CliError(f"{option}: a total amount, not a rate (drop /h)", 2)
-    if amount.value <= 0:
-        raise CliError(f"{option}: must be greater than zero", 2)
     return amount.currency
 
 
@@ -218,17 +211,11 @@ def check_limits(max_spend: str | None, max_time: str | None) -> str | None:
 def parse_duration_option(option: str, text: str | None, *, zero: bool = False) -> float | None:
     """Seconds of a DURATION option (``90s``, ``15m``, ``2h``, ``1d``, ``1h30m``); None when
     not given; exit 2 naming the option when malformed, or zero unless ``zero`` allows it."""
-    from clore.workflows.render import parse_duration
+    from clore.cli._params import parse_duration
 
     if text is None:
         return None
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise CliError(f"{option}: {exc}", 2) from None
-    if seconds <= 0 and not zero:
-        raise CliError(f"{option}: must be greater than zero", 2)
-    return seconds
+    return parse_duration(text, option, zero=zero)
 
 
 def parse_limits(

@@ -29,6 +29,7 @@ from clore.cli._loop import (
     until_options,
 )
 from clore.cli._output import json_option
+from clore.cli._params import Id
 
 __all__ = ["guard"]
 
@@ -37,7 +38,7 @@ __all__ = ["guard"]
 @click.option(
     "--order",
     "order_ids",
-    type=int,
+    type=Id(),
     multiple=True,
     metavar="ID",
     help="Guard this order (repeatable).",

@@ -18,13 +18,14 @@ from clore.cli._loop import (
     until_options,
 )
 from clore.cli._output import json_option
+from clore.cli._params import Id, Number
 
 __all__ = ["monitor"]
 
 
 @click.command()
 @click.option(
-    "--order", "order_ids", type=int, multiple=True, metavar="ID", help="Only these orders."
+    "--order", "order_ids", type=Id(), multiple=True, metavar="ID", help="Only these orders."
 )
 @interval_option(30.0)
 @click.option(
@@ -38,7 +39,7 @@ __all__ = ["monitor"]
     "--spend-threshold",
     "thresholds",
     multiple=True,
-    type=click.FloatRange(min=0),
+    type=Number(min=0),
     metavar="AMOUNT",
     help="Report when an order's spend crosses AMOUNT (repeatable; order currency).",
 )

@@ -19,6 +19,7 @@ from clore.cli._context import EXIT_API, AppContext, CliError, pass_app
 from clore.cli._format import day_and_hour, gpu_text, order_doc, price_text, server_doc
 from clore.cli._orderopts import OrderSpec, order_options, redact
 from clore.cli._output import json_option
+from clore.cli._params import Integer, parse_id
 from clore.cli.market import resolve_currency, with_currency
 from clore.market import USD, PriceContext, label, server_price
 
@@ -344,7 +345,7 @@ def _cheapest(
 )
 @click.option(
     "--tries",
-    type=click.IntRange(1, 10),
+    type=Integer(1, 10),
     default=3,
     show_default=True,
     help="With --cheapest: candidates to try when a server is taken meanwhile.",
@@ -396,9 +397,10 @@ def rent(
     if cheapest:
         candidates = _cheapest(app, target, placement, spot)
     else:
-        if len(target) != 1 or not target[0].isdigit():
+        if len(target) != 1 or not target[0].strip().isdigit():
             raise CliError("give one server ID, or --cheapest with filters", 2)
-        candidates = [(int(target[0]), lookup_server(app, int(target[0]), placement))]
+        server_id = parse_id(target[0], "ID")
+        candidates = [(server_id, lookup_server(app, server_id, placement))]
     placement.limits, placement.rates = _limits.read(app, options, cur, placement.rates)
     placement.guard = bool(options["run_guard"])
     place(app, candidates, spec, placement)

@@ -11,6 +11,7 @@ continue without renting twice.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from clore.cli._loop import (
 )
 from clore.cli._orderopts import OrderSpec, order_options
 from clore.cli._output import json_option
+from clore.cli._params import Integer
 from clore.cli.market import resolve_currency, with_currency
 
 if TYPE_CHECKING:
@@ -55,7 +57,7 @@ __all__ = ["watch"]
 )
 @click.option(
     "--count",
-    type=click.IntRange(min=1),
+    type=Integer(min=1),
     default=1,
     show_default=True,
     help="Rent at most this many servers, then stop.",
@@ -158,6 +160,8 @@ def watch(
         "filters": list(filters), "max_price": cap, "currency": cur, "spot": spot,
         "rent": None if rent is None else rent.image, "count": count, "budget": total,
     }  # fmt: skip
+    if state_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", state_name):
+        raise CliError(f"--state: {state_name!r} is not a name (letters, digits, . _ -)", 2)
     path = workflows_dir() / f"watch-{state_name or state_key(params)}.json"
     if rent is not None and not dry_run:
         previous = StateFile(path).read(WatchState)
