@@ -10,6 +10,7 @@ Pure: no I/O, no click, no msgspec import.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -157,7 +158,8 @@ _DURATION.update(
 
 def _version(text: str) -> tuple[int, ...] | None:
     parts = text.strip().split(".")
-    if not text.strip() or not all(part.isdigit() for part in parts):
+    # ``isdigit`` alone accepts other scripts' digits (``１２``), which ``int`` reads as 12.
+    if not text.strip() or not all(part.isascii() and part.isdigit() for part in parts):
         return None
     numbers = [int(part) for part in parts]
     while len(numbers) > 1 and numbers[-1] == 0:
@@ -182,7 +184,10 @@ def _number(text: str, units: dict[str, float], word: str) -> float:
     if suffix not in units:
         known = ", ".join(unit for unit in units if unit) or "none"
         raise FilterError(word, f"unknown unit {match.group(2)!r} (units: {known})")
-    return float(match.group(1)) * units[suffix]
+    value = float(match.group(1)) * units[suffix]
+    if not math.isfinite(value):
+        raise FilterError(word, f"{text!r} is too large")
+    return value
 
 
 def _value(field: Field, text: str, word: str) -> Any:

@@ -16,6 +16,7 @@ Pure: no I/O, and no msgspec import (``clore --help`` stays fast).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ def parse_amount(text: str) -> Amount:
             "(usd, btc, clore) and /h for per hour, e.g. 3usd or 0.2usd/h"
         )
     value = float(match.group("number"))
+    if not math.isfinite(value):
+        raise ValueError(f"bad price {text!r}: the number is too large")
     suffix = match.group("currency")
     currency = parse_currency(suffix) if suffix else None
     period = (match.group("period") or "d").lower()

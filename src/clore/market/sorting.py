@@ -59,6 +59,8 @@ def parse_sort(spec: str) -> list[SortKey]:
         if found is None:
             raise SortError(text)
         keys.append(SortKey(found, descending))
+    if not keys:
+        raise SortError(spec)
     return keys
 
 
