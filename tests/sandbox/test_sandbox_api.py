@@ -449,3 +449,16 @@ def test_openapi_document(http: httpx.Client) -> None:
     ):
         assert f"/v1/{name}" in doc["paths"]
     assert "/_sandbox/faults" in doc["paths"] and "/_sandbox/servers/{server_id}" in doc["paths"]
+
+
+def test_create_order_refuses_a_port_with_a_trailing_newline(call: Callable[..., Any]) -> None:
+    """A ports key like "22\\n" is invalid input (code 2), not port 22."""
+    body = {
+        "currency": "bitcoin",
+        "image": "ubuntu",
+        "renting_server": 1,
+        "type": "on-demand",
+        "ports": {"22\n": "tcp"},
+    }
+    assert {"code": 2} == call("POST", "create_order", json=body).json()
+    assert [] == call("GET", "my_orders").json()["orders"]

@@ -21,9 +21,10 @@ __all__ = [
 ]
 
 MAX_ID: Final = 2**53
-_ALNUM: Final = re.compile(r"^[A-Za-z0-9]+$")
+_ALNUM: Final = re.compile(r"[A-Za-z0-9]+")
 # str.isdigit() accepts "²" and other digits int() refuses; ids and ports are ASCII.
-_DIGITS: Final = re.compile(r"^[0-9]{1,18}$")
+# Matched with fullmatch: "$" would also match before a trailing newline.
+_DIGITS: Final = re.compile(r"[0-9]{1,18}")
 
 
 def require(condition: bool, detail: str) -> None:
@@ -61,7 +62,7 @@ def check_text(
     require(len(value) <= max_len, f"{name}: longer than {max_len} characters")
     require(empty or bool(value), f"{name}: empty")
     if alnum and value:
-        require(bool(_ALNUM.match(value)), f"{name}: must be alphanumeric")
+        require(bool(_ALNUM.fullmatch(value)), f"{name}: must be alphanumeric")
     return value
 
 
@@ -72,7 +73,9 @@ def check_ports(ports: Mapping[str, str] | None) -> dict[str, str]:
     require(len(ports) <= 32, "ports: more than 32 ports")
     out: dict[str, str] = {}
     for key, proto in ports.items():
-        require(_DIGITS.match(key) is not None and 0 < int(key) < 65536, f"ports: bad port {key!r}")
+        require(
+            _DIGITS.fullmatch(key) is not None and 0 < int(key) < 65536, f"ports: bad port {key!r}"
+        )
         require(proto in ("tcp", "http"), f"ports: {key} must be 'tcp' or 'http'")
         out[str(int(key))] = proto
     require(list(out.values()).count("http") <= 1, "ports: at most one http port")
