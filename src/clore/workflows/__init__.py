@@ -24,6 +24,8 @@ from clore.workflows.aio import aiterate
 from clore.workflows.events import DETAILS, SCHEMA_VERSION, Event, EventKind, make_event
 from clore.workflows.guard import (
     Breach,
+    CancelClient,
+    Guard,
     RunwayWatch,
     breach,
     enforce,
@@ -32,6 +34,7 @@ from clore.workflows.guard import (
     register_limits,
     registered_limits,
 )
+from clore.workflows.hook_queue import HookQueue
 from clore.workflows.hooks import CommandHook, Hooks, WebhookHook
 from clore.workflows.monitor import OrderMonitor, monitor, tcp_probe
 from clore.workflows.plan import (
@@ -51,9 +54,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "BidDecision",
     "Breach",
+    "CancelClient",
     "CommandHook",
     "Event",
     "EventKind",
+    "Guard",
+    "HookQueue",
     "Hooks",
     "KeeperState",
     "Limits",

@@ -27,10 +27,17 @@ from clore._errors import (
 )
 from clore._wire import Order
 from clore.market.pricing import label
-from clore.workflows._loop import Schedule, as_event, error_event, poll_loop
+from clore.workflows._loop import UNCERTAIN, Schedule, as_event, error_event, poll_loop
 from clore.workflows._protocols import KeeperClient
 from clore.workflows.events import Event, amount, make_event
-from clore.workflows.guard import enforce, register_limits
+from clore.workflows.guard import (
+    Breach,
+    breach,
+    cancelled_event,
+    ended_record,
+    enforce,
+    register_limits,
+)
 from clore.workflows.spot_bids import BidDecision, decide_bid
 from clore.workflows.spot_recovery import KeeperBase, KeeperState, spec_of
 from clore.workflows.state import new_owner, release_owner
@@ -40,6 +47,8 @@ __all__ = ["KeeperState", "SpotKeeper", "keep_spot"]
 
 class SpotKeeper(KeeperBase):
     """The keeper loop; iterate ``run()`` for its events (see the module docstring)."""
+
+    _cancel_breach: Breach | None = None  # the limit behind a cancel whose answer was lost
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -70,6 +79,8 @@ class SpotKeeper(KeeperBase):
         orders = {o.id: o for o in self.client.my_orders()}
         order = orders.get(self.state.order_id)
         if order is None or order.expired:
+            if self.state.cancelling == self.state.order_id:
+                return (yield from self._cancel_settled())
             return (yield from self._lost())
         self._last = order
         if self.state.started_at is None:
@@ -209,19 +220,43 @@ class SpotKeeper(KeeperBase):
             spend=self.state.spent_before + float(order.spend),
             ct=self.state.started_at,
         )
-        event = enforce(
-            self.client,
-            order,
-            self.limits,
-            self.api_time.now(),
-            lookahead=self.api_time.to_server(self.interval),
-            source="spot",
-            measured=total,
-            at=self.clock.time(),
-        )
+        now = self.api_time.now()
+        lookahead = self.api_time.to_server(self.interval)
+        try:
+            event = enforce(self.client, order, self.limits, now, lookahead=lookahead,
+                            source="spot", measured=total, at=self.clock.time())  # fmt: skip
+        except UNCERTAIN:
+            # The cancel may have happened: remember it (in the state file, so a restart
+            # knows too), so the order's end is not taken for a loss to recover from.
+            self._cancel_breach = breach(total, now, self.limits, lookahead=lookahead)
+            self.state.cancelling = order.id
+            self._save()
+            raise
         if event is not None:
             self.state.order_id = None
+            self.state.cancelling = None
         return event
+
+    def _cancel_settled(self) -> Generator[Event, None, str]:
+        """The order our guard cancelled (answer lost) shows ended: report the cancel."""
+        assert self.state.order_id is not None and self.state.started_at is not None
+        final = ended_record(self.client, self.state.order_id) or self._last
+        self.state.order_id = None
+        self.state.cancelling = None
+        self._save()
+        if final is None:
+            return "stop"
+        total = msgspec.structs.replace(
+            final, spend=self.state.spent_before + float(final.spend), ct=self.state.started_at
+        )
+        lookahead = self.api_time.to_server(self.interval)
+        # The limit it crossed when cancelled; after a restart, the one it crosses now.
+        crossed = self._cancel_breach or breach(total, self.api_time.now(), self.limits,
+                                                lookahead=lookahead)  # fmt: skip
+        self._cancel_breach = None
+        if crossed is not None:
+            yield cancelled_event(final, crossed, self.clock.time(), source="spot", reconciled=True)
+        return "stop"
 
 
 def _per_day(value: float | None, order: Order) -> str:

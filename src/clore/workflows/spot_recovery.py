@@ -54,6 +54,9 @@ class KeeperState(msgspec.Struct, kw_only=True):
     step_fraction: float = 0.1
     recoveries: int = 0
     rentals: list[Rental] = []
+    # The order this keeper's own guard cancelled when the answer was lost: once it shows
+    # ended it is reported as guard_cancelled, never treated as lost to the market.
+    cancelling: int | None = None
 
 
 def same_gpu(order: Order) -> Callable[[Server], bool] | None:

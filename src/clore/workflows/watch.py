@@ -111,6 +111,7 @@ class Watcher(WatchLedger):
         self.state = None if dry_run else state
         self.grace = grace
         self._memory = WatchState()  # used when there is no state file, and for dry runs
+        self._cancels_in_doubt = {}
         self._seen: dict[int, Server] = {}
         self._owner = ""
 

@@ -17,10 +17,18 @@ import msgspec
 from clore._clock import Clock
 from clore._wire import Order
 from clore.market.pricing import label
+from clore.workflows._loop import UNCERTAIN
 from clore.workflows._protocols import WatchClient
 from clore.workflows._time import TimeBase
 from clore.workflows.events import Event, amount, make_event
-from clore.workflows.guard import enforce, register_limits
+from clore.workflows.guard import (
+    Breach,
+    breach,
+    cancelled_event,
+    ended_record,
+    enforce,
+    register_limits,
+)
 from clore.workflows.plan import Limits
 from clore.workflows.state import Rental, RentalStatus, StateFile, counted, reconcile
 
@@ -47,6 +55,7 @@ class WatchLedger:
     grace: float
     dry_run: bool
     _memory: WatchState
+    _cancels_in_doubt: dict[int, tuple[Order, Breach]]  # order id -> (last seen, limit)
 
     def _load(self) -> WatchState:
         if self.state is None:
@@ -143,23 +152,34 @@ class WatchLedger:
         mine = {r.order_id for r in self._load().rentals if r.status == "rented"}
         running = {o.id: o for o in self.client.my_orders() if not o.expired}
         now = self.api_time.now()
+        lookahead = self.api_time.to_server(self.interval)
         for order_id in mine:
             order = running.get(order_id) if order_id is not None else None
             if order is None:
+                yield from self._settle_cancel(order_id)
                 self._mark_ended(order_id)
                 continue
-            event = enforce(
-                self.client,
-                order,
-                self.limits,
-                now,
-                lookahead=self.api_time.to_server(self.interval),
-                source="watch",
-                at=self.clock.time(),
-            )
+            try:
+                event = enforce(self.client, order, self.limits, now, lookahead=lookahead,
+                                source="watch", at=self.clock.time())  # fmt: skip
+            except UNCERTAIN:
+                # The cancel may have happened: when the order shows ended, it is reported
+                # as this guard's cancel rather than forgotten as an order that just ended.
+                crossed = breach(order, now, self.limits, lookahead=lookahead)
+                if crossed is not None:
+                    self._cancels_in_doubt[order.id] = (order, crossed)
+                raise
             if event is not None:
                 self._mark_ended(order_id)
                 yield event
+
+    def _settle_cancel(self, order_id: int | None) -> Iterator[Event]:
+        doubt = self._cancels_in_doubt.pop(order_id, None) if order_id is not None else None
+        if doubt is None or order_id is None:
+            return
+        last_seen, crossed = doubt
+        final = ended_record(self.client, order_id) or last_seen
+        yield cancelled_event(final, crossed, self.clock.time(), source="watch", reconciled=True)
 
     def _mark_ended(self, order_id: int | None) -> None:
         with self._locked():
