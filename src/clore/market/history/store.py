@@ -131,6 +131,9 @@ class HistoryStore:
             raise HistoryError(f"{self.path}: not a history database ({exc})") from None
         self._batch = False
         self._current: dict[int, _Current] = {}
+        # Each listed server as last received: one equal in every field (one comparison
+        # in C, the common case) needs nothing computed at all.
+        self._seen: dict[int, Server] = {}
         self._online = 0
         self._records: dict[int, Server] = {}
         self._last: Snapshot | None = None
@@ -160,6 +163,7 @@ class HistoryStore:
     def _load_state(self) -> None:
         """Every server's latest row and terms, so the next snapshot is compared with them."""
         self._current.clear()
+        self._seen.clear()
         self._last = self.last_snapshot()
         rows = self._db.execute(
             f"SELECT {ROW_COLUMNS} FROM changes c JOIN "
@@ -209,9 +213,8 @@ class HistoryStore:
     ) -> RecordResult:
         """Store a full listing taken at ``at``: rows only for servers that changed, and an
         ``online = 0`` row for each server that left the listing."""
-        listing: dict[int, Server] = {}
-        for server in servers:
-            listing.setdefault(server.id, server)
+        # A server listed twice counts once (the later record wins).
+        listing = {server.id: server for server in servers}
         return self._write(at, rates, listing.values(), full=listing)
 
     def record_delta(
@@ -273,15 +276,14 @@ class HistoryStore:
         gone: Sequence[int],
     ) -> RecordResult:
         db = self._db
-        rates_json = json.dumps(dict(rates), sort_keys=True) if rates else None
-        cursor = db.execute(
-            "INSERT INTO snapshots (t, listed, rates) VALUES (?, 0, ?)", (at, rates_json)
-        )
-        snap = int(cursor.lastrowid or 0)
+        # Under the write lock and checked fresh, so the next id is ours to take.
+        snap = (self._last.id if self._last is not None else 0) + 1
         current = self._current
         rows: list[Row] = []
         updates: dict[int, _Current] = {}
-        for server in candidates:
+        seen = self._seen
+        fresh = [server for server in candidates if seen.get(server.id) != server]
+        for server in fresh:
             cur = current.get(server.id)
             key = row_key(server)
             if cur is not None and same_terms(cur.record, server):
@@ -292,25 +294,30 @@ class HistoryStore:
                 static, record = self._insert_static(server), server
             rows.append((server.id, snap, static, *key))
             updates[server.id] = _Current(key, static, record)
-        leaving = (
-            [sid for sid, cur in current.items() if cur.key is not None and sid not in full]
-            if full is not None
-            else [sid for sid in gone if sid in current and current[sid].key is not None]
-        )
+        missing = current.keys() - full.keys() if full is not None else gone
+        leaving = sorted(sid for sid in missing if sid in current and current[sid].key is not None)
         for sid in leaving:
             cur = current[sid]
             rows.append((sid, snap, cur.static, 0, *([None] * 10)))
             updates[sid] = _Current(None, cur.static, cur.record)
+        listed = self._online
+        for sid, new in updates.items():
+            old = current.get(sid)
+            listed += (new.key is not None) - (old is not None and old.key is not None)
+        rates_json = json.dumps(dict(rates), sort_keys=True) if rates else None
+        db.execute(
+            "INSERT INTO snapshots (id, t, listed, rates) VALUES (?, ?, ?, ?)",
+            (snap, at, listed, rates_json),
+        )
         if rows:
             db.executemany(
                 f"INSERT INTO changes ({ROW_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows
             )
-        for sid, new in updates.items():
-            old = current.get(sid)
-            self._online += (new.key is not None) - (old is not None and old.key is not None)
         current.update(updates)
-        listed = self._online
-        db.execute("UPDATE snapshots SET listed = ? WHERE id = ?", (listed, snap))
+        seen.update((server.id, server) for server in fresh)
+        for sid in leaving:
+            seen.pop(sid, None)
+        self._online = listed
         self._last = Snapshot(snap, at, listed, dict(rates) if rates else None)
         changed = len(rows) - len(leaving)
         return RecordResult(snap, at, listed, changed, len(leaving))
