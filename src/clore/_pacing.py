@@ -3,9 +3,10 @@
 The API allows one request per second per key, one ``create_order`` per 5 s, and one
 spot-price lowering per order per 600 s. ``delay`` is the pure decision: given the key's
 history and now, how long must the next request of a kind wait. ``Pacer`` applies it
-reserve-then-send under a lock on a ``Store``: ``MemoryStore`` shares the history between
-the threads and tasks of one client, ``FileStore`` between every process on the machine
-using the same key (a locked JSON file named by a hash of the key, never the key itself).
+reserve-then-send on a ``Store``, the protocol behind which the history is kept and its
+changes serialised; the stores themselves (memory for one client, a file for a machine)
+and ``make_pacer``, which picks one, live in ``clore._pacing_store`` and stay importable
+from here. Nothing in this module does I/O.
 
 Two clocks are involved. Request spacing is measured on the client's clock (a time-scaled
 sandbox is then paced over-conservatively, which is harmless: its limiter counts on its
@@ -18,30 +19,31 @@ Intervals are measured from the moment the previous *answer* arrived, the latest
 the server can have counted that request, so that network jitter cannot bring two
 requests closer than the interval at the server. For the same reason a request on the
 wire holds the key until its answer arrives: the key has at most one request in flight.
-The shared file names the holding process (``clore._holder``), so that when it dies
-mid-request (kill -9) the next process releases its hold at once instead of waiting for
-the dead request's timeout; a holder that cannot be checked keeps its hold until that
-timeout. A released hold counts as answered at the moment of release, the latest the
-server can have counted it. After a 429 the interval grows by a penalty that halves every
-``PENALTY_HALF_LIFE`` seconds.
+The state names the holding process (``clore._holder``), so that when it dies
+mid-request (kill -9) a store shared between processes can release its hold at once
+instead of waiting for the dead request's timeout; a holder that cannot be checked keeps
+its hold until that timeout. A released hold counts as answered at the moment of release,
+the latest the server can have counted it. After a 429 the interval grows by a penalty
+that halves every ``PENALTY_HALF_LIFE`` seconds.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import logging
 import math
-import os
-import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Final, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
 
-from clore._holder import Holder, is_gone, this_process
+from clore._holder import Holder, this_process
+
+if TYPE_CHECKING:
+    from clore._pacing_store import (
+        FileStore,
+        MemoryStore,
+        make_pacer,
+        release_dead_hold,
+        state_file,
+    )
 
 __all__ = [
     "FileStore",
@@ -52,12 +54,14 @@ __all__ = [
     "SpotState",
     "Store",
     "delay",
+    "make_pacer",
+    "release_dead_hold",
     "spot_lowering_wait",
+    "state_file",
 ]
 
 Kind = Literal["request", "create"]
 T = TypeVar("T")
-log = logging.getLogger("clore")
 
 PENALTY_HALF_LIFE: Final = 120.0
 MAX_SPOT_ENTRIES: Final = 256
@@ -216,113 +220,21 @@ def spot_lowering_wait(
     return max(0.0, entry.lowered_at + config.spot_lower_interval - now)
 
 
-def release_dead_hold(state: PacingState, now: float) -> bool:
-    """Release the hold of a holder that certainly no longer runs (True when released).
-
-    Its request's answer, if the server counted the request at all, came no later than
-    now: the intervals count from now, as if the answer had just arrived.
-    """
-    holder, until = state.holder, state.inflight_until
-    if holder is None or until is None or until <= now:
-        return False
-    me = this_process()
-    if holder.same_process(me) or not is_gone(holder, me):
-        return False
-    state.inflight_until = None
-    state.holder = None
-    state.last_request = max(state.last_request or now, now)
-    if holder.kind == "create":
-        state.last_create = max(state.last_create or now, now)
-    log.debug("pacing: released the hold of process %d, which no longer runs", holder.pid)
-    return True
-
-
 class Store(Protocol):
-    """Where a key's ``PacingState`` lives; ``transact`` runs ``fn`` under an exclusive lock."""
+    """Where a key's ``PacingState`` lives and how its changes are serialised.
 
-    def transact(self, fn: Callable[[PacingState], T]) -> T: ...
-
-
-class MemoryStore:
-    """History shared by the threads and tasks of one client."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state = PacingState()
-
-    def transact(self, fn: Callable[[PacingState], T]) -> T:
-        with self._lock:
-            return fn(self._state)
-
-
-def state_file(api_key: str | None, directory: Path) -> Path:
-    """The state file of ``api_key``: named by a hash of the key, never the key itself."""
-    if not api_key:
-        return directory / "anonymous.json"
-    digest = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
-    return directory / f"{digest}.json"
-
-
-class FileStore:
-    """History shared by every process on the machine that uses the same key.
-
-    The file is locked with ``fcntl.flock`` for the few microseconds of a decision and
-    rewritten in place (a rename would break the lock). A corrupt or missing file is a
-    fresh history: at worst one request goes unpaced and the server's 429 is retried.
+    The seam for storage backends: ``clore._pacing_store`` has one for the threads of a
+    client (``MemoryStore``) and one for the processes of a machine (``FileStore``); a
+    store shared between machines fits the same protocol.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._fallback: MemoryStore | None = None
+    def transact(self, fn: Callable[[PacingState], T], *, now: float | None = None) -> T:
+        """Run ``fn`` on the state under an exclusive lock and keep what it changed.
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[int]:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if sys.platform != "win32":
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            yield fd
-        finally:
-            os.close(fd)  # closing releases the flock
-
-    def transact(self, fn: Callable[[PacingState], T]) -> T:
-        with self._lock:
-            if self._fallback is None:
-                try:
-                    return self._transact_file(fn)
-                except OSError as exc:
-                    # A cache directory that cannot be written (a read-only home, a full
-                    # disk) must not stop the client: pace this process alone from now on.
-                    log.warning(
-                        "pacing: cannot use %s (%s); pacing within this process only",
-                        self.path,
-                        exc.strerror or exc,
-                    )
-                    self._fallback = MemoryStore()
-            return self._fallback.transact(fn)
-
-    def _transact_file(self, fn: Callable[[PacingState], T]) -> T:
-        with self._locked() as fd:
-            raw = b""
-            while chunk := os.read(fd, 65536):
-                raw += chunk
-            try:
-                state = PacingState.from_json(json.loads(raw)) if raw else PacingState()
-            except ValueError:
-                state = PacingState()
-            before = state.to_json()
-            result = fn(state)
-            after = state.to_json()
-            if after != before:
-                data = json.dumps(after, separators=(",", ":")).encode()
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.ftruncate(fd, 0)
-                os.write(fd, data)
-            return result
+        With ``now`` (the client's clock) the store first releases the hold of a holder
+        it knows to be gone, as ``release_dead_hold`` describes.
+        """
+        ...
 
 
 class Pacer:
@@ -342,7 +254,6 @@ class Pacer:
             return 0.0
 
         def step(state: PacingState) -> float:
-            release_dead_hold(state, now)
             wait = delay(state, now, kind, self.config)
             if wait <= 0:
                 state.inflight_until = now + max(0.0, hold)
@@ -352,7 +263,7 @@ class Pacer:
                     state.last_create = max(state.last_create or now, now)
             return wait
 
-        return self.store.transact(step)
+        return self.store.transact(step, now=now)
 
     def complete(self, kind: Kind, now: float, *, rate_limited: bool = False) -> None:
         """Record that the answer to a reserved request arrived at ``now``."""
@@ -443,10 +354,16 @@ class Pacer:
         self.store.transact(step)
 
 
-def make_pacer(config: Pacing, api_key: str | None, *, use_file: bool) -> Pacer:
-    """A pacer over a ``FileStore`` in ``cache_dir()/pacing`` or a fresh ``MemoryStore``."""
-    if use_file and config.enabled and sys.platform != "win32":
-        from clore._paths import cache_dir
+#: Names of ``clore._pacing_store`` importable from here, as they were before the split;
+#: loaded on first use, since that module imports this one.
+_STORE_NAMES: Final = frozenset(
+    {"FileStore", "MemoryStore", "make_pacer", "release_dead_hold", "state_file"}
+)
 
-        return Pacer(config, FileStore(state_file(api_key, cache_dir() / "pacing")))
-    return Pacer(config, MemoryStore())
+
+def __getattr__(name: str) -> Any:
+    if name in _STORE_NAMES:
+        from clore import _pacing_store
+
+        return getattr(_pacing_store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
