@@ -24,6 +24,7 @@ from clore.cli._context import (
     CliError,
     pass_app,
 )
+from clore.cli._group import Group
 from clore.cli._output import Column, json_option
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ _CURRENCY = click.option(
 _MODEL = click.option("--model", "-m", metavar="MODEL", help="An exact GPU model: 4090, A100.")
 
 
-@click.group()
+@click.group(cls=Group)
 def history() -> None:
     """Market history: record the marketplace, then statistics and charts over time.
 
