@@ -14,7 +14,8 @@ explicitly (argument), then the environment (``CLORE_API_KEY``, ``CLORE_BASE_URL
 defaults. Keys are trimmed of surrounding whitespace wherever they are read (a shell's or
 editor's trailing newline); a key holding a control or non-ASCII character is refused
 with an error that names the source and the character's code point, never the key. The
-file is written atomically (temp file + rename) with mode 0600 because it holds keys.
+file is written atomically (``clore._files.write_atomic``) with mode 0600 because it holds
+keys.
 TOML is written here by hand: Python has no TOML writer, and the file is a table of
 strings.
 """
@@ -23,12 +24,12 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from clore._errors import ConfigError, ParameterError
+from clore._files import write_atomic
 from clore._paths import config_dir
 
 __all__ = [
@@ -102,8 +103,13 @@ class Resolved:
 
 
 def mask_key(key: str) -> str:
-    """A recognisable but useless form of ``key``: ``abcd…wxyz``, or ``****`` when short."""
-    if len(key) < 12:
+    """A recognisable but useless form of ``key``: ``abcd…wxyz``, or ``****`` when short.
+
+    The one masker of the package (the client's error messages, the CLI's logs and
+    output). Its ends are shown only when more than 12 characters long, so at least five
+    stay hidden.
+    """
+    if len(key) <= 12:
         return "****"
     return f"{key[:4]}…{key[-4:]}"
 
@@ -202,20 +208,7 @@ def dumps(cfg: Config) -> str:
 
 def save(cfg: Config) -> None:
     """Write ``cfg`` atomically with mode 0600 (the file holds API keys)."""
-    path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # mkstemp creates the file with mode 0600 before anything is written to it.
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(dumps(cfg))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    os.chmod(path, 0o600)
+    write_atomic(config_path(), dumps(cfg), mode=0o600)
 
 
 def set_profile(name: str, *, api_key: Any = KEEP, base_url: Any = KEEP) -> None:

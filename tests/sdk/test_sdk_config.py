@@ -198,6 +198,16 @@ def test_mask_key_never_shows_the_whole_key(key: str, masked: str) -> None:
     assert config.mask_key(key) == masked
 
 
+@pytest.mark.parametrize(
+    ("key", "masked"),
+    [("abcdefghijkl", "****"), ("abcdefghijklm", "abcd…jklm")],
+)
+def test_mask_key_hides_a_twelve_character_key_whole(key: str, masked: str) -> None:
+    """A key of 12 characters is masked whole (its ends would give away 8 of 12); from 13 on,
+    its first and last four characters are shown."""
+    assert config.mask_key(key) == masked
+
+
 def test_reprs_mask_the_key() -> None:
     """Profile and Resolved reprs show the masked key only."""
     key = "abcdefghijklmnopqrstuvwxyz"

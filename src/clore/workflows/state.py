@@ -1,8 +1,8 @@
 """Small JSON state files for the loops, and the rental ledger that makes renting exactly-once.
 
-Files live under ``data_dir()/"workflows"``, are written atomically (temp file + rename, mode
-0600) and are changed only under an exclusive lock on a sibling ``.lock`` file, so several
-loops (threads or processes) can share one file.
+Files live under ``data_dir()/"workflows"``, are written atomically (``clore._files``: fsync,
+rename, mode 0600) and are changed only under an exclusive lock on a sibling ``.lock`` file,
+so several loops (threads or processes) can share one file.
 
 The ledger answers "did we already rent for this?" across crashes and restarts. A loop
 records a rental *intent* before calling ``create_order`` and the order id after it:
@@ -24,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from clore._files import locked, write_atomic
 from clore._paths import data_dir
 from clore._wire import Order
 
@@ -188,51 +187,12 @@ class StateFile:
         return msgspec.json.decode(data, type=type_)
 
     def write(self, value: Any) -> None:
-        """Replace the file with ``value`` (temp file in the same directory, fsync, rename)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Replace the file with ``value`` (``clore._files.write_atomic``: fsync, rename, 0600)."""
         blob = msgspec.json.format(msgspec.json.encode(value), indent=2)
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(blob + b"\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(self.path, blob + b"\n", mode=0o600)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the file's exclusive lock (across threads and processes); not re-entrant."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            _lock(fd)
-            try:
-                yield
-            finally:
-                _unlock(fd)
-        finally:
-            os.close(fd)
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _lock(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-
-    def _unlock(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _lock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        with locked(self.lock_path):
+            yield
