@@ -70,9 +70,11 @@ def render_chart(series: Series, *, width: int = 80, height: int = 24, color: bo
     top.plotsize(width, max(8, height * 2 // 3))
     if priced:
         px = [x for x, _ in priced]
-        plt.plot(px, [s.p90 for _, s in priced], label="p90", color="gray")
-        plt.plot(px, [s.median for _, s in priced], label="median", color="green")
-        plt.plot(px, [s.p10 for _, s in priced], label="p10", color="gray")
+        # Without colour the lines differ by their marks: the band dotted, the median solid.
+        band = "dot" if not color else "hd"
+        plt.plot(px, [s.p90 for _, s in priced], label="p90", color="gray", marker=band)
+        plt.plot(px, [s.median for _, s in priced], label="median", color="green", marker="hd")
+        plt.plot(px, [s.p10 for _, s in priced], label="p10", color="gray", marker=band)
         # Asks spread over orders of magnitude (a few hosts list at absurd prices, and
         # they are the ones left unrented): a log scale keeps the median readable.
         plt.yscale("log")
