@@ -13,6 +13,7 @@ from clore._version import __version__
 
 if TYPE_CHECKING:
     from clore._client import AsyncClore, Clore
+    from clore._clock import Clock, ManualClock, SystemClock
     from clore._errors import (
         APIConnectionError,
         APIError,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
         SpotOffer,
         Wallet,
     )
+    from clore._wire.account import OrderState
     from clore.compat import CloreAPIError, CloreClient
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "AsyncClore",
     "AuthenticationError",
     "CURRENCIES",
+    "Clock",
     "Clore",
     "CloreAPIError",
     "CloreClient",
@@ -76,12 +79,14 @@ __all__ = [
     "ExceededMaxStepError",
     "InvalidEndpointError",
     "InvalidInputError",
+    "ManualClock",
     "MyServer",
     "NotEnoughBalanceError",
     "Order",
     "OrderError",
     "OrderExpiredError",
     "OrderNotFoundError",
+    "OrderState",
     "OrderUnconfirmedError",
     "Pacing",
     "ParameterError",
@@ -97,6 +102,7 @@ __all__ = [
     "SpotMarket",
     "SpotOffer",
     "SpotPriceLoweringTooSoonError",
+    "SystemClock",
     "TooLowPriceError",
     "TransportError",
     "UnexpectedResponseError",
@@ -114,6 +120,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncClore": "clore._client",
     "AuthenticationError": "clore._errors",
     "CURRENCIES": "clore._wire",
+    "Clock": "clore._clock",
     "Clore": "clore._client",
     "CloreAPIError": "clore.compat",
     "CloreClient": "clore.compat",
@@ -124,12 +131,14 @@ _EXPORTS: dict[str, str] = {
     "ExceededMaxStepError": "clore._errors",
     "InvalidEndpointError": "clore._errors",
     "InvalidInputError": "clore._errors",
+    "ManualClock": "clore._clock",
     "MyServer": "clore._wire",
     "NotEnoughBalanceError": "clore._errors",
     "Order": "clore._wire",
     "OrderError": "clore._errors",
     "OrderExpiredError": "clore._errors",
     "OrderNotFoundError": "clore._errors",
+    "OrderState": "clore._wire.account",
     "OrderUnconfirmedError": "clore._errors",
     "Pacing": "clore._pacing",
     "ParameterError": "clore._errors",
@@ -145,6 +154,7 @@ _EXPORTS: dict[str, str] = {
     "SpotMarket": "clore._wire",
     "SpotOffer": "clore._wire",
     "SpotPriceLoweringTooSoonError": "clore._errors",
+    "SystemClock": "clore._clock",
     "TooLowPriceError": "clore._errors",
     "TransportError": "clore._errors",
     "UnexpectedResponseError": "clore._errors",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Final, Literal
 
 from msgspec import UNSET, Struct, UnsetType, field
 
@@ -11,10 +12,12 @@ from clore._wire.common import Number, ascii_int, flatten_strings
 from clore._wire.market import Rating, Specs
 
 __all__ = [
+    "ENDED_SLACK",
     "MyOrdersResponse",
     "MyServer",
     "MyServersResponse",
     "Order",
+    "OrderState",
     "PohBalance",
     "RenterFees",
     "ServerConfig",
@@ -25,6 +28,18 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- orders
+
+#: What an order is doing, as ``Order.state_at`` tells it: ``provisioning`` (not reachable
+#: yet), ``running`` (reachable, its host online), ``offline`` (provisioned, its host
+#: offline), ``outbid`` (a spot bid not winning now), ``expired`` (ended at ``ct + mrl``),
+#: ``cancelled`` (ended before its time: by its renter, a guard, an on-demand renter taking
+#: a spot server, an empty wallet). ``Order.state`` (the record alone) says ``ended`` for
+#: the last two: the API flags both ``expired`` and gives no end time.
+OrderState = Literal["provisioning", "running", "offline", "outbid", "expired", "cancelled"]
+
+#: Seconds before ``ct + mrl`` within which an ended order counts as having run its course
+#: (the API ends orders on its billing ticks, not on the second).
+ENDED_SLACK: Final = 60.0
 
 
 class Order(Struct, frozen=True, gc=False):
@@ -166,6 +181,39 @@ class Order(Struct, frozen=True, gc=False):
     def price_per_hour(self) -> float:
         """Price (or current bid) per hour: ``price`` / 24."""
         return float(self.price) / 24.0
+
+    @property
+    def state(self) -> Literal["provisioning", "running", "offline", "ended"]:
+        """What the record alone says: ``ended`` (the API's ``expired`` flag), else
+        ``provisioning`` until it is ``ready``, ``offline`` while its host is, ``running``.
+
+        Whether an ended order expired or was cancelled, and whether a spot bid is winning,
+        take more than the record: see ``state_at``.
+        """
+        return "ended" if self.expired else self._live_state()
+
+    def state_at(
+        self, now: float, *, spot_active: bool | None = None, slack: float = ENDED_SLACK
+    ) -> OrderState:
+        """The order's ``OrderState`` at server time ``now`` (``Clore.server_time()``).
+
+        An ended order ``expired`` when it ended within ``slack`` seconds of ``ct + mrl``
+        (an unknown ``mrl`` never counts as run to its end), else it was ``cancelled``.
+        ``spot_active`` is whether this spot order's offer is the winning one (the
+        ``active`` flag of its offer in ``spot_marketplace``): ``False`` makes a running
+        spot order ``outbid``; ``None`` (not looked up) says nothing.
+        """
+        if self.expired:
+            ran_its_course = float(self.mrl) > 0 and self.ends_at - now <= slack
+            return "expired" if ran_its_course else "cancelled"
+        if self.spot and spot_active is False:
+            return "outbid"
+        return self._live_state()
+
+    def _live_state(self) -> Literal["provisioning", "running", "offline"]:
+        if not self.ready:
+            return "provisioning"
+        return "running" if self.online else "offline"
 
 
 class MyOrdersResponse(Struct, frozen=True, gc=False):
