@@ -1,20 +1,26 @@
 """How an order's commands are confined: bubblewrap when it works here, else nothing.
 
-``detect()`` probes ``bwrap`` once (a real sandboxed ``true``) and returns an
-``Isolation``; ``Isolation.wrap(layout, argv)`` prefixes a command with what confines it.
+``detect()`` probes once (a real machine: an init, a command entered into it) and returns
+an ``Isolation``. Under bubblewrap each machine is one set of namespaces, like a
+container: ``init_argv`` starts its init (``bwrap ... sleep infinity``, which reports its
+pid on an info fd), and ``enter_argv`` runs every later command inside those namespaces
+with ``nsenter``, capabilities dropped by ``setpriv``. So all of an order's processes
+share one PID namespace (``ps`` shows them all, background jobs outlive their SSH
+session), and killing the init ends every one of them.
 
-Under bubblewrap a command sees: the host's ``/usr``, ``/bin``, ``/sbin``, ``/lib*`` and
+A machine's processes see: the host's ``/usr``, ``/bin``, ``/sbin``, ``/lib*`` and
 ``/etc`` read-only (``/etc/shadow``, ``/etc/gshadow`` and ``/etc/ssh`` masked), the
-order's ``root/`` as ``/root`` (its HOME and the only writable place with ``/tmp``, the
-order's ``tmp/``), its run directory read-only at ``/run/clore-sandbox`` (``load/``
-writable), a fresh ``/dev`` and ``/proc`` (with ``/proc/meminfo`` replaced by the
-listing's), its own PID, IPC and UTS namespaces (hostname ``clore-ORDER``), no
-capabilities, and it dies with the sandbox. Nothing else of the host — the user's home
-included — exists inside. The network is the host's (see docs/sandbox.md, Machines).
+order's ``root/`` as ``/root`` (its HOME, and with ``/tmp``, the order's ``tmp/``, the only
+writable places), its run directory read-only at ``/run/clore-sandbox`` (``load/``
+writable), a fresh ``/dev`` and ``/proc`` (``/proc/meminfo`` replaced by the listing's),
+their own PID, IPC and UTS namespaces (hostname ``clore-ORDER``), no capabilities; the
+init dies with the sandbox. Nothing else of the host — the user's home included — exists
+inside. The network is the host's (see docs/sandbox.md, Machines).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,9 +32,12 @@ from typing import Literal
 
 from clore.sandbox.machines.layout import RUN_INSIDE, Layout
 
-__all__ = ["Isolation", "IsolationMode", "detect"]
+__all__ = ["READY", "Isolation", "IsolationMode", "detect", "parse_info", "read_init_pid"]
 
 IsolationMode = Literal["auto", "bubblewrap", "none"]
+
+#: What a machine's init prints on stdout when it is ready to be entered.
+READY = "clore-machine-ready"
 
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 _MASKED_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
@@ -42,6 +51,8 @@ class Isolation:
     kind: Literal["bubblewrap", "none"]
     reason: str = ""
     bwrap: str = ""
+    nsenter: str = ""
+    setpriv: str = ""
     userns: bool = False
     extra_ro: tuple[str, ...] = ()
 
@@ -63,14 +74,12 @@ class Isolation:
             f" ({self.reason})" if self.reason else ""
         )
 
-    def wrap(self, layout: Layout, argv: list[str]) -> list[str]:
-        """``argv`` confined to ``layout``'s machine (unchanged without isolation)."""
-        if not self.isolated:
-            return argv
-        return [*self.prefix(layout), "--", *argv]
+    def init_argv(self, layout: Layout, info_fd: int) -> list[str]:
+        """The machine's init: bwrap around ``sleep infinity``.
 
-    def prefix(self, layout: Layout) -> list[str]:
-        """The bwrap arguments for ``layout`` (computed once per machine)."""
+        bwrap writes the init's pid on ``info_fd``; the init prints ``READY`` on its stdout
+        once the machine is set up.
+        """
         args = [self.bwrap]
         if self.userns:
             args += ["--unshare-user", "--uid", "0", "--gid", "0"]
@@ -83,6 +92,8 @@ class Isolation:
             "--hostname",
             f"clore-{layout.order_id}",
             "--die-with-parent",
+            "--info-fd",
+            str(info_fd),
         ]
         for path in _SYSTEM:
             if os.path.islink(path):
@@ -122,7 +133,24 @@ class Isolation:
             f"{RUN_INSIDE}/load",
             "--chdir",
             "/root",
+            "--",
+            "/bin/sh",
+            "-c",
+            # Printed once every mount is in place: the info fd's pid comes earlier.
+            f"echo {READY}; exec sleep infinity",
         ]
+        return args
+
+    def enter_argv(self, init_pid: int) -> list[str]:
+        """The prefix that runs a command inside the machine whose init is ``init_pid``."""
+        proc = f"/proc/{init_pid}/root"
+        args = [self.nsenter, "-t", str(init_pid), "-m", "-p", "-u", "-i"]
+        if self.userns:
+            args += ["-U", "--preserve-credentials"]
+        # -r/-w take paths as the caller sees them, before entering: the init's root and
+        # the /root inside it.
+        args += [f"-r{proc}", f"-w{proc}/root", "--", self.setpriv]
+        args += ["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--"]
         return args
 
 
@@ -154,44 +182,102 @@ def detect(mode: IsolationMode = "auto", *, python: str | None = None) -> Isolat
         raise ValueError(f"isolation must be auto, bubblewrap or none, got {mode!r}")
     if mode == "none":
         return Isolation("none", reason="isolation turned off")
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
+    tools = {name: shutil.which(name) for name in ("bwrap", "nsenter", "setpriv")}
+    missing = [name for name, path in tools.items() if path is None]
+    if missing:
+        reason = f"{' and '.join(missing)} not installed"
         if mode == "bubblewrap":
-            raise RuntimeError("bubblewrap isolation asked for, but bwrap is not installed")
-        return Isolation("none", reason="bwrap is not installed")
+            raise RuntimeError(f"bubblewrap isolation asked for, but {reason}")
+        return Isolation("none", reason=reason)
     extra = _python_prefixes(python) if python else ()
-    failures = []
     # As root, bwrap needs no user namespace (capabilities are dropped instead); any other
     # user needs one to appear as root inside.
-    for userns in (False,) if os.getuid() == 0 else (True,):
-        candidate = Isolation("bubblewrap", bwrap=bwrap, userns=userns, extra_ro=extra)
-        error = _probe(candidate)
-        if error is None:
-            return candidate
-        failures.append(error)
-    reason = f"bwrap is not usable here: {failures[-1]}"
+    candidate = Isolation(
+        "bubblewrap",
+        bwrap=tools["bwrap"] or "",
+        nsenter=tools["nsenter"] or "",
+        setpriv=tools["setpriv"] or "",
+        userns=os.getuid() != 0,
+        extra_ro=extra,
+    )
+    error = _probe(candidate)
+    if error is None:
+        return candidate
+    reason = f"bwrap is not usable here: {error}"
     if mode == "bubblewrap":
         raise RuntimeError(f"bubblewrap isolation asked for, but {reason}")
     return Isolation("none", reason=reason)
 
 
 def _probe(candidate: Isolation) -> str | None:
+    """None when a machine can be made and entered here, else why not."""
     with tempfile.TemporaryDirectory(prefix="clore-bwrap-probe-") as tmp:
         layout = Layout(0, Path(tmp), isolated=True)
         for path in (layout.home, layout.tmp, layout.load, layout.run / "bin", layout.bin):
             path.mkdir(parents=True, exist_ok=True)
         (layout.run / "meminfo").write_text("MemTotal: 1 kB\n", encoding="utf-8")
+        read, write = os.pipe()
         try:
+            init = subprocess.Popen(
+                candidate.init_argv(layout, write),
+                pass_fds=(write,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(read)
+            return str(exc)
+        finally:
+            os.close(write)
+        try:
+            pid = read_init_pid(read)
+            assert init.stdout is not None
+            if pid is None or init.stdout.readline().decode().strip() != READY:
+                init.kill()
+                error = (init.communicate(timeout=10)[1] or b"").decode("utf-8", "replace")
+                lines = error.strip().splitlines()
+                return lines[-1] if lines else f"exit status {init.returncode}"
             result = subprocess.run(
-                candidate.wrap(layout, ["/bin/sh", "-c", "touch /root/ok"]),
+                [*candidate.enter_argv(pid), "/bin/sh", "-c", "touch /root/ok"],
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=10,
                 check=False,
             )
+            if result.returncode != 0 or not (layout.home / "ok").exists():
+                lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
+                return lines[-1] if lines else f"exit status {result.returncode}"
         except (OSError, subprocess.TimeoutExpired) as exc:
             return str(exc)
-        if result.returncode != 0 or not (layout.home / "ok").exists():
-            text = result.stderr.decode("utf-8", "replace").strip().splitlines()
-            return text[-1] if text else f"exit status {result.returncode}"
+        finally:
+            os.close(read)
+            if init.poll() is None:
+                init.kill()
+            init.wait(timeout=10)
     return None
+
+
+def read_init_pid(fd: int) -> int | None:
+    """The ``child-pid`` bwrap writes on its info fd (None when it ends without one)."""
+    data = b""
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+        pid = parse_info(data)
+        if pid is not None:
+            return pid
+    return parse_info(data)
+
+
+def parse_info(data: bytes) -> int | None:
+    """``child-pid`` of a complete bwrap info document, else None."""
+    try:
+        info = json.loads(data)
+    except ValueError:
+        return None
+    pid = info.get("child-pid") if isinstance(info, dict) else None
+    return pid if isinstance(pid, int) and pid > 0 else None

@@ -17,7 +17,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -128,6 +127,7 @@ class Machines:
         )
         self._log_limit = log_limit
         self._machines: dict[int, _Machine] = {}
+        self._removals: set[asyncio.Future[None]] = set()
         self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -286,7 +286,8 @@ class Machines:
                 listener = Listener(self.host, wanted.get(port, 0), handler, runtime.tasks)
                 listener.open()
                 machine.listeners[port] = listener
-            await runtime.start_command()
+            # After the answer: start() returns before bwrap and the command are spawned.
+            asyncio.get_running_loop().call_later(0, lambda: runtime.track(runtime.boot()))
         except BaseException:
             await self._teardown(machine, keep=False)
             raise
@@ -309,9 +310,7 @@ class Machines:
         for writer in list(runtime.relayed):
             writer.close()
         runtime.procs.kill_all()
-        deadline = time.monotonic() + _STOP_WAIT
-        while runtime.procs.live and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await runtime.procs.wait(_STOP_WAIT)
         for conn in list(runtime.connections):
             conn.abort()
         tasks = list(runtime.tasks)
@@ -320,11 +319,18 @@ class Machines:
         if tasks:
             await asyncio.wait(tasks, timeout=_STOP_WAIT)
         if not keep:
-            runtime.layout.remove()
+            trash = runtime.layout.discard()
+            if trash is not None:
+                loop = asyncio.get_running_loop()
+                removal = loop.run_in_executor(None, shutil.rmtree, trash, True)
+                self._removals.add(removal)
+                removal.add_done_callback(self._removals.discard)
 
     async def _stop_all(self) -> None:
         for order_id in list(self._machines):
             await self._stop(order_id, self.keep)
+        if self._removals:
+            await asyncio.wait(list(self._removals), timeout=_CALL_TIMEOUT)
 
     async def _fault(self, order_id: int, fault: AccessFault | None, seconds: float) -> None:
         machine = self._get(order_id)

@@ -42,6 +42,7 @@ class ProcessTable:
         stdin: int | IO[Any] | None,
         stdout: int | IO[Any] | None,
         stderr: int | IO[Any] | None,
+        pass_fds: tuple[int, ...] = (),
     ) -> asyncio.subprocess.Process:
         """Start ``argv`` in a new session; it is killed by ``kill_all``."""
         if self.closed:
@@ -54,6 +55,7 @@ class ProcessTable:
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
         self._live[process.pid] = process
         return process
@@ -66,6 +68,14 @@ class ProcessTable:
     def live(self) -> int:
         """How many processes started here have not exited."""
         return sum(p.returncode is None for p in self._live.values())
+
+    async def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for every process started here to be reaped."""
+        waits = [asyncio.ensure_future(p.wait()) for p in self._live.values()]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=timeout)
+            for waiter in pending:
+                waiter.cancel()
 
     def signal_group(self, process: asyncio.subprocess.Process, signum: int) -> None:
         """Send ``signum`` to the group of one of our (unreaped) processes."""

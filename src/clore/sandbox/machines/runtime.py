@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Coroutine
 from typing import IO, TYPE_CHECKING, Any
 
-from clore.sandbox.machines.isolation import Isolation
+from clore.sandbox.machines.isolation import READY, Isolation, parse_info
 from clore.sandbox.machines.layout import Layout
 from clore.sandbox.machines.procs import ProcessTable
 from clore.sandbox.machines.spec import MachineSpec
@@ -25,6 +25,7 @@ __all__ = ["Runtime"]
 
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CLIENT_ENV = ("LANG", "LANGUAGE")
+_INIT_TIMEOUT = 10.0
 
 
 class Runtime:
@@ -38,7 +39,9 @@ class Runtime:
         self.layout = layout
         self.isolation = isolation
         self.procs = ProcessTable(secrets.token_hex(8))
-        self.prefix = [*isolation.prefix(layout), "--"] if isolation.isolated else []
+        # Under bubblewrap: how to enter the machine, known once its init has started.
+        self._enter: list[str] = []
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
         self.connections: set[asyncssh.SSHServerConnection] = set()
         self.relayed: set[asyncio.StreamWriter] = set()
@@ -83,6 +86,60 @@ class Runtime:
                 env[name] = text
         return env
 
+    async def boot(self) -> None:
+        """Start the machine (its init, under bubblewrap), then the order's command."""
+        if self.procs.closed:
+            return  # stopped before it booted
+        try:
+            if self.isolation.isolated:
+                self._enter = self.isolation.enter_argv(await self._start_init())
+            self.ready.set_result(None)
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.ready.set_exception(exc)
+            self.ready.exception()  # retrieved: sessions report it themselves
+            with open(self.layout.log, "ab") as handle:
+                handle.write(f"[sandbox] the machine did not start: {exc}\n".encode())
+            return
+        await self.start_command()
+
+    async def _start_init(self) -> int:
+        read, write = os.pipe()
+        try:
+            with open(self.layout.log, "ab") as errors:
+                init = await self.procs.spawn(
+                    self.isolation.init_argv(self.layout, write),
+                    env=self.base_env,
+                    cwd=str(self.layout.home),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=errors,
+                    pass_fds=(write,),
+                )
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+        loop = asyncio.get_running_loop()
+        info = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(info), os.fdopen(read, "rb", buffering=0)
+        )
+        try:
+            data = b""
+            while (pid := parse_info(data)) is None:
+                chunk = await asyncio.wait_for(info.read(4096), _INIT_TIMEOUT)
+                if not chunk:
+                    raise OSError("bubblewrap exited before the machine started")
+                data += chunk
+        finally:
+            transport.close()
+        assert init.stdout is not None
+        line = await asyncio.wait_for(init.stdout.readline(), _INIT_TIMEOUT)
+        if line.decode(errors="replace").strip() != READY:
+            raise OSError("bubblewrap exited before the machine started")
+        return pid
+
     async def spawn(
         self,
         argv: list[str],
@@ -93,9 +150,10 @@ class Runtime:
         stderr: int | IO[Any] | None,
         prefix: list[str] | None = None,
     ) -> asyncio.subprocess.Process:
-        """Start ``argv`` inside the machine (``prefix`` runs outside, before isolation)."""
+        """Start ``argv`` inside the machine (``prefix`` runs outside, before entering)."""
+        await asyncio.shield(self.ready)
         process = await self.procs.spawn(
-            [*(prefix or []), *self.prefix, *argv],
+            [*(prefix or []), *self._enter, *argv],
             env=env,
             cwd=str(self.layout.home),
             stdin=stdin,

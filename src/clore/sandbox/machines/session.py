@@ -55,8 +55,9 @@ async def serve_process(runtime: Runtime, process: asyncssh.SSHServerProcess[byt
         _finish(process, status)
     except (ProcessLookupError, OSError) as exc:
         # The machine stopped meanwhile, or the command could not start.
+        log.warning("order %s: a session could not run: %s", runtime.order_id, exc)
         with contextlib.suppress(Exception):
-            process.stderr.write(f"{exc.strerror or exc}\n".encode())
+            process.stderr.write(f"{exc.strerror or exc or type(exc).__name__}\n".encode())
             process.exit(255)
     except asyncio.CancelledError:
         raise
@@ -217,7 +218,10 @@ async def _run_pty(
 ) -> int | None:
     loop = asyncio.get_running_loop()
     master, slave = os.openpty()
-    reader_file = writer_file = None
+    # Each transport owns a dup of the terminal and is closed as a transport: closing its
+    # file behind asyncio's back would leave the fd number registered with the event
+    # loop, and the next file to get that number would never be read.
+    transports: list[asyncio.BaseTransport] = []
     try:
         _set_size(master, process.term_size)
         env["TERM"] = process.term_type or "xterm"
@@ -232,13 +236,15 @@ async def _run_pty(
         os.close(slave)
         slave = -1
         reader = asyncio.StreamReader(loop=loop)
-        reader_file = os.fdopen(os.dup(master), "rb", buffering=0)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), reader_file)
-        writer_file = os.fdopen(os.dup(master), "wb", buffering=0)
-        transport, protocol = await loop.connect_write_pipe(
-            lambda: asyncio.streams.FlowControlMixin(loop=loop), writer_file
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), _dup_file(master, "rb")
         )
-        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        transports.append(read_transport)
+        write_transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(loop=loop), _dup_file(master, "wb")
+        )
+        transports.append(write_transport)
+        writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
 
         async def to_child(data: bytes) -> None:
             writer.write(data)
@@ -259,13 +265,13 @@ async def _run_pty(
         finally:
             feeder.cancel()
             pump.cancel()
-            transport.close()
     finally:
         if slave >= 0:
             os.close(slave)
-        for handle in (reader_file, writer_file):
-            if handle is not None:
-                with contextlib.suppress(OSError):
-                    handle.close()
-        with contextlib.suppress(OSError):
-            os.close(master)
+        for transport in transports:
+            transport.close()
+        os.close(master)
+
+
+def _dup_file(fd: int, mode: str) -> Any:
+    return os.fdopen(os.dup(fd), mode, buffering=0)
