@@ -45,8 +45,10 @@ if TYPE_CHECKING:
         WaitTimeoutError,
     )
     from clore._pacing import Pacing
+    from clore._validate import preview_create_order
     from clore._wire import (
         CURRENCIES,
+        CreateOrderRequest,
         MyServer,
         Order,
         PohBalance,
@@ -74,6 +76,7 @@ __all__ = [
     "CloreClient",
     "CloreError",
     "ConfigError",
+    "CreateOrderRequest",
     "CurrencyNotAllowedError",
     "DatabaseError",
     "ExceededMaxStepError",
@@ -109,6 +112,7 @@ __all__ = [
     "WaitTimeoutError",
     "Wallet",
     "__version__",
+    "preview_create_order",
 ]
 
 # Where each lazily imported name lives.
@@ -120,6 +124,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncClore": "clore._client",
     "AuthenticationError": "clore._errors",
     "CURRENCIES": "clore._wire",
+    "CreateOrderRequest": "clore._wire",
     "Clock": "clore._clock",
     "Clore": "clore._client",
     "CloreAPIError": "clore.compat",
@@ -160,6 +165,7 @@ _EXPORTS: dict[str, str] = {
     "UnexpectedResponseError": "clore._errors",
     "WaitTimeoutError": "clore._errors",
     "Wallet": "clore._wire",
+    "preview_create_order": "clore._validate",
 }
 
 

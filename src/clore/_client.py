@@ -7,7 +7,7 @@ pacing, retries, create_order's reconciliation and wait_for_order's polling in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -23,8 +23,11 @@ from clore._errors import (
     ConfigError,
     ParameterError,
 )
+from clore._facts import AUTH_HEADER
 from clore._flows import Flow, Send
 from clore._pacing import Pacing, make_pacer
+from clore._validate import Ports as Ports  # re-exported: clore.compat's create_order
+from clore._validate import preview_create_order
 from clore._wire import (
     MyServer,
     Order,
@@ -40,7 +43,6 @@ from clore.config import mask_key, resolve
 __all__ = ["AsyncClore", "Clore"]
 
 T = TypeVar("T")
-Ports = Mapping[str, str] | Mapping[int, str] | Mapping[str | int, str] | Iterable[str]
 
 
 #: What the HTTP layer raises for a request that got no answer. ``InvalidURL`` is not an
@@ -68,7 +70,7 @@ def _failure(exc: Exception, request: Request) -> TransportFailure:
 
     The message never carries the key: the HTTP stack may quote header values in it.
     """
-    secret = request.headers.get("auth")
+    secret = request.headers.get(AUTH_HEADER)
     if isinstance(exc, UnicodeError):
         # Its text and args quote the whole value it could not encode.
         detail = "a request header holds characters HTTP cannot carry"
@@ -264,8 +266,11 @@ class Clore(_Base):
         required_price: float | None = None,
         autossh_entrypoint: bool | None = None,
     ) -> Order:
-        """Rent ``server_id`` exactly once and return the new Order with its id."""
-        request = _validate.validate_create_order(**_arguments(locals()))
+        """Rent ``server_id`` exactly once and return the new Order with its id.
+
+        The body sent is ``clore.preview_create_order`` of the same arguments.
+        """
+        request = preview_create_order(**_arguments(locals()))
         return self._run(_flows.create_order(self._ctx, request))
 
     def cancel_order(self, order_id: int, issue: str | None = None) -> None:
@@ -442,8 +447,11 @@ class AsyncClore(_Base):
         required_price: float | None = None,
         autossh_entrypoint: bool | None = None,
     ) -> Order:
-        """Rent ``server_id`` exactly once and return the new Order with its id."""
-        request = _validate.validate_create_order(**_arguments(locals()))
+        """Rent ``server_id`` exactly once and return the new Order with its id.
+
+        The body sent is ``clore.preview_create_order`` of the same arguments.
+        """
+        request = preview_create_order(**_arguments(locals()))
         return await self._run(_flows.create_order(self._ctx, request))
 
     async def cancel_order(self, order_id: int, issue: str | None = None) -> None:

@@ -1,6 +1,7 @@
-"""The sans-I/O core: the endpoint table, requests, responses and transport failures.
+"""The sans-I/O core: requests, responses and transport failures.
 
-Nothing here sends a byte, sleeps or loops. ``build_request`` turns an endpoint and its
+Nothing here sends a byte, sleeps or loops. The endpoint table is ``clore._facts``'s
+(``ENDPOINTS``, re-exported here). ``build_request`` turns an endpoint and its
 arguments into a ``Request``; ``decode_response`` turns what came back into the typed
 result or the matching ``clore`` error; ``outcome_of`` classifies a failure for the retry
 decision. The multi-step operations built from these live in ``clore._flows``.
@@ -13,11 +14,12 @@ import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, Literal
+from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
 
+from clore import _wire
 from clore._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -27,22 +29,10 @@ from clore._errors import (
     UnexpectedResponseError,
     error_from_response,
 )
-from clore._pacing import Kind
+from clore._facts import AUTH_HEADER, ENDPOINTS, RETRY_AFTER_HEADER, Endpoint
 from clore._retry import Outcome
 from clore._version import __version__
-from clore._wire import (
-    Envelope,
-    MarketplaceResponse,
-    MyOrdersResponse,
-    MyServersResponse,
-    PohBalance,
-    RenterFees,
-    Server,
-    ServerConfigResponse,
-    SpotMarketplaceResponse,
-    WalletsResponse,
-    ascii_int,
-)
+from clore._wire import MarketplaceResponse, Server, ascii_int
 
 __all__ = [
     "ENDPOINTS",
@@ -56,6 +46,7 @@ __all__ = [
     "decode_response",
     "outcome_of",
     "parse_retry_after",
+    "response_type",
     "user_agent",
 ]
 
@@ -65,35 +56,15 @@ log = logging.getLogger("clore")
 # --------------------------------------------------------------------------- endpoints
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One API endpoint: how it is called, whether it needs a key, whether reads repeat."""
-
-    name: str
-    method: Literal["GET", "POST"]
-    auth: bool
-    idempotent: bool
-    response: type[Any]
-    kind: Kind = "request"
+def response_type(endpoint: Endpoint) -> type[Any]:
+    """The ``clore._wire`` Struct that ``endpoint``'s answers decode into."""
+    kind = _RESPONSE_TYPES.get(endpoint.response)
+    if kind is None:
+        kind = _RESPONSE_TYPES[endpoint.response] = getattr(_wire, endpoint.response)
+    return kind
 
 
-ENDPOINTS: Final[Mapping[str, Endpoint]] = {
-    ep.name: ep
-    for ep in (
-        Endpoint("marketplace", "GET", False, True, MarketplaceResponse),
-        Endpoint("spot_marketplace", "GET", False, True, SpotMarketplaceResponse),
-        Endpoint("my_orders", "GET", True, True, MyOrdersResponse),
-        Endpoint("create_order", "POST", True, False, Envelope, "create"),
-        Endpoint("cancel_order", "POST", True, False, Envelope),
-        Endpoint("set_spot_price", "POST", True, False, Envelope),
-        Endpoint("wallets", "GET", True, True, WalletsResponse),
-        Endpoint("my_servers", "GET", True, True, MyServersResponse),
-        Endpoint("server_config", "GET", True, True, ServerConfigResponse),
-        Endpoint("set_server_settings", "POST", True, False, Envelope),
-        Endpoint("renter_fees", "GET", True, True, RenterFees),  # the sandbox requires a key
-        Endpoint("poh_balance", "GET", True, True, PohBalance),
-    )
-}
+_RESPONSE_TYPES: dict[str, type[Any]] = {}
 
 
 def user_agent() -> str:
@@ -157,12 +128,13 @@ def build_request(
     body: Any = None,
 ) -> Request:
     """The request for ``endpoint``; the key goes in the ``auth`` header, never the URL."""
+    # The base URL ends in /v1 (``endpoint.path`` is the same path under the bare host).
     url = f"{base_url.rstrip('/')}/{endpoint.name}"
     if params:
         url += "?" + urlencode(params)
     headers = {"User-Agent": agent, "Accept": "application/json"}
     if api_key:
-        headers["auth"] = api_key
+        headers[AUTH_HEADER] = api_key
     content = None
     if body is not None:
         content = msgspec.json.encode(body)
@@ -274,7 +246,7 @@ def decode_response(
     HTTP 429 → RateLimitError (with Retry-After); 401 → AuthenticationError; a non-zero
     ``code`` → its APIError; non-JSON or a 5xx without a code → UnexpectedResponseError.
     """
-    retry_after = parse_retry_after(headers.get("retry-after"))
+    retry_after = parse_retry_after(headers.get(RETRY_AFTER_HEADER))
     if raw or status == 429:
         body = _as_dict(content)
         if body is None:
@@ -284,7 +256,7 @@ def decode_response(
         _raise_for(endpoint, status, body, retry_after)
         return body
     try:
-        result = _decoder(endpoint.response).decode(content)
+        result = _decoder(response_type(endpoint)).decode(content)
     except msgspec.ValidationError as exc:
         body = _as_dict(content)
         if body is None:
@@ -293,7 +265,7 @@ def decode_response(
         try:
             # The slow path, only for bodies the typed decoder refused: nulls where a
             # value or an object was expected are read as missing fields.
-            return msgspec.convert(_without_nulls(body), endpoint.response, strict=False)
+            return msgspec.convert(_without_nulls(body), response_type(endpoint), strict=False)
         except msgspec.ValidationError:
             pass
         if endpoint.name == "marketplace":

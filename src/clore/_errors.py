@@ -29,7 +29,9 @@
     ├── WaitTimeoutError                  ``wait_for_order`` ran out of time
     └── ConfigError                       unreadable or invalid configuration
 
-Unknown code-6 strings raise ``ApplicationError`` with ``error`` kept verbatim. Messages
+The codes, their meanings and the code-6 strings are ``clore._facts``'s; the tables here
+map them to classes. Unknown code-6 strings raise ``ApplicationError`` with ``error`` kept
+verbatim. Messages
 name the code, its meaning and the ``error`` text; they never contain the API key.
 """
 
@@ -38,6 +40,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
+
+from clore import _facts
+from clore._facts import CODE_MEANINGS
 
 __all__ = [
     "CODE_MEANINGS",
@@ -71,17 +76,6 @@ __all__ = [
     "WaitTimeoutError",
     "error_from_response",
 ]
-
-#: What each API ``code`` means, as the reference states it.
-CODE_MEANINGS: Final[Mapping[int, str]] = {
-    0: "success",
-    1: "database error (retry later)",
-    2: "invalid input data",
-    3: "invalid API token",
-    4: "invalid endpoint",
-    5: "rate limit exceeded",
-    6: "application error",
-}
 
 
 def _number(value: object) -> float | None:
@@ -139,36 +133,36 @@ class APIError(CloreError):
 class DatabaseError(APIError):
     """Code 1: the API's database failed; reads are retried."""
 
-    code = 1
-    meaning = CODE_MEANINGS[1]
+    code = _facts.DB_ERROR
+    meaning = CODE_MEANINGS[_facts.DB_ERROR]
 
 
 class InvalidInputError(APIError):
     """Code 2: the API rejected the request's data."""
 
-    code = 2
-    meaning = CODE_MEANINGS[2]
+    code = _facts.INVALID_INPUT
+    meaning = CODE_MEANINGS[_facts.INVALID_INPUT]
 
 
 class AuthenticationError(APIError):
     """Code 3 or HTTP 401: the API key is missing or wrong."""
 
-    code = 3
-    meaning = CODE_MEANINGS[3]
+    code = _facts.INVALID_TOKEN
+    meaning = CODE_MEANINGS[_facts.INVALID_TOKEN]
 
 
 class InvalidEndpointError(APIError):
     """Code 4: the API does not know the endpoint."""
 
-    code = 4
-    meaning = CODE_MEANINGS[4]
+    code = _facts.INVALID_ENDPOINT
+    meaning = CODE_MEANINGS[_facts.INVALID_ENDPOINT]
 
 
 class RateLimitError(APIError):
     """Code 5 or HTTP 429. ``retry_after`` is the server's hint in seconds, when it gave one."""
 
-    code = 5
-    meaning = CODE_MEANINGS[5]
+    code = _facts.RATE_LIMITED
+    meaning = CODE_MEANINGS[_facts.RATE_LIMITED]
 
     def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
         self.retry_after = retry_after
@@ -178,15 +172,15 @@ class RateLimitError(APIError):
 class ApplicationError(APIError):
     """Code 6: the request was understood and refused; ``error`` says why."""
 
-    code = 6
-    meaning = CODE_MEANINGS[6]
+    code = _facts.APPLICATION_ERROR
+    meaning = CODE_MEANINGS[_facts.APPLICATION_ERROR]
     error_string: ClassVar[str | None] = None
 
 
 class ExceededMaxStepError(ApplicationError):
     """A spot price was lowered by more than ``max_step`` (per day) at once."""
 
-    error_string = "exceeded_max_step"
+    error_string = _facts.EXCEEDED_MAX_STEP
 
     @property
     def max_step(self) -> float | None:
@@ -203,7 +197,7 @@ class SpotPriceLoweringTooSoonError(ApplicationError):
     the same against the real API, fewer against a time-scaled sandbox).
     """
 
-    error_string = "can_lower_every_600_seconds"
+    error_string = _facts.LOWERING_TOO_SOON
 
     def __init__(
         self, *args: Any, local: bool = False, wait_seconds: float | None = None, **kwargs: Any
@@ -243,37 +237,37 @@ class SpotPriceLoweringTooSoonError(ApplicationError):
 class ServerAlreadyRentedError(ApplicationError):
     """The server is rented by someone else."""
 
-    error_string = "server-already-rented"
+    error_string = _facts.SERVER_ALREADY_RENTED
 
 
 class NotEnoughBalanceError(ApplicationError):
     """The wallet of the order's currency cannot pay."""
 
-    error_string = "not_enough_balance"
+    error_string = _facts.NOT_ENOUGH_BALANCE
 
 
 class TooLowPriceError(ApplicationError):
     """The spot bid is below the server's minimum."""
 
-    error_string = "too_low_price"
+    error_string = _facts.TOO_LOW_PRICE
 
 
 class ServerOfflineError(ApplicationError):
     """The server is offline."""
 
-    error_string = "server-offline"
+    error_string = _facts.SERVER_OFFLINE
 
 
 class CurrencyNotAllowedError(ApplicationError):
     """The server does not accept the order's currency."""
 
-    error_string = "currency-not-allowed"
+    error_string = _facts.CURRENCY_NOT_ALLOWED
 
 
 class PriceChangedError(ApplicationError):
     """The price differs from ``required_price``: nothing was rented."""
 
-    error_string = "price-changed"
+    error_string = _facts.PRICE_CHANGED
 
 
 class UnexpectedResponseError(CloreError):
@@ -341,12 +335,19 @@ class ConfigError(CloreError):
 
 
 _BY_CODE: Final[Mapping[int, type[APIError]]] = {
-    1: DatabaseError,
-    2: InvalidInputError,
-    3: AuthenticationError,
-    4: InvalidEndpointError,
-    5: RateLimitError,
-    6: ApplicationError,
+    cls.code: cls
+    for cls in (
+        DatabaseError,
+        InvalidInputError,
+        AuthenticationError,
+        InvalidEndpointError,
+        RateLimitError,
+        ApplicationError,
+    )
+}
+
+_CODE_BY_STATUS: Final[Mapping[int, int]] = {
+    status: code for code, status in _facts.HTTP_STATUS.items()
 }
 
 _BY_ERROR_STRING: Final[Mapping[str, type[ApplicationError]]] = {
@@ -375,14 +376,12 @@ def error_from_response(
     """Build the exception for a decoded error response (``code`` != 0, or HTTP 401/429)."""
     raw_code = body.get("code")
     code = raw_code if isinstance(raw_code, int) else -1
-    if status_code == 401 and code not in (3,):
-        code = 3
-    if status_code == 429:
-        code = 5
+    # HTTP 401 is always an authentication failure and 429 a rate limit, whatever the body.
+    code = _CODE_BY_STATUS.get(status_code or 0, code)
     raw_error = body.get("error")
     error = None if raw_error is None else str(raw_error)
     cls: type[APIError] = _BY_CODE.get(code, APIError)
-    if code == 6 and error is not None:
+    if code == _facts.APPLICATION_ERROR and error is not None:
         cls = _BY_ERROR_STRING.get(error, ApplicationError)
     kwargs: dict[str, Any] = {"body": body, "status_code": status_code, "endpoint": endpoint}
     if cls is RateLimitError:

@@ -41,7 +41,8 @@ from clore._errors import (
     UnexpectedResponseError,
     WaitTimeoutError,
 )
-from clore._pacing import Kind, Pacer
+from clore._facts import APPLICATION_ERROR, LOWERING_TOO_SOON, RETRY_AFTER_HEADER, Kind
+from clore._pacing import Pacer
 from clore._retry import Outcome, backoff, decide, is_uncertain
 from clore._servertime import ServerTime
 from clore._wire import (
@@ -57,6 +58,8 @@ from clore._wire import (
     ServerConfig,
     ServerConfigRequest,
     ServerConfigResponse,
+    SetServerSettingsPerCurrencyRequest,
+    SetServerSettingsRequest,
     SpotMarket,
     SpotMarketplaceResponse,
     Wallet,
@@ -203,7 +206,7 @@ def call(
             if isinstance(reply, TransportFailure):
                 raise reply.error
             status = reply.status
-            retry_after = parse_retry_after(reply.headers.get("retry-after"))
+            retry_after = parse_retry_after(reply.headers.get(RETRY_AFTER_HEADER))
             result = decode_response(endpoint, reply.status, reply.headers, reply.content, raw=raw)
         except CloreError as exc:
             outcome = outcome_of(exc)
@@ -408,9 +411,9 @@ def set_spot_price(ctx: Context, order_id: int, price: float) -> Flow[None]:
     left = ctx.pacer.spot_wait(request.order_id, float(request.desired_price), now)
     if left > 0:
         raise SpotPriceLoweringTooSoonError(
-            6,
-            "can_lower_every_600_seconds",
-            body={"code": 6, "error": "can_lower_every_600_seconds", "time_to_lowering": left},
+            APPLICATION_ERROR,
+            LOWERING_TOO_SOON,
+            body={"code": APPLICATION_ERROR, "error": LOWERING_TOO_SOON, "time_to_lowering": left},
             endpoint="set_spot_price",
             local=True,
             wait_seconds=ctx.server.to_client_seconds(left),
@@ -483,9 +486,11 @@ def server_config(ctx: Context, server_name: str) -> Flow[ServerConfig]:
     return response.config
 
 
-def set_server_settings(ctx: Context, body: Mapping[str, Any]) -> Flow[None]:
+def set_server_settings(
+    ctx: Context, body: SetServerSettingsRequest | SetServerSettingsPerCurrencyRequest
+) -> Flow[None]:
     """Change a hosted server's settings (``body`` from validate_server_settings)."""
-    yield from call(ctx, "set_server_settings", body=dict(body))
+    yield from call(ctx, "set_server_settings", body=body)
 
 
 def renter_fees(ctx: Context) -> Flow[RenterFees]:

@@ -1,12 +1,16 @@
 """Argument checks for every write: bad input raises ``ParameterError`` and nothing is sent.
 
 Pure functions. Each returns the normalised value (or the wire request body) so that
-the caller never sends what it did not check. The limits come from the API reference
-(``../shared/clore-api.md``): ssh_password alphanumeric and at most 32 characters,
-ssh_key at most 3072, jupyter_token at most 32, at most one ``http`` port, ``issue`` at
-most 2048 characters, spot orders need a positive ``spotprice``. Beyond the reference:
-``ssh_key`` must be one OpenSSH public key line (a private key is refused, unechoed), a
-base URL must be http(s) with a host (the API key's check is ``clore.config``'s).
+the caller never sends what it did not check. The limits are the API reference's, as
+``clore._facts`` holds them (the request Structs state the same ones as constraints):
+ssh_password alphanumeric and at most 32 characters, ssh_key at most 3072, jupyter_token
+at most 32, at most one ``http`` port, ``issue`` at most 2048 characters, spot orders need
+a positive ``spotprice``. Beyond the reference: ``ssh_key`` must be one OpenSSH public key
+line (a private key is refused, unechoed), a base URL must be http(s) with a host (the API
+key's check is ``clore.config``'s).
+
+``preview_create_order`` is public (``clore.preview_create_order``): exactly the body
+``create_order`` would send, which ``Clore.create_order`` builds with it.
 """
 
 from __future__ import annotations
@@ -17,23 +21,33 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from clore._errors import ConfigError, ParameterError
+from clore._facts import (
+    MAX_ID,
+    MAX_ISSUE,
+    MAX_JUPYTER_TOKEN,
+    MAX_SSH_KEY,
+    MAX_SSH_PASSWORD,
+    PROTOCOLS,
+    Currency,
+    OrderType,
+    Protocol,
+    normalize_currency,
+)
 from clore._sshkey import public_key_problem
 from clore._wire import (
+    PER_CURRENCY_PREFIX,
     CancelOrderRequest,
     CreateOrderRequest,
+    SetServerSettingsPerCurrencyRequest,
+    SetServerSettingsRequest,
     SetSpotPriceRequest,
     ascii_int,
-    normalize_currency,
 )
 
 __all__ = [
-    "MAX_ID",
-    "MAX_ISSUE",
-    "MAX_JUPYTER_TOKEN",
-    "MAX_SSH_KEY",
-    "MAX_SSH_PASSWORD",
-    "ORDER_TYPES",
+    "Ports",
     "finite_number",
+    "preview_create_order",
     "validate_base_url",
     "validate_cancel_order",
     "validate_create_order",
@@ -48,18 +62,11 @@ __all__ = [
     "validate_ssh_key",
 ]
 
-ORDER_TYPES: Final = ("on-demand", "spot")
-# The reference documents only tcp and http forwarding; a strict writer sends nothing else.
-PROTOCOLS: Final = ("tcp", "http")
-MAX_SSH_PASSWORD: Final = 32
-MAX_SSH_KEY: Final = 3072
-MAX_JUPYTER_TOKEN: Final = 32
-MAX_ISSUE: Final = 2048
-#: Ids are 64-bit integers on the wire.
-MAX_ID: Final = 2**63 - 1
+#: What ``ports`` may be: {port: protocol} (int or str keys) or ``"22:tcp"`` strings.
+Ports = Mapping[str, str] | Mapping[int, str] | Mapping[str | int, str] | Iterable[str]
 
 # People write the order type the way the marketplace UI or the JSON field shows it.
-_ORDER_TYPE_ALIASES: Final[Mapping[str, str]] = {
+_ORDER_TYPE_ALIASES: Final[Mapping[str, OrderType]] = {
     "on-demand": "on-demand",
     "on_demand": "on-demand",
     "ondemand": "on-demand",
@@ -111,7 +118,7 @@ def validate_price(value: object, param: str) -> float:
     return number
 
 
-def validate_currency(value: object, param: str = "currency") -> str:
+def validate_currency(value: object, param: str = "currency") -> Currency:
     """The API's currency key for ``value`` (aliases ``btc``, ``clore``, ``usd`` accepted)."""
     if not isinstance(value, str):
         raise ParameterError(param, f"expected a currency name, got {type(value).__name__}")
@@ -143,15 +150,24 @@ def _port_number(value: object) -> int:
     return value
 
 
-def _protocol(port: int, value: object) -> str:
-    if not isinstance(value, str) or value.strip().lower() not in PROTOCOLS:
-        raise ParameterError(
-            "ports", f"port {port}: protocol must be one of {', '.join(PROTOCOLS)}, got {value!r}"
-        )
-    return value.strip().lower()
+def _protocol(port: int, value: object) -> Protocol:
+    # The reference documents only tcp and http forwarding; a strict writer sends nothing else.
+    name = value.strip().lower() if isinstance(value, str) else None
+    for protocol in PROTOCOLS:
+        if name == protocol:
+            return protocol
+    raise ParameterError(
+        "ports", f"port {port}: protocol must be one of {', '.join(PROTOCOLS)}, got {value!r}"
+    )
 
 
 def validate_ports(ports: object) -> dict[str, str] | None:
+    """Normalise ``ports`` to ``{"22": "tcp", "8888": "http"}`` (see ``_ports``)."""
+    checked = _ports(ports)
+    return None if checked is None else dict(checked)
+
+
+def _ports(ports: object) -> dict[str, Protocol] | None:
     """Normalise ``ports`` to ``{"22": "tcp", "8888": "http"}``.
 
     Accepts a mapping {port: protocol} (int or str keys) or an iterable of ``"22:tcp"``
@@ -173,7 +189,7 @@ def validate_ports(ports: object) -> dict[str, str] | None:
             pairs.append((number, proto))
     else:
         raise ParameterError("ports", "expected a mapping {port: protocol} or 'port:protocol' list")
-    normalised: dict[str, str] = {}
+    normalised: dict[str, Protocol] = {}
     for raw_port, raw_proto in pairs:
         port = _port_number(raw_port)
         normalised[str(port)] = _protocol(port, raw_proto)
@@ -269,7 +285,8 @@ def validate_create_order(
     required_price: object = None,
     autossh_entrypoint: object = None,
 ) -> CreateOrderRequest:
-    """Check every ``create_order`` argument and return the request body to send."""
+    """Check every ``create_order`` argument and return the request body to send (the
+    untyped core of ``preview_create_order``, for arguments read from anywhere)."""
     renting_server = validate_id(server_id, "server_id")
     if not isinstance(image, str) or not image.strip():
         raise ParameterError("image", "a non-empty image name is required")
@@ -294,7 +311,7 @@ def validate_create_order(
         renting_server=renting_server,
         type=kind,
         spotprice=bid,
-        ports=validate_ports(ports),
+        ports=_ports(ports),
         env=_validate_env(env),
         ssh_password=_validate_ssh_password(ssh_password),
         ssh_key=validate_ssh_key(ssh_key),
@@ -303,6 +320,46 @@ def validate_create_order(
         required_price=(
             None if required_price is None else validate_price(required_price, "required_price")
         ),
+        autossh_entrypoint=autossh_entrypoint,
+    )
+
+
+def preview_create_order(
+    server_id: int,
+    image: str,
+    order_type: str = "on-demand",
+    currency: str = "bitcoin",
+    spotprice: float | None = None,
+    ports: Ports | None = None,
+    ssh_password: str | None = None,
+    ssh_key: str | None = None,
+    jupyter_token: str | None = None,
+    env: Mapping[str, str] | None = None,
+    command: str | None = None,
+    required_price: float | None = None,
+    autossh_entrypoint: bool | None = None,
+) -> CreateOrderRequest:
+    """Exactly the body ``Clore.create_order`` would send for these arguments; nothing is
+    sent, no client or key is needed.
+
+    Takes ``create_order``'s arguments and checks them the same way (``ParameterError``
+    names the first bad one). The body is normalised: ``currency`` the API's key
+    (``btc`` -> ``bitcoin``), ``type`` ``on-demand`` or ``spot``, ``ports``
+    ``{"22": "tcp"}``. ``msgspec.json.encode(body)`` is the JSON sent; unset fields stay out.
+    """
+    return validate_create_order(
+        server_id=server_id,
+        image=image,
+        order_type=order_type,
+        currency=currency,
+        spotprice=spotprice,
+        ports=ports,
+        ssh_password=ssh_password,
+        ssh_key=ssh_key,
+        jupyter_token=jupyter_token,
+        env=env,
+        command=command,
+        required_price=required_price,
         autossh_entrypoint=autossh_entrypoint,
     )
 
@@ -328,28 +385,29 @@ def validate_server_name(name: object, param: str = "server_name") -> str:
     return name
 
 
-def _per_currency_body(per_currency: object) -> dict[str, Any]:
-    # {"btc": {"on_demand": 0.0001, "spot": 0.00005, "enabled": True}} becomes the API's
-    # flat keys "bitcoin_on_demand", "bitcoin_spot" and "enabled-bitcoin".
+def _per_currency_fields(per_currency: object) -> dict[str, Any]:
+    # {"btc": {"on_demand": 0.0001, "spot": 0.00005, "enabled": True}} becomes the fields
+    # the API calls "bitcoin_on_demand", "bitcoin_spot" and "enabled-bitcoin".
     if not isinstance(per_currency, Mapping) or not per_currency:
         raise ParameterError("per_currency", "expected a non-empty mapping {currency: settings}")
-    body: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
     for raw_currency, settings in per_currency.items():
         currency = validate_currency(raw_currency, "per_currency")
+        prefix = PER_CURRENCY_PREFIX[currency]
         if not isinstance(settings, Mapping):
             raise ParameterError("per_currency", f"settings of {currency} must be a mapping")
         for name, value in settings.items():
             if name in ("on_demand", "spot"):
-                body[f"{currency}_{name}"] = validate_price(value, f"per_currency.{name}")
+                fields[f"{prefix}_{name}"] = validate_price(value, f"per_currency.{name}")
             elif name == "enabled":
                 if not isinstance(value, bool):
                     raise ParameterError("per_currency", "'enabled' must be True or False")
-                body[f"enabled-{currency}"] = value
+                fields[f"enabled_{prefix}"] = value
             else:
                 raise ParameterError(
                     "per_currency", f"unknown setting {name!r}: use on_demand, spot or enabled"
                 )
-    return body
+    return fields
 
 
 def validate_server_settings(
@@ -360,28 +418,32 @@ def validate_server_settings(
     on_demand: object = None,
     spot: object = None,
     per_currency: object = None,
-) -> dict[str, Any]:
-    """Build a ``set_server_settings`` body in the legacy or the per-currency form.
+) -> SetServerSettingsRequest | SetServerSettingsPerCurrencyRequest:
+    """Build a ``set_server_settings`` body: the legacy form, or the per-currency one when
+    ``per_currency`` is given.
 
     ``on_demand``/``spot`` (legacy prices per day) and ``per_currency`` exclude each other.
     """
-    body: dict[str, Any] = {"name": validate_server_name(name, "name")}
+    fields: dict[str, Any] = {}
     if availability is not None:
         if not isinstance(availability, bool):
             raise ParameterError("availability", "expected True or False")
-        body["availability"] = availability
+        fields["availability"] = availability
     if mrl is not None:
         if isinstance(mrl, bool) or not isinstance(mrl, int) or mrl <= 0:
             raise ParameterError("mrl", f"expected a whole number of hours > 0, got {mrl!r}")
-        body["mrl"] = mrl
+        fields["mrl"] = mrl
+    server = validate_server_name(name, "name")
     if per_currency is not None:
         if on_demand is not None or spot is not None:
             raise ParameterError("per_currency", "use either on_demand/spot or per_currency")
-        body.update(_per_currency_body(per_currency))
+        return SetServerSettingsPerCurrencyRequest(
+            name=server, **fields, **_per_currency_fields(per_currency)
+        )
     if on_demand is not None:
-        body["on_demand"] = validate_price(on_demand, "on_demand")
+        fields["on_demand"] = validate_price(on_demand, "on_demand")
     if spot is not None:
-        body["spot"] = validate_price(spot, "spot")
-    if len(body) == 1:
+        fields["spot"] = validate_price(spot, "spot")
+    if not fields:
         raise ParameterError("name", "nothing to change: pass at least one setting")
-    return body
+    return SetServerSettingsRequest(name=server, **fields)

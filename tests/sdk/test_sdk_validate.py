@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from _stub.fake_api import FakeAPI
@@ -156,7 +157,7 @@ def test_server_settings_per_currency_form_expands_to_flat_keys() -> None:
             "clore": {"enabled": False},
         },
     )
-    assert body == {
+    assert msgspec.to_builtins(body) == {
         "name": "rig-1",
         "mrl": 72,
         "bitcoin_on_demand": 0.0001,
@@ -169,7 +170,12 @@ def test_server_settings_per_currency_form_expands_to_flat_keys() -> None:
 def test_server_settings_legacy_form() -> None:
     """Legacy settings keep the API's legacy keys."""
     body = validate_server_settings("rig-1", availability=True, on_demand=0.0001, spot=0.00005)
-    assert body == {"name": "rig-1", "availability": True, "on_demand": 0.0001, "spot": 0.00005}
+    assert msgspec.to_builtins(body) == {
+        "name": "rig-1",
+        "availability": True,
+        "on_demand": 0.0001,
+        "spot": 0.00005,
+    }
 
 
 @pytest.mark.parametrize(

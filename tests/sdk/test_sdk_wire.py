@@ -316,3 +316,45 @@ def test_unknown_currency_names_the_known_ones() -> None:
     """An unknown currency is a ValueError listing the three keys."""
     with pytest.raises(ValueError, match="bitcoin, CLORE-Blockchain, USD-Blockchain"):
         normalize_currency("eth")
+
+
+@pytest.mark.parametrize("name", ["btc", "BTC", " bitcoin ", "Bitcoin"])
+def test_server_prices_accept_the_currency_aliases_create_order_accepts(name: str) -> None:
+    """Server.price_per_day("btc") reads the bitcoin price, as create_order(currency="btc")
+    sends bitcoin: one alias table for both (issue 15, item 9)."""
+    server = _server(
+        price={"on_demand": {"bitcoin": 0.00048}, "spot": {"bitcoin": 0.00024}},
+        allowed_coins=["bitcoin"],
+    )
+    rates = {"bitcoin": 60000.0}
+    assert (
+        server.price_per_day(name),
+        server.price_per_day(name, spot=True),
+        server.price_per_hour(name),
+        server.price_per_gpu_day(name),
+        server.usd_per_day(rates, currency=name),
+        server.accepts(name),
+    ) == (0.00048, 0.00024, pytest.approx(0.00002), pytest.approx(0.00006), 28.8, True)
+
+
+def test_renter_fees_accept_the_currency_aliases() -> None:
+    """RenterFees lookups take "btc" as the bitcoin key."""
+    fees = decode(
+        json.dumps(
+            {
+                "renter_fees": {"on_demand": {"base": {"bitcoin": 10}}},
+                "creation_fees": {"on_demand": {"bitcoin": 0.00001}},
+            }
+        ).encode(),
+        RenterFees,
+    )
+    assert (fees.fee_percent("on-demand", "btc"), fees.creation_fee("on-demand", "BTC")) == (
+        10.0,
+        0.00001,
+    )
+
+
+def test_an_unknown_currency_has_no_price() -> None:
+    """A name that is no currency's spelling reads as no price, as before (not an error)."""
+    server = _server(price={"on_demand": {"bitcoin": 0.00048}})
+    assert (server.price_per_day("dogecoin"), server.accepts("dogecoin")) == (None, True)

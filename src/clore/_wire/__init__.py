@@ -15,7 +15,8 @@ Units matter and differ between endpoints (see ``../shared/clore-api.md``):
 The derived helpers (``gpu_count``, ``price_per_hour``, ``max_rental``, ``ssh_endpoint``,
 ...) are the only place these conversions are written. The Structs live in
 ``market`` (marketplace, spot), ``account`` (orders, wallets, fees, host side) and
-``requests`` (write bodies, the envelope); import them from here.
+``requests`` (write bodies, query parameters, the envelope); import them from here. The
+API's facts (endpoints, codes, limits, currencies) are ``clore._facts``'s.
 """
 
 from __future__ import annotations
@@ -57,20 +58,27 @@ from clore._wire.market import (
     UsdPrice,
 )
 from clore._wire.requests import (
+    PER_CURRENCY_PREFIX,
     CancelOrderRequest,
     CreateOrderRequest,
     Envelope,
+    MyOrdersParams,
     ServerConfigRequest,
+    SetServerSettingsPerCurrencyRequest,
+    SetServerSettingsRequest,
     SetSpotPriceRequest,
+    SpotMarketplaceParams,
 )
 
 __all__ = [
     "CURRENCIES",
     "CURRENCY_ALIASES",
+    "PER_CURRENCY_PREFIX",
     "CancelOrderRequest",
     "CreateOrderRequest",
     "Envelope",
     "MarketplaceResponse",
+    "MyOrdersParams",
     "MyOrdersResponse",
     "MyServer",
     "MyServersResponse",
@@ -84,9 +92,12 @@ __all__ = [
     "ServerConfig",
     "ServerConfigRequest",
     "ServerConfigResponse",
+    "SetServerSettingsPerCurrencyRequest",
+    "SetServerSettingsRequest",
     "SetSpotPriceRequest",
     "Specs",
     "SpotMarket",
+    "SpotMarketplaceParams",
     "SpotMarketplaceResponse",
     "SpotOffer",
     "SpotServer",

@@ -8,6 +8,7 @@ from typing import Final, Literal
 
 from msgspec import UNSET, Struct, UnsetType, field
 
+from clore._facts import currency_key
 from clore._wire.common import Number, ascii_int, flatten_strings
 from clore._wire.market import Rating, Specs
 
@@ -257,12 +258,12 @@ class RenterFees(Struct, frozen=True, gc=False):
     def fee_percent(self, order_type: str, currency: str) -> float:
         """The renter fee in percent for ``order_type`` ("on-demand"/"spot") and ``currency``."""
         table = self.renter_fees.get(order_type.replace("-", "_"), {}).get("base", {})
-        return float(table.get(currency, 0))
+        return float(table.get(currency_key(currency), 0))
 
     def creation_fee(self, order_type: str, currency: str) -> float:
         """The one-off creation fee for ``order_type`` in ``currency``."""
         table = self.creation_fees.get(order_type.replace("-", "_"), {})
-        return float(table.get(currency, 0))
+        return float(table.get(currency_key(currency), 0))
 
 
 class PohBalance(Struct, frozen=True, gc=False):

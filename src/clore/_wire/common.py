@@ -1,10 +1,15 @@
-"""Shared pieces of the wire schema: currency keys, number and GPU-string parsing."""
+"""Shared pieces of the wire schema: number and GPU-string parsing, USD amounts.
+
+The currency keys, aliases and ``normalize_currency`` are ``clore._facts``'s (re-exported).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from typing import Any, Final
+
+from clore._facts import CURRENCIES, CURRENCY_ALIASES, normalize_currency
 
 __all__ = [
     "CURRENCIES",
@@ -17,19 +22,6 @@ __all__ = [
     "usd_amount",
 ]
 
-
-#: The three currency keys the API knows, in the order the API lists them.
-CURRENCIES: Final = ("bitcoin", "CLORE-Blockchain", "USD-Blockchain")
-
-#: Short names people type, mapped to the API's currency keys (case-insensitive lookup).
-CURRENCY_ALIASES: Final[Mapping[str, str]] = {
-    "btc": "bitcoin",
-    "bitcoin": "bitcoin",
-    "clore": "CLORE-Blockchain",
-    "clore-blockchain": "CLORE-Blockchain",
-    "usd": "USD-Blockchain",
-    "usd-blockchain": "USD-Blockchain",
-}
 
 Number = int | float
 
@@ -45,18 +37,6 @@ def ascii_int(text: str) -> int | None:
     """
     match = _ASCII_INT.fullmatch(text)
     return int(match.group(1)) if match else None
-
-
-def normalize_currency(name: str) -> str:
-    """Return the API's currency key for ``name`` (``btc``, ``clore``, ``usd`` or a full key).
-
-    Raises ``ValueError`` naming the known currencies when ``name`` is not one of them.
-    """
-    key = CURRENCY_ALIASES.get(name.strip().lower())
-    if key is None:
-        known = ", ".join(CURRENCIES)
-        raise ValueError(f"unknown currency {name!r}: expected one of {known} (or btc, clore, usd)")
-    return key
 
 
 def parse_gpu(text: str) -> tuple[int, str]:

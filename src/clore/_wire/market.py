@@ -10,6 +10,7 @@ from typing import Any
 
 from msgspec import UNSET, Struct, UnsetType, field
 
+from clore._facts import currency_key
 from clore._wire.common import Number, ascii_int, flatten_strings, parse_gpu, usd_amount
 
 __all__ = [
@@ -182,7 +183,7 @@ class Server(Struct, frozen=True, gc=False):
     def price_per_day(self, currency: str = "bitcoin", *, spot: bool = False) -> float | None:
         """Price per day in ``currency`` (on-demand, or the spot minimum), None if not offered."""
         table = self.price.spot if spot else self.price.on_demand
-        amount = table.get(currency)
+        amount = table.get(currency_key(currency))
         return None if amount is None else float(amount)
 
     def price_per_hour(self, currency: str = "bitcoin", *, spot: bool = False) -> float | None:
@@ -213,7 +214,8 @@ class Server(Struct, frozen=True, gc=False):
         """
         table = self.price.spot if spot else self.price.on_demand
         if currency is not None:
-            return usd_amount(table.get(currency), currency, rates)
+            key = currency_key(currency)
+            return usd_amount(table.get(key), key, rates)
         usd = self.price.usd
         if isinstance(usd, UsdPrice):
             on_demand = usd.on_demand_usd or usd.on_demand_btc or usd.on_demand_clore
@@ -229,7 +231,7 @@ class Server(Struct, frozen=True, gc=False):
 
     def accepts(self, currency: str) -> bool:
         """True when orders may be paid in ``currency`` (``allowed_coins``; all when unset)."""
-        return not self.allowed_coins or currency in self.allowed_coins
+        return not self.allowed_coins or currency_key(currency) in self.allowed_coins
 
 
 class MarketplaceResponse(Struct, frozen=True, gc=False):
