@@ -14,11 +14,12 @@ server's: see ``clore._servertime``.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "clock_scale"]
 
 
 @runtime_checkable
@@ -101,3 +102,12 @@ class ManualClock:
         self.slept.append(seconds)
         self.advance(seconds)
         await asyncio.sleep(0)
+
+
+def clock_scale(clock: object) -> float:
+    """A clock's declared ``time_scale`` (its seconds per real second), 1 when undeclared."""
+    value = getattr(clock, "time_scale", 1.0)
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0:
+        return 1.0
+    return float(value)

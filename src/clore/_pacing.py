@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
 
+from clore._facts import CREATE_INTERVAL, MIN_INTERVAL, SPOT_LOWER_INTERVAL
 from clore._holder import Holder, this_process
 
 if TYPE_CHECKING:
@@ -82,9 +83,9 @@ class Pacing:
     decides by the clock (None: a file with the real clock, memory with an injected one).
     """
 
-    min_interval: float = 1.0
-    create_interval: float = 5.0
-    spot_lower_interval: float = 600.0
+    min_interval: float = MIN_INTERVAL
+    create_interval: float = CREATE_INTERVAL
+    spot_lower_interval: float = SPOT_LOWER_INTERVAL
     margin: float = 0.01
     shared: bool | None = None
     enabled: bool = True

@@ -31,19 +31,16 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Final, Literal
 
-from clore._clock import Clock
+from clore._clock import Clock, clock_scale
+from clore._facts import NOW_HEADER, SCALE_HEADER
 
 __all__ = [
     "DATE_THRESHOLD",
-    "NOW_HEADER",
-    "SCALE_HEADER",
     "ServerTime",
     "clock_scale",
     "parse_sandbox_headers",
 ]
 
-NOW_HEADER: Final = "x-sandbox-now"
-SCALE_HEADER: Final = "x-sandbox-time-scale"
 #: A ``Date`` header this many seconds or less off the client's clock is ignored.
 DATE_THRESHOLD: Final = 5.0
 
@@ -58,15 +55,6 @@ def _finite(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
-
-
-def clock_scale(clock: object) -> float:
-    """A clock's declared ``time_scale`` (its seconds per real second), 1 when undeclared."""
-    value = getattr(clock, "time_scale", 1.0)
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < 0:
-        return 1.0
-    return float(value)
 
 
 def parse_sandbox_headers(headers: Mapping[str, str]) -> tuple[float, float] | None:
