@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from clore._version import __version__
+from clore import __version__
 from clore.cli._group import LazyGroup
 from clore.cli._params import ProfileName
 

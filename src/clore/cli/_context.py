@@ -20,8 +20,7 @@ import click
 from clore.cli._output import Output
 
 if TYPE_CHECKING:
-    from clore import Clore
-    from clore._clock import Clock
+    from clore import Clock, Clore
     from clore.sandbox import Sandbox
 
 __all__ = [
@@ -116,7 +115,7 @@ class AppContext:
             if self.sandbox_instance is not None or self.sandbox:
                 self.clock_instance = self.embedded_sandbox().clock
             else:
-                from clore._clock import SystemClock
+                from clore import SystemClock
 
                 self.clock_instance = SystemClock()
         return self.clock_instance
@@ -132,12 +131,12 @@ class AppContext:
         return self.clock.time()
 
     def embedded_sandbox(self) -> Sandbox:
-        """The ``--sandbox`` state: a Sandbox on ``data_dir()/sandbox.db``, kept between runs."""
+        """The ``--sandbox`` state: a Sandbox on ``data_dir()/sandbox.db`` (the database
+        ``clore sandbox serve`` uses by default), kept between runs."""
         if self.sandbox_instance is None:
-            from clore._paths import data_dir
-            from clore.sandbox import Sandbox
+            from clore.sandbox import Sandbox, default_db_path
 
-            path = data_dir() / "sandbox.db"
+            path = default_db_path()
             path.parent.mkdir(parents=True, exist_ok=True)
             self.sandbox_instance = Sandbox(db=path, rate_limit=False)
             self._owned.append(self.sandbox_instance)

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._context import AppContext, pass_app
+from clore.cli._currency import price_context, resolve_currency, with_currency
 from clore.cli._format import (
     day_and_hour,
     duration,
@@ -22,51 +23,19 @@ from clore.market import (
     describe_fields,
     format_amount,
     label,
-    parse_currency,
     server_price,
 )
 
 if TYPE_CHECKING:
     from clore import Server
-    from clore.cli._marketdata import MarketData
 
-__all__ = ["market", "price_context", "resolve_currency", "server", "with_currency"]
+__all__ = ["market", "server"]
 
 _FILTER_HELP = (
     "FILTER words are `field OP value` with OP one of = != > >= < <= (`=`/`!=` take comma "
     "lists: cc=US,DE). Prices are per day in --currency unless suffixed: 3usd, 0.2usd/h, "
     "0.0001btc, 500clore.\n\n\b\nFields:\n" + describe_fields()
 )
-
-
-def with_currency(fn: click.decorators.FC) -> click.decorators.FC:
-    """``--currency`` (btc, clore, usd; default btc): the currency prices are shown and paid in."""
-    return click.option(
-        "--currency",
-        "-c",
-        default="btc",
-        show_default=True,
-        metavar="C",
-        help="Currency to show prices in and pay with: btc, clore or usd.",
-    )(fn)
-
-
-def resolve_currency(text: str) -> str:
-    """The API key of ``--currency``; exit 2 naming the accepted names."""
-    try:
-        return parse_currency(text)
-    except ValueError as exc:
-        raise CliError(f"--currency: {exc}", 2) from None
-
-
-def price_context(app: AppContext, data: MarketData, currency: str) -> PriceContext:
-    """The price context for ``data``; says on stderr when USD figures are approximate."""
-    if data.rates is None and currency != USD:
-        app.out.info(
-            f"note: no USD rates ({data.rates_note or 'unavailable'}); USD figures use "
-            "USD-Blockchain prices or the record's price.usd where present, else —"
-        )
-    return PriceContext(currency, data.rates)
 
 
 def _row(server: Server, ctx: PriceContext, show_usd: bool, show_status: bool) -> list[str]:

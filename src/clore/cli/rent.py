@@ -16,11 +16,11 @@ import click
 
 from clore.cli import _limits
 from clore.cli._context import EXIT_API, AppContext, CliError, pass_app
+from clore.cli._currency import resolve_currency, with_currency
 from clore.cli._format import day_and_hour, gpu_text, order_doc, price_text, server_doc
 from clore.cli._orderopts import OrderSpec, order_options, redact
 from clore.cli._output import json_option
 from clore.cli._params import Integer, parse_id
-from clore.cli.market import resolve_currency, with_currency
 from clore.market import USD, PriceContext, label, server_price
 
 if TYPE_CHECKING:

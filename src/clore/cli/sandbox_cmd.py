@@ -28,7 +28,7 @@ from clore.cli._format import duration, timestamp
 from clore.cli._group import Group
 from clore.cli._output import json_option
 from clore.cli._params import Duration, Integer, Number
-from clore.sandbox.faults import FAULTS
+from clore.sandbox import FAULTS
 
 __all__ = ["sandbox"]
 
@@ -130,9 +130,13 @@ def serve(
     """
     import sqlite3
 
+    from clore.sandbox import (
+        SNAPSHOT,
+        ControlAccessError,
+        load_records,
+        require_source,
+    )
     from clore.sandbox import serve as run_server
-    from clore.sandbox.access import ControlAccessError
-    from clore.sandbox.backend.seed import SNAPSHOT, load_records, require_source
 
     try:
         source = require_source(seed)
@@ -194,7 +198,7 @@ class _JsonBanner(io.StringIO):
 
 def default_db_path() -> str:
     """Where ``serve`` keeps its state without ``--db``."""
-    from clore.sandbox.server import default_db_path as path
+    from clore.sandbox import default_db_path as path
 
     return str(path())
 
@@ -320,7 +324,7 @@ def fault(app: AppContext, endpoint: str, fault: str, count: int) -> None:
       drop_after_commit  the call takes effect, then the answer is lost
     ENDPOINT is an API endpoint name such as create_order or my_orders.
     """
-    from clore.sandbox.dispatch import ENDPOINTS
+    from clore.sandbox import ENDPOINTS
 
     name = endpoint.removeprefix("/v1/").removeprefix("/")
     if name not in ENDPOINTS:

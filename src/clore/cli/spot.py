@@ -15,12 +15,12 @@ import click
 
 from clore.cli import _limits
 from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._currency import resolve_currency, with_currency
 from clore.cli._format import duration, order_doc, price_text
 from clore.cli._group import Group
 from clore.cli._orderopts import OrderSpec, order_options
 from clore.cli._output import json_option
 from clore.cli._params import Id, parse_price
-from clore.cli.market import resolve_currency, with_currency
 from clore.cli.rent import Placement, lookup_server, parse_bid, place
 
 __all__ = ["bid", "price", "spot", "walk_down"]

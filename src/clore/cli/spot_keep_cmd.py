@@ -101,7 +101,7 @@ def keep(
       clore spot keep 4711 --max-bid 0.0003btc --recover --env HF_TOKEN=... --max-spend 0.002
     """
     from clore import OrderNotFoundError
-    from clore.cli.market import resolve_currency
+    from clore.cli._currency import resolve_currency
     from clore.market import PriceContext, compile_filters, parse_filters
     from clore.workflows import SpotKeeper, StateFile, workflows_dir
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._currency import resolve_currency, with_currency
 from clore.cli._loop import (
     check_amount,
     check_limits,
@@ -33,7 +34,6 @@ from clore.cli._loop import (
 from clore.cli._orderopts import OrderSpec, order_options
 from clore.cli._output import json_option
 from clore.cli._params import Integer
-from clore.cli.market import resolve_currency, with_currency
 
 if TYPE_CHECKING:
     from clore.market import Filter
