@@ -11,6 +11,7 @@ Without rates, USD figures fall back to a native ``USD-Blockchain`` price or the
 record's own ``price.usd`` figures; anything else is unknown (``None``) and never matches
 a price filter.
 
+The currency names and aliases are ``clore._facts``'s (the table ``create_order`` uses).
 Pure: no I/O, and no msgspec import (``clore --help`` stays fast).
 """
 
@@ -21,6 +22,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
+
+from clore._facts import CURRENCY_ALIASES
 
 if TYPE_CHECKING:
     from clore._wire import Server
@@ -47,16 +50,6 @@ CURRENCY_LABELS: Final[Mapping[str, str]] = {
     "USD-Blockchain": "USD",
 }
 
-# Kept beside ``clore._wire.CURRENCY_ALIASES`` (same content) so this module needs no msgspec.
-_ALIASES: Final[Mapping[str, str]] = {
-    "btc": "bitcoin",
-    "bitcoin": "bitcoin",
-    "clore": "CLORE-Blockchain",
-    "clore-blockchain": "CLORE-Blockchain",
-    "usd": "USD-Blockchain",
-    "usd-blockchain": "USD-Blockchain",
-}
-
 _AMOUNT_RE: Final = re.compile(
     r"""^\s*
     (?P<number>[0-9]+(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?|\.[0-9]+(?:e[+-]?[0-9]+)?)
@@ -74,7 +67,7 @@ def parse_currency(name: str) -> str:
 
     Raises ``ValueError`` naming the accepted spellings.
     """
-    key = _ALIASES.get(name.strip().lower())
+    key = CURRENCY_ALIASES.get(name.strip().lower())
     if key is None:
         raise ValueError(
             f"unknown currency {name!r}: use btc, clore or usd "
