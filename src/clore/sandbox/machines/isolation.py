@@ -104,7 +104,7 @@ class Isolation:
             args += ["--ro-bind", path, path]
         for path in _MASKED_FILES:
             if os.path.isfile(path):
-                args += ["--ro-bind", "/dev/null", path]
+                args += ["--ro-bind", str(layout.empty), path]
         for path in _MASKED_DIRS:
             if os.path.isdir(path):
                 args += ["--tmpfs", path]
@@ -216,6 +216,7 @@ def _probe(candidate: Isolation) -> str | None:
         for path in (layout.home, layout.tmp, layout.load, layout.run / "bin", layout.bin):
             path.mkdir(parents=True, exist_ok=True)
         (layout.run / "meminfo").write_text("MemTotal: 1 kB\n", encoding="utf-8")
+        layout.empty.write_bytes(b"")
         read, write = os.pipe()
         try:
             init = subprocess.Popen(

@@ -5,6 +5,7 @@ ROOT/
   bin/                    nvidia-smi, gpu_burn, gpu-burn, nproc (shared, read-only inside)
   logs/ORDER.log          the order's command output (kept after the order ends)
   ssh_host_ed25519_key    the host key every order's SSH server presents (0600)
+  empty                   an empty file, bound over /etc/shadow and the like inside
   orders/ORDER/           the order's machine, removed when it stops (unless kept)
     root/                 its HOME and working directory (/root inside bubblewrap)
     tmp/                  its /tmp
@@ -76,6 +77,10 @@ def install_shims(bin_dir: Path, python: str) -> None:
         tmp.write_text(text, encoding="utf-8")
         tmp.chmod(0o755)
         os.replace(tmp, path)
+    empty = bin_dir.parent / "empty"
+    if not empty.exists():
+        empty.write_bytes(b"")
+        empty.chmod(0o444)
     link = bin_dir / "gpu-burn"
     if not link.is_symlink():
         link.unlink(missing_ok=True)
@@ -115,6 +120,11 @@ class Layout:
     def bin(self) -> Path:
         """The shared shim directory."""
         return self.root / "bin"
+
+    @property
+    def empty(self) -> Path:
+        """An empty read-only file, bound over host files a machine must not read."""
+        return self.root / "empty"
 
     @property
     def log(self) -> Path:
