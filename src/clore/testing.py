@@ -12,6 +12,11 @@ with the bundled 3,500-server snapshot, rate limits on, and a ``ManualClock`` sh
 the clients, so their pacing waits advance the sandbox's time instead of sleeping.
 ``clore_client``/``async_clore_client`` act as the funded demo user. ``sandbox_factory``
 builds more sandboxes with other options; all are closed at the end of the test.
+
+The snapshot is seeded once per test session (``sandbox_templates``): each sandbox gets
+a copy of that seeded database (SQLite's backup API, about a millisecond) with its own
+demo key, the same state a fresh seeding would give. Pass ``template=None`` to
+``sandbox_factory`` to seed for real.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from clore._clock import ManualClock
 if TYPE_CHECKING:
     from clore._client import AsyncClore, Clore
     from clore.sandbox import Sandbox
+    from clore.sandbox.template import Templates
 
 __all__ = [
     "async_clore_client",
@@ -33,6 +39,7 @@ __all__ = [
     "sandbox",
     "sandbox_clock",
     "sandbox_factory",
+    "sandbox_templates",
 ]
 
 SandboxFactory = Callable[..., "Sandbox"]
@@ -44,15 +51,29 @@ def sandbox_clock() -> ManualClock:
     return ManualClock()
 
 
+@pytest.fixture(scope="session")
+def sandbox_templates() -> Iterator[Templates]:
+    """The seeded databases this session's sandboxes are copied from (one per seed)."""
+    from clore.sandbox.template import Templates
+
+    templates = Templates()
+    yield templates
+    templates.close()
+
+
 @pytest.fixture
-def sandbox_factory(sandbox_clock: ManualClock) -> Iterator[SandboxFactory]:
-    """Build sandboxes (``Sandbox(**options)``, on ``sandbox_clock`` unless given a clock)."""
+def sandbox_factory(
+    sandbox_clock: ManualClock, sandbox_templates: Templates
+) -> Iterator[SandboxFactory]:
+    """Build sandboxes (``Sandbox(**options)``, on ``sandbox_clock`` unless given a clock,
+    copied from ``sandbox_templates`` unless given ``template=None``)."""
     from clore.sandbox import Sandbox
 
     made: list[Sandbox] = []
 
     def make(**options: Any) -> Sandbox:
         options.setdefault("clock", sandbox_clock)
+        options.setdefault("template", sandbox_templates)
         built = Sandbox(**options)
         made.append(built)
         return built

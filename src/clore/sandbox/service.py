@@ -14,15 +14,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clore._clock import Clock
-from clore._servertime import clock_scale
+from clore._clock import Clock, clock_scale
+from clore._facts import CREATE_INTERVAL, ENDPOINTS, MIN_INTERVAL
 from clore.sandbox.access import ControlAccess
 from clore.sandbox.backend import Backend
 from clore.sandbox.backend.errors import invalid_input
 from clore.sandbox.backend.seed import SNAPSHOT, load_records, require_source
 from clore.sandbox.clock import SimClock
 from clore.sandbox.control import Control
-from clore.sandbox.dispatch import ENDPOINTS, Dispatcher, SandboxRequest, SandboxResponse
+from clore.sandbox.dispatch import Dispatcher, SandboxRequest, SandboxResponse
 from clore.sandbox.faults import FAULTS
 from clore.sandbox.handlers import Handlers
 from clore.sandbox.openapi import openapi_bytes
@@ -33,7 +33,8 @@ from clore.sandbox.transport import AsyncSandboxTransport, SandboxTransport
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from clore._client import AsyncClore, Clore
+    from clore import AsyncClore, Clore
+    from clore.sandbox.template import Templates
 
 __all__ = ["BASE_URL", "Sandbox"]
 
@@ -52,6 +53,8 @@ class Sandbox:
     ``control_token`` (16 to 256 visible ASCII characters) makes every control-plane
     request, over any transport, carry it in the ``x-sandbox-token`` header; without one
     the control plane serves loopback peers and the in-process transports only.
+    ``template`` (a ``clore.sandbox.template.Templates``) copies a new database from a
+    seeded template instead of seeding it (see that module).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class Sandbox:
         time_scale: float = 1.0,
         fault_hold: float = 30.0,
         control_token: str | None = None,
+        template: Templates | None = None,
     ) -> None:
         access = ControlAccess(control_token)  # first: a bad token creates no database
         if not (math.isfinite(market_activity) and market_activity >= 0):
@@ -87,9 +91,20 @@ class Sandbox:
             clock = self._sim
         self.clock: Clock = clock
         source = require_source(None if seed is None else str(seed))
+        if template is not None:  # a copy of the seeded template instead of a seeding
+            demo_key = template.restore(
+                self.store,
+                source,
+                self.now(),
+                rng_seed=rng_seed,
+                market_activity=market_activity,
+                demo_key=demo_key,
+            )
         self.backend.initialize(lambda: load_records(source), source, demo_key)
         self.backend.start_market()
-        self.limiter = RateLimiter(rate_limit)
+        self.limiter = RateLimiter(
+            rate_limit, interval=MIN_INTERVAL, create_interval=CREATE_INTERVAL
+        )
         self.handlers = Handlers(self.backend)
         self.control = Control(self)
         self.dispatcher = Dispatcher(
@@ -240,7 +255,7 @@ class Sandbox:
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> Clore:
         """A ``clore.Clore`` bound to this sandbox (the demo user unless ``api_key``)."""
-        from clore._client import Clore
+        from clore import Clore
 
         kwargs.setdefault("clock", self.clock)
         return Clore(
@@ -252,7 +267,7 @@ class Sandbox:
 
     def async_client(self, api_key: str | None = None, **kwargs: Any) -> AsyncClore:
         """A ``clore.AsyncClore`` bound to this sandbox (the demo user unless ``api_key``)."""
-        from clore._client import AsyncClore
+        from clore import AsyncClore
 
         kwargs.setdefault("clock", self.clock)
         return AsyncClore(

@@ -130,9 +130,6 @@ class SqliteStore:
         with self._lock:
             migrate(self._db)
 
-    def _transaction(self, begin: str | None, writing: bool) -> _Transaction:
-        return _Transaction(self, begin, writing)
-
     def write(self) -> AbstractContextManager[SqliteRepository]:
         """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
         return _Transaction(self, "BEGIN IMMEDIATE", True)
@@ -144,6 +141,31 @@ class SqliteStore:
     def peek(self) -> AbstractContextManager[SqliteRepository]:
         """Reads without a transaction: for one statement, where no snapshot is needed."""
         return _Transaction(self, None, False)
+
+    def is_new(self) -> bool:
+        """True while the database holds no data (only the empty tables of the schema)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT EXISTS (SELECT 1 FROM meta) OR EXISTS (SELECT 1 FROM users) "
+                "OR EXISTS (SELECT 1 FROM servers)"
+            ).fetchone()
+        return not row[0]
+
+    def copy_from(self, template: SqliteStore) -> None:
+        """Make this database a page-for-page copy of ``template`` (SQLite's backup API).
+
+        A file database keeps its WAL journal and its owner-only mode; the copy is on disk
+        when this returns.
+        """
+        if template is self:
+            raise ValueError("a store cannot be copied onto itself")
+        with template._lock, self._lock:
+            if self._depth or template._depth:
+                raise RuntimeError("cannot copy a database inside a transaction")
+            template._db.backup(self._db)
+            if not self.memory:
+                # The copy's header carries the template's journal mode: WAL again.
+                self._db.execute("PRAGMA journal_mode = WAL")
 
     def close(self) -> None:
         """Close the connection."""
