@@ -120,6 +120,14 @@ class APIError(CloreError):
         self.endpoint = endpoint
         super().__init__(self._message())
 
+    @staticmethod
+    def from_response(
+        body: Mapping[str, Any], *, status_code: int | None = None, endpoint: str | None = None
+    ) -> APIError:
+        """The error an answer ``body`` stands for, of the class its ``code`` (and code-6
+        ``error``) names; HTTP 401 is always ``AuthenticationError``, 429 ``RateLimitError``."""
+        return error_from_response(body, status_code=status_code, endpoint=endpoint)
+
     def _message(self) -> str:
         meaning = CODE_MEANINGS.get(self.code, self.meaning)
         text = f"code {self.code} ({meaning})"

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import msgspec
 
+from clore._facts import ENDPOINTS
 from clore.sandbox.backend.errors import invalid_input
-from clore.sandbox.dispatch import ENDPOINTS, SandboxRequest, SandboxResponse, json_response
+from clore.sandbox.dispatch import SandboxRequest, SandboxResponse, json_response
 from clore.sandbox.faults import FAULTS
 
 __all__ = ["Control", "ControlTarget"]

@@ -4,7 +4,8 @@
 routing, the control plane's access rule (``access.ControlAccess``), injected faults,
 authentication, rate limits, handlers and error mapping. The Starlette app and the
 in-process httpx transports are thin shells around it, so every way of reaching the
-sandbox behaves the same. Nothing escapes as a 500: an unexpected failure is logged and
+sandbox behaves the same. The endpoints, codes and header names are ``clore._facts``'s
+(``ENDPOINTS`` is re-exported here). Nothing escapes as a 500: an unexpected failure is logged and
 answered ``{"code": 1}`` (database error, retry later).
 """
 
@@ -17,9 +18,22 @@ from typing import Final, Protocol
 
 import msgspec
 
-from clore.sandbox.access import LOOPBACK_ONLY, TOKEN_HEADER, ControlAccess, header_text
+from clore._facts import (
+    AUTH_HEADER,
+    DB_ERROR,
+    DETAIL_HEADER,
+    ENDPOINTS,
+    HTTP_STATUS,
+    INVALID_ENDPOINT,
+    INVALID_TOKEN,
+    NOW_HEADER,
+    RATE_LIMITED,
+    SCALE_HEADER,
+    TOKEN_HEADER,
+    Endpoint,
+)
+from clore.sandbox.access import LOOPBACK_ONLY, TOKEN_REQUIRED, ControlAccess, header_text
 from clore.sandbox.backend import ApiError, Backend
-from clore.sandbox.backend.errors import DB_ERROR, INVALID_TOKEN, RATE_LIMITED
 from clore.sandbox.faults import DROP, fault_response_parts
 from clore.sandbox.handlers import Call, Handlers
 from clore.sandbox.ratelimit import RateLimiter
@@ -77,11 +91,11 @@ class SandboxResponse:
         """The headers every transport sends with this answer (names in lower case)."""
         headers = [("content-type", self.content_type)]
         if self.detail:
-            headers.append(("x-sandbox-detail", header_text(self.detail)))
+            headers.append((DETAIL_HEADER, header_text(self.detail)))
         if self.now is not None:
-            headers.append(("x-sandbox-now", f"{self.now:.6f}"))
+            headers.append((NOW_HEADER, f"{self.now:.6f}"))
         if self.time_scale is not None:
-            headers.append(("x-sandbox-time-scale", repr(float(self.time_scale))))
+            headers.append((SCALE_HEADER, repr(float(self.time_scale))))
         return headers
 
 
@@ -90,40 +104,22 @@ def json_response(body: bytes, status: int = 200, detail: str | None = None) -> 
     return SandboxResponse(status=status, body=body, detail=detail)
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One API v1 endpoint: its HTTP method and whether it answers without a key."""
-
-    method: str
-    public: bool = False
+def _code(code: int) -> SandboxResponse:
+    """The bare answer ``{"code": code}`` with its HTTP status."""
+    return json_response(b'{"code":%d}' % code, HTTP_STATUS.get(code, 200))
 
 
-ENDPOINTS: Final[Mapping[str, Endpoint]] = {
-    "marketplace": Endpoint("GET", public=True),
-    "spot_marketplace": Endpoint("GET", public=True),
-    "my_orders": Endpoint("GET"),
-    "create_order": Endpoint("POST"),
-    "cancel_order": Endpoint("POST"),
-    "set_spot_price": Endpoint("POST"),
-    "wallets": Endpoint("GET"),
-    "my_servers": Endpoint("GET"),
-    "server_config": Endpoint("GET"),
-    "set_server_settings": Endpoint("POST"),
-    "renter_fees": Endpoint("GET"),
-    "poh_balance": Endpoint("GET"),
-}
-
-_UNAUTHORIZED = json_response(b'{"code":3}', 401)
-_RATE_LIMITED = json_response(b'{"code":5}', 429)
-_NO_ENDPOINT = json_response(b'{"code":4}')
+_UNAUTHORIZED = _code(INVALID_TOKEN)
+_RATE_LIMITED = _code(RATE_LIMITED)
+_NO_ENDPOINT = _code(INVALID_ENDPOINT)
 _LOOPBACK_ONLY = json_response(
-    b'{"code":3,"error":"control_plane_loopback_only"}',
+    msgspec.json.encode({"code": INVALID_TOKEN, "error": LOOPBACK_ONLY}),
     403,
     "the control plane serves loopback peers only (serve --control-token opens it)",
 )
 _TOKEN_REQUIRED = json_response(
-    b'{"code":3,"error":"control_token_required"}',
-    401,
+    msgspec.json.encode({"code": INVALID_TOKEN, "error": TOKEN_REQUIRED}),
+    HTTP_STATUS[INVALID_TOKEN],
     f"the control plane needs the {TOKEN_HEADER} header",
 )
 
@@ -138,7 +134,7 @@ class ControlPlane(Protocol):
 
 def error_response(exc: ApiError) -> SandboxResponse:
     """The answer for a domain error: HTTP 401/429 for codes 3/5, else 200."""
-    status = {INVALID_TOKEN: 401, RATE_LIMITED: 429}.get(exc.code, 200)
+    status = HTTP_STATUS.get(exc.code, 200)
     return json_response(msgspec.json.encode(exc.body()), status, exc.detail)
 
 
@@ -178,7 +174,7 @@ class Dispatcher:
             return error_response(exc)
         except Exception:
             log.exception("internal error on %s %r", request.method, request.path)
-            return json_response(b'{"code":1}', detail="internal error")
+            return json_response(b'{"code":%d}' % DB_ERROR, detail="internal error")
 
     def _v1(self, request: SandboxRequest) -> SandboxResponse:
         path = request.path
@@ -188,7 +184,7 @@ class Dispatcher:
         endpoint = ENDPOINTS.get(name)
         if endpoint is None or request.method != endpoint.method:
             return _NO_ENDPOINT
-        key = request.headers.get("auth", "")
+        key = request.headers.get(AUTH_HEADER, "")
         fault, user_id = self.backend.admit(name, key)
         if fault is not None and fault != "drop_after_commit":
             status, body, content_type, marker = fault_response_parts(fault)
@@ -201,7 +197,7 @@ class Dispatcher:
     def _call(
         self, name: str, endpoint: Endpoint, request: SandboxRequest, key: str, user_id: int | None
     ) -> SandboxResponse:
-        if user_id is None and not endpoint.public:
+        if user_id is None and endpoint.auth:
             return _UNAUTHORIZED
         if user_id is not None and not self.limiter.allow(key, name, self.now()):
             return _RATE_LIMITED

@@ -2,7 +2,8 @@
 
 The methods mirror ``Sandbox``'s (``reset``, ``advance``, ``inject_fault``, ...), so code
 written against an in-process sandbox works against ``clore sandbox serve`` unchanged.
-A non-zero ``code`` raises the SDK's ``APIError`` for it. A server started with a control
+A non-zero ``code`` raises the SDK's ``APIError`` for it (through the public ``clore``
+names: the sandbox imports nothing from the SDK's client side). A server started with a control
 token wants it on every control request: pass ``token=`` or set ``CLORE_SANDBOX_TOKEN``.
 """
 
@@ -14,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from clore._errors import ConfigError, UnexpectedResponseError, error_from_response
-from clore.sandbox.access import TOKEN_ENV, TOKEN_HEADER
+from clore import APIError, ConfigError, UnexpectedResponseError
+from clore._facts import TOKEN_HEADER
+from clore.sandbox.access import TOKEN_ENV
 
 __all__ = ["ControlClient", "control_client"]
 
@@ -53,7 +55,7 @@ class ControlClient:
                 status_code=response.status_code,
             )
         if data["code"] != 0:
-            raise error_from_response(data, status_code=response.status_code, endpoint=path)
+            raise APIError.from_response(data, status_code=response.status_code, endpoint=path)
         return data
 
     def reset(self) -> None:

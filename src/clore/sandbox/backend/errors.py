@@ -4,32 +4,20 @@ The backend raises ``ApiError``; the dispatcher turns it into the response body
 ``{"code": ..., "error": ..., **extra}``. ``detail`` is for humans reading the sandbox's
 log or the ``x-sandbox-detail`` header; it never enters the body, because the real API
 answers code 2 without an explanation and a client must not come to depend on one.
+The codes and code-6 strings are ``clore._facts``'s.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from clore._facts import APPLICATION_ERROR, DB_ERROR, INVALID_INPUT
 
 __all__ = [
-    "APPLICATION_ERROR",
-    "DB_ERROR",
-    "INVALID_ENDPOINT",
-    "INVALID_INPUT",
-    "INVALID_TOKEN",
-    "RATE_LIMITED",
     "ApiError",
     "Conflict",
     "application_error",
     "database_error",
     "invalid_input",
 ]
-
-DB_ERROR: Final = 1
-INVALID_INPUT: Final = 2
-INVALID_TOKEN: Final = 3
-INVALID_ENDPOINT: Final = 4
-RATE_LIMITED: Final = 5
-APPLICATION_ERROR: Final = 6
 
 
 class ApiError(Exception):

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
+from clore._facts import CURRENCIES, MAX_SERVER_NAME, Currency
+from clore._wire import SetServerSettingsPerCurrencyRequest, SetServerSettingsRequest
 from clore.sandbox.backend.errors import invalid_input
 from clore.sandbox.backend.lifecycle import end_order, market_order, rerank
 from clore.sandbox.backend.records import ServerRec
 from clore.sandbox.backend.repository import Repository
-from clore.sandbox.backend.rules import CURRENCIES, MAX_MRL_HOURS
 from clore.sandbox.backend.validate import check_price, require
 
 __all__ = [
@@ -40,7 +43,7 @@ def rental_status(repo: Repository, server: ServerRec) -> int:
 
 def server_config(repo: Repository, user_id: int, name: str) -> tuple[ServerRec, int]:
     """The caller's server named ``name`` and its rental status; code 2 when not theirs."""
-    require(0 < len(name) <= 256, "server_name: bad name")
+    require(0 < len(name) <= MAX_SERVER_NAME, "server_name: bad name")
     server = repo.server_by_name(user_id, name)
     if server is None:
         raise invalid_input("server_name: no such server")
@@ -52,57 +55,56 @@ def _number(value: Any, name: str) -> float:
     return check_price(float(value), name)
 
 
-def _flag(value: Any, name: str) -> bool:
-    require(isinstance(value, bool), f"{name}: not a boolean")
-    return bool(value)
+def _legacy_price(value: float | Mapping[Currency, float]) -> dict[str, float]:
+    """A legacy price: a number (in bitcoin) or {currency: number}."""
+    if isinstance(value, Mapping):
+        return {currency: float(price) for currency, price in value.items()}
+    return {"bitcoin": float(value)}
 
 
-def _price_table(value: Any, name: str) -> dict[str, float]:
-    """A legacy price: a number (bitcoin) or {currency: number}."""
-    if isinstance(value, dict):
-        table: dict[str, float] = {}
-        for currency, amount in value.items():
-            require(currency in CURRENCIES, f"{name}: unknown currency {currency!r}")
-            table[currency] = _number(amount, f"{name}.{currency}")
-        return table
-    return {"bitcoin": _number(value, name)}
+def _forms(
+    body: Mapping[str, Any],
+) -> tuple[SetServerSettingsRequest, SetServerSettingsPerCurrencyRequest]:
+    # A body may mix the two forms; each Struct reads its own fields and ignores the rest.
+    try:
+        return (
+            msgspec.convert(body, SetServerSettingsRequest),
+            msgspec.convert(body, SetServerSettingsPerCurrencyRequest),
+        )
+    except msgspec.ValidationError as exc:
+        raise invalid_input(f"set_server_settings: {exc}") from None
 
 
 def set_server_settings(
     repo: Repository, now: float, user_id: int, body: Mapping[str, Any]
 ) -> None:
-    """Apply the legacy or the per-currency settings form to one of the caller's servers."""
-    name = body.get("name")
-    if not isinstance(name, str) or not 0 < len(name) <= 256:
-        raise invalid_input("name: required string")
-    server = repo.server_by_name(user_id, name)
+    """Apply the legacy and the per-currency settings form (``clore._wire``'s two
+    ``set_server_settings`` Structs, which hold the limits) to one of the caller's servers."""
+    legacy, per_currency = _forms(body)
+    server = repo.server_by_name(user_id, legacy.name)
     if server is None:
         raise invalid_input("name: no such server")
     on_demand, spot, coins = dict(server.on_demand), dict(server.spot), list(server.allowed_coins)
-    if "availability" in body:
-        server.visible = _flag(body["availability"], "availability")
-    if "mrl" in body:
-        hours = _number(body["mrl"], "mrl")
-        require(hours <= MAX_MRL_HOURS, "mrl: too long")
+    if legacy.availability is not None:
+        server.visible = legacy.availability
+    if legacy.mrl is not None:
+        hours = legacy.mrl
         server.mrl = int(hours) if float(hours).is_integer() else hours
-    if "end_outbid" in body:
-        server.end_outbid = _flag(body["end_outbid"], "end_outbid")
-    if "on_demand" in body:
-        on_demand.update(_price_table(body["on_demand"], "on_demand"))
-    if "spot" in body:
-        spot.update(_price_table(body["spot"], "spot"))
-    for currency in CURRENCIES:
-        if f"{currency}_on_demand" in body:
-            on_demand[currency] = _number(body[f"{currency}_on_demand"], f"{currency}_on_demand")
-        if f"{currency}_spot" in body:
-            spot[currency] = _number(body[f"{currency}_spot"], f"{currency}_spot")
-        key = f"enabled-{currency}"
-        if key in body:
-            enabled = _flag(body[key], key)
-            if enabled and currency not in coins:
-                coins.append(currency)
-            elif not enabled and currency in coins:
-                coins.remove(currency)
+    if legacy.end_outbid is not None:
+        server.end_outbid = legacy.end_outbid
+    if legacy.on_demand is not None:
+        on_demand.update(_legacy_price(legacy.on_demand))
+    if legacy.spot is not None:
+        spot.update(_legacy_price(legacy.spot))
+    for currency, (od_price, spot_price, enabled) in per_currency.by_currency().items():
+        if od_price is not None:
+            on_demand[currency] = od_price
+        if spot_price is not None:
+            spot[currency] = spot_price
+        if enabled and currency not in coins:
+            coins.append(currency)
+        elif enabled is False and currency in coins:
+            coins.remove(currency)
     server.on_demand, server.spot = on_demand, spot
     server.allowed_coins = [c for c in CURRENCIES if c in coins]
     repo.update_server(server)

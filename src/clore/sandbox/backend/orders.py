@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import math
 
+from clore._facts import (
+    CURRENCY_NOT_ALLOWED,
+    NOT_ENOUGH_BALANCE,
+    PRICE_CHANGED,
+    SERVER_ALREADY_RENTED,
+    SERVER_OFFLINE,
+    TOO_LOW_PRICE,
+)
 from clore._wire import CancelOrderRequest, CreateOrderRequest
 from clore.sandbox.backend.billing import lazy_balance, lazy_spend
 from clore.sandbox.backend.errors import Conflict, application_error, invalid_input
@@ -12,12 +20,12 @@ from clore.sandbox.backend.records import OrderRec, OrderView
 from clore.sandbox.backend.repository import Repository
 from clore.sandbox.backend.rules import CREATION_FEES, DAY, FUNDED_SECONDS, fee_rate
 from clore.sandbox.backend.validate import (
-    check_currency,
     check_env,
     check_id,
     check_ports,
     check_price,
-    check_text,
+    check_request,
+    check_ssh_password,
     require,
 )
 
@@ -30,11 +38,9 @@ def _same_price(expected: float, actual: float) -> bool:
 
 def _validate(req: CreateOrderRequest) -> tuple[bool, dict[str, str], dict[str, object]]:
     """Check every field of a create_order body; returns (spot, ports, stored extras)."""
-    check_id(req.renting_server, "renting_server")
-    check_currency(req.currency)
-    require(req.type in ("on-demand", "spot"), "type: must be 'on-demand' or 'spot'")
+    check_request(req, "create_order")  # ids, currency, type, lengths: the Struct's limits
     spot = req.type == "spot"
-    require(0 < len(req.image) <= 1024 and not req.image.isspace(), "image: bad image name")
+    require(not req.image.isspace(), "image: bad image name")
     if spot:
         require(req.spotprice is not None, "spotprice: required for spot orders")
     if req.spotprice is not None:
@@ -43,10 +49,7 @@ def _validate(req: CreateOrderRequest) -> tuple[bool, dict[str, str], dict[str, 
         check_price(req.required_price, "required_price")
     ports = check_ports(req.ports)
     env = check_env(req.env)
-    check_text(req.ssh_password, "ssh_password", max_len=32, alnum=True, empty=False)
-    check_text(req.ssh_key, "ssh_key", max_len=3072)
-    check_text(req.jupyter_token, "jupyter_token", max_len=32)
-    check_text(req.command, "command", max_len=65536)
+    check_ssh_password(req.ssh_password)
     # Secrets (passwords, keys, tokens, registry auth) are checked but never stored.
     extras: dict[str, object] = {"env": env}
     if req.command is not None:
@@ -63,32 +66,32 @@ def create_order(repo: Repository, now: float, user_id: int, req: CreateOrderReq
     if server is None:
         raise invalid_input("renting_server: no such server")
     if not server.listed:
-        raise application_error("server-offline")
+        raise application_error(SERVER_OFFLINE)
     if server.allowed_coins and req.currency not in server.allowed_coins:
-        raise application_error("currency-not-allowed")
+        raise application_error(CURRENCY_NOT_ALLOWED)
     table = server.spot if spot else server.on_demand
     listed_price = table.get(req.currency)
     if listed_price is None:
-        raise application_error("currency-not-allowed")
+        raise application_error(CURRENCY_NOT_ALLOWED)
     if req.required_price is not None and not _same_price(req.required_price, listed_price):
-        raise application_error("price-changed")
+        raise application_error(PRICE_CHANGED)
     price = float(listed_price)
     if spot and req.spotprice is not None:
         price = float(req.spotprice)
         if price < listed_price and not _same_price(price, listed_price):
-            raise application_error("too_low_price")
+            raise application_error(TOO_LOW_PRICE)
     elif server.rented:
-        raise application_error("server-already-rented")
+        raise application_error(SERVER_ALREADY_RENTED)
     kind = "spot" if spot else "on_demand"
     creation_fee = CREATION_FEES[kind][req.currency]
     rate = fee_rate(spot)
     wallet = repo.get_wallet(user_id, req.currency)
     needed = creation_fee + price * (1.0 + rate) * FUNDED_SECONDS / DAY
     if wallet is None:
-        raise application_error("not_enough_balance")
+        raise application_error(NOT_ENOUGH_BALANCE)
     live = [o for o in repo.orders_of(user_id, include_ended=False) if o.billing]
     if lazy_balance(wallet, live, now) < needed:
-        raise application_error("not_enough_balance")
+        raise application_error(NOT_ENOUGH_BALANCE)
     repo.debit(user_id, req.currency, creation_fee)
     mrl = float(server.mrl) * 3600.0
     # The API reports ct in whole seconds and an order ends at exactly ct + mrl.
@@ -114,7 +117,7 @@ def create_order(repo: Repository, now: float, user_id: int, req: CreateOrderReq
         repo.insert_order(order)
     except Conflict:
         # The store's own uniqueness rule on running on-demand orders: a race was lost.
-        raise application_error("server-already-rented") from None
+        raise application_error(SERVER_ALREADY_RENTED) from None
     rerank(repo, server, now)
     return order.id
 
@@ -131,7 +134,7 @@ def own_live_order(repo: Repository, user_id: int, order_id: int, name: str) -> 
 
 def cancel_order(repo: Repository, now: float, user_id: int, req: CancelOrderRequest) -> None:
     """End one of the caller's orders, recording ``issue``; cancelling twice is a no-op."""
-    check_text(req.issue, "issue", max_len=2048)
+    check_request(req, "cancel_order")  # the id's range, the issue's length
     order = own_live_order(repo, user_id, req.id, "id")
     if order is not None:
         end_order(repo, order, now, "cancelled", issue=req.issue)

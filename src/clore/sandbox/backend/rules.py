@@ -1,6 +1,7 @@
 """The sandbox's market rules: every number the public sources leave open, in one place.
 
 docs/sandbox.md lists each of these as a decision; change them here and there together.
+The API's own facts (currencies, intervals, field limits) are ``clore._facts``'s.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from clore._wire import CURRENCIES
+from clore._facts import CURRENCIES
 
 __all__ = [
     "CREATION_FEES",
@@ -20,13 +21,10 @@ __all__ = [
     "MARKET_USER_ID",
     "MAX_CATCHUP_EVENTS",
     "MAX_CATCHUP_TICKS",
-    "MAX_MRL_HOURS",
-    "MAX_PRICE",
     "MAX_STEP_FRACTION",
     "MY_SERVERS_LIMIT",
     "PROVISIONING_DELAY",
     "RENTER_FEE_PERCENT",
-    "SPOT_LOWER_INTERVAL",
     "WITHDRAWAL_FEES",
     "fee_rate",
     "to_usd",
@@ -69,16 +67,9 @@ PROVISIONING_DELAY: Final = 10.0
 #: A new order needs the creation fee plus this many seconds of rental in its wallet.
 FUNDED_SECONDS: Final = 3600.0
 
-SPOT_LOWER_INTERVAL: Final = 600.0
 MAX_STEP_FRACTION: Final = 0.1
 
 MY_SERVERS_LIMIT: Final = 16
-
-#: The longest ``mrl`` a server may have, in hours (set_server_settings, seeds).
-MAX_MRL_HOURS: Final = 100000
-
-#: Prices and bids must stay below this (per day, in any currency).
-MAX_PRICE: Final = 1e12
 
 #: The user that stands for every other renter on the market (never authenticates).
 MARKET_USER_ID: Final = 0

@@ -20,13 +20,13 @@ from typing import Any, TypeGuard
 
 import msgspec
 
+from clore._facts import MAX_ID, MAX_MRL_HOURS, MAX_PRICE
 from clore._wire import Server
 from clore.sandbox.backend.accounts import create_user
 from clore.sandbox.backend.lifecycle import cluster_for, market_order
 from clore.sandbox.backend.records import OrderRec, ServerRec, User
 from clore.sandbox.backend.repository import Repository
-from clore.sandbox.backend.rules import DEMO_BALANCES, MARKET_USER_ID, MAX_MRL_HOURS, MAX_PRICE
-from clore.sandbox.backend.validate import MAX_ID
+from clore.sandbox.backend.rules import DEMO_BALANCES, MARKET_USER_ID
 
 __all__ = ["SNAPSHOT", "SeedRecords", "load_records", "require_source", "seed"]
 

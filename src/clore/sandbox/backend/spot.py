@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from clore._facts import EXCEEDED_MAX_STEP, LOWERING_TOO_SOON, SPOT_LOWER_INTERVAL, TOO_LOW_PRICE
 from clore._wire import SetSpotPriceRequest
 from clore.sandbox.backend.billing import accrue
 from clore.sandbox.backend.errors import application_error, invalid_input
@@ -11,8 +12,8 @@ from clore.sandbox.backend.lifecycle import rerank
 from clore.sandbox.backend.orders import own_live_order
 from clore.sandbox.backend.records import SpotMarketView
 from clore.sandbox.backend.repository import Repository
-from clore.sandbox.backend.rules import MAX_STEP_FRACTION, SPOT_LOWER_INTERVAL, to_usd
-from clore.sandbox.backend.validate import check_id, check_price
+from clore.sandbox.backend.rules import MAX_STEP_FRACTION, to_usd
+from clore.sandbox.backend.validate import check_id, check_price, check_request
 
 __all__ = ["max_step", "set_spot_price", "spot_marketplace"]
 
@@ -42,7 +43,7 @@ def set_spot_price(repo: Repository, now: float, user_id: int, req: SetSpotPrice
     (``too_low_price``), within ``max_step`` of the current bid (``exceeded_max_step``), and
     at most once per 600 s (``can_lower_every_600_seconds``).
     """
-    desired = check_price(req.desired_price, "desired_price")
+    desired = check_price(check_request(req, "set_spot_price").desired_price, "desired_price")
     order = own_live_order(repo, user_id, req.order_id, "order_id")
     if order is None or not order.spot:
         raise invalid_input("order_id: not a live spot offer")
@@ -54,16 +55,16 @@ def set_spot_price(repo: Repository, now: float, user_id: int, req: SetSpotPrice
         return
     minimum = server.spot.get(order.currency)
     if minimum is not None and desired < minimum and not math.isclose(desired, minimum):
-        raise application_error("too_low_price")
+        raise application_error(TOO_LOW_PRICE)
     if desired < current:
         step = max_step(current)
         if current - desired > step + 1e-12:
-            raise application_error("exceeded_max_step", max_step=step)
+            raise application_error(EXCEEDED_MAX_STEP, max_step=step)
         if order.last_lowered is not None:
             waited = now - order.last_lowered
             if waited < SPOT_LOWER_INTERVAL:
                 left = math.ceil(SPOT_LOWER_INTERVAL - waited)
-                raise application_error("can_lower_every_600_seconds", time_to_lowering=left)
+                raise application_error(LOWERING_TOO_SOON, time_to_lowering=left)
         order.last_lowered = now
     accrue(repo, order, now)
     order.price = desired
