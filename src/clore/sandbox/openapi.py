@@ -1,7 +1,12 @@
-"""The OpenAPI 3.0 document of the public v1 paths and the ``/_sandbox/`` control plane.
+"""The OpenAPI 3.1 document of the public v1 paths and the ``/_sandbox/`` control plane.
 
-Precise enough for schemathesis to generate valid and invalid calls and to check the
-answers: every response is an object with an integer ``code``.
+The v1 part is generated, not written: every endpoint of ``clore._facts.ENDPOINTS`` (its
+method, path, whether it needs a key) with the JSON Schemas that
+``msgspec.json.schema_components`` derives from its request, query and response Structs
+in ``clore._wire``, field limits included. The answers each code comes with (HTTP 401
+for code 3, 429 for code 5) are the facts' too. The control plane, the sandbox's own,
+is described here by hand. Precise enough for schemathesis to generate valid and invalid
+calls and to check the answers: every response is an object with an integer ``code``.
 """
 
 from __future__ import annotations
@@ -11,15 +16,26 @@ from typing import Any
 
 import msgspec
 
+from clore import _wire
+from clore._facts import (
+    AUTH_HEADER,
+    ENDPOINTS,
+    HTTP_STATUS,
+    INVALID_TOKEN,
+    TOKEN_HEADER,
+    Endpoint,
+)
 from clore._version import __version__
-from clore.sandbox.access import TOKEN_HEADER
+from clore.sandbox.access import LOOPBACK_ONLY, TOKEN_REQUIRED
 from clore.sandbox.faults import FAULTS
 
 __all__ = ["openapi_bytes", "openapi_document"]
 
-_CURRENCY = {"type": "string", "enum": ["bitcoin", "CLORE-Blockchain", "USD-Blockchain"]}
+_REF = "#/components/schemas/{name}"
 _PRICE_TABLE = {"type": "object", "additionalProperties": {"type": "number"}}
 _NUMBER = {"type": "number"}
+#: Every answer, whatever else it holds: an integer code (``Envelope`` adds the rest).
+_ENVELOPE = "Envelope"
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -30,7 +46,7 @@ def _obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any)
 
 
 def _answer(props: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An answer object: ``code`` plus, on success, the endpoint's fields."""
+    """A control-plane answer object: ``code`` plus, on success, the operation's fields."""
     fields = {"code": {"type": "integer"}, "error": {"type": "string"}, **(props or {})}
     return _obj(fields, ["code"])
 
@@ -39,263 +55,91 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _responses(props: dict[str, Any] | None = None, private: bool = True) -> dict[str, Any]:
-    out = {
-        "200": _json(_answer(props), "code 0 on success; 1, 2, 4 or 6 otherwise"),
-        "429": _json(_obj({"code": {"type": "integer", "enum": [5]}}, ["code"]), "rate limited"),
-    }
-    if private:
-        out["401"] = _json(_obj({"code": {"type": "integer", "enum": [3]}}, ["code"]), "bad key")
-    return out
-
-
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-_ORDER = _obj(
-    {
-        "id": {"type": "integer"},
-        "si": {"type": "integer"},
-        "mrl": {"type": "number", "description": "seconds"},
-        "price": _NUMBER,
-        "currency": {"type": "string"},
-        "image": {"type": "string"},
-        "spot": {"type": "boolean"},
-        "ct": _NUMBER,
-        "expired": {"type": "boolean"},
-        "pub_cluster": {"type": "array", "items": {"type": "string"}},
-        "tcp_ports": {"type": "array", "items": {"type": "string"}},
-        "http_port": {"type": "string", "nullable": True},
-        "http_pub": {"type": "string", "nullable": True},
-        "creation_fee": _NUMBER,
-        "spend": _NUMBER,
-        "online": {"type": "boolean"},
-    },
-    ["id", "si", "mrl", "price", "currency", "spot", "ct", "expired"],
-)
-
-_SERVER = _obj(
-    {
-        "id": {"type": "integer"},
-        "owner": {"type": "integer"},
-        "mrl": {"type": "number", "description": "hours"},
-        "price": _obj({"on_demand": _PRICE_TABLE, "spot": _PRICE_TABLE}),
-        "rented": {"type": "boolean"},
-        "specs": {"type": "object"},
-        "allowed_coins": {"type": "array", "items": {"type": "string"}},
-    },
-    ["id", "price", "rented"],
-)
-
-_CREATE_ORDER = _obj(
-    {
-        "currency": _CURRENCY,
-        "image": {"type": "string", "minLength": 1, "maxLength": 1024},
-        "renting_server": {"type": "integer", "minimum": 1},
-        "type": {"type": "string", "enum": ["on-demand", "spot"]},
-        "spotprice": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
-        "ports": {
-            "type": "object",
-            "additionalProperties": {"type": "string", "enum": ["tcp", "http"]},
-        },
-        "env": {"type": "object", "additionalProperties": {"type": "string"}},
-        "ssh_password": {"type": "string", "pattern": "^[A-Za-z0-9]{1,32}$"},
-        "ssh_key": {"type": "string", "maxLength": 3072},
-        "jupyter_token": {"type": "string", "maxLength": 32},
-        "command": {"type": "string"},
-        "required_price": {"type": "number"},
-        "autossh_entrypoint": {"type": "boolean"},
-    },
-    ["currency", "image", "renting_server", "type"],
-)
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(name=name)}
 
 
-def _public_paths() -> dict[str, Any]:
-    spot_market = _obj(
-        {
-            "offers": {
-                "type": "array",
-                "items": _obj(
-                    {
-                        "offer_id": {"type": "integer"},
-                        "bid": _NUMBER,
-                        "active": {"type": "boolean"},
-                        "my": {"type": "boolean"},
-                        "currency": {"type": "string"},
-                    }
-                ),
-            },
-            "server": _obj(
-                {"min_pricing": _PRICE_TABLE, "mrl": _NUMBER, "online": {"type": "boolean"}}
-            ),
-            "currency_rates_in_usd": _PRICE_TABLE,
+# --------------------------------------------------------------------------- API v1
+
+
+def _structs() -> list[type[Any]]:
+    """Every request, query and response Struct the endpoints name (and the envelope)."""
+    names = [_ENVELOPE]
+    for ep in ENDPOINTS.values():
+        names += [ep.response, *ep.request, *([ep.params] if ep.params else [])]
+    return [getattr(_wire, name) for name in dict.fromkeys(names)]
+
+
+def _bare_code(code: int) -> dict[str, Any]:
+    return _obj({"code": {"type": "integer", "enum": [code]}}, ["code"])
+
+
+def _responses(ep: Endpoint) -> dict[str, Any]:
+    ok = {"allOf": [_ref(ep.response), _ref(_ENVELOPE)], "required": ["code"]}
+    out = {"200": _json(ok, "code 0 with the answer; 1, 2, 4 or 6 (with error) otherwise")}
+    for code, status in sorted(HTTP_STATUS.items(), key=lambda item: item[1]):
+        if code != INVALID_TOKEN or ep.auth:
+            out[str(status)] = _json(_bare_code(code), f"code {code}")
+    return out
+
+
+def _query(struct: str, schemas: dict[str, Any], description: str = "") -> list[dict[str, Any]]:
+    """The fields of ``struct`` as query parameters."""
+    schema = schemas[struct]
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema["properties"].items():
+        param: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
         }
-    )
-    wallet = _obj(
-        {
-            "name": {"type": "string"},
-            "deposit": {"type": "string"},
-            "balance": {"type": "number", "nullable": True},
-            "withdrawal_fee": _NUMBER,
-        }
-    )
-    return {
-        "/v1/marketplace": {
-            "get": {
-                "operationId": "marketplace",
-                "security": [{}, {"auth": []}],
-                "responses": _responses(
-                    {
-                        "servers": {"type": "array", "items": _SERVER},
-                        "my_servers": {"type": "array", "items": {"type": "integer"}},
-                    },
-                    private=False,
-                ),
-            }
-        },
-        "/v1/spot_marketplace": {
-            "get": {
-                "operationId": "spot_marketplace",
-                "security": [{}, {"auth": []}],
-                "parameters": [
-                    {
-                        "name": "market",
-                        "in": "query",
-                        "required": True,
-                        "schema": {"type": "integer", "minimum": 1},
-                    }
-                ],
-                "responses": _responses(
-                    {"market": {**spot_market, "nullable": True}, "exists": {"type": "boolean"}},
-                    private=False,
-                ),
-            }
-        },
-        "/v1/my_orders": {
-            "get": {
-                "operationId": "my_orders",
-                "parameters": [
-                    {
-                        "name": "return_completed",
-                        "in": "query",
-                        "schema": {"type": "string", "enum": ["true", "false"]},
-                    }
-                ],
-                "responses": _responses({"orders": {"type": "array", "items": _ORDER}}),
-            }
-        },
-        "/v1/create_order": {
-            "post": {
-                "operationId": "create_order",
-                "description": 'Answers {"code": 0} only; find the order in my_orders.',
-                "requestBody": _body(_CREATE_ORDER),
-                "responses": _responses(),
-            }
-        },
-        "/v1/cancel_order": {
-            "post": {
-                "operationId": "cancel_order",
-                "requestBody": _body(
-                    _obj(
-                        {
-                            "id": {"type": "integer", "minimum": 1},
-                            "issue": {"type": "string", "maxLength": 2048},
-                        },
-                        ["id"],
-                    )
-                ),
-                "responses": _responses(),
-            }
-        },
-        "/v1/set_spot_price": {
-            "post": {
-                "operationId": "set_spot_price",
-                "requestBody": _body(
-                    _obj(
-                        {
-                            "order_id": {"type": "integer", "minimum": 1},
-                            "desired_price": {"type": "number"},
-                        },
-                        ["order_id", "desired_price"],
-                    )
-                ),
-                "responses": _responses({"max_step": _NUMBER, "time_to_lowering": _NUMBER}),
-            }
-        },
-        "/v1/wallets": {
-            "get": {
-                "operationId": "wallets",
-                "responses": _responses({"wallets": {"type": "array", "items": wallet}}),
-            }
-        },
-        "/v1/my_servers": {
-            "get": {
-                "operationId": "my_servers",
-                "responses": _responses(
-                    {
-                        "servers": {"type": "array", "items": {"type": "object"}},
-                        "limit": {"type": "integer"},
-                    }
-                ),
-            }
-        },
-        "/v1/server_config": {
-            "get": {
-                "operationId": "server_config",
-                "description": (
-                    'The API takes {"server_name": ...} as a JSON body on this GET;'
-                    " the sandbox also accepts the query parameter."
-                ),
-                "parameters": [
-                    {
-                        "name": "server_name",
-                        "in": "query",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "responses": _responses(
-                    {"config": {"type": "object"}, "creation_completed": {"type": "boolean"}}
-                ),
-            }
-        },
-        "/v1/set_server_settings": {
-            "post": {
-                "operationId": "set_server_settings",
-                "requestBody": _body(
-                    _obj(
-                        {
-                            "name": {"type": "string"},
-                            "availability": {"type": "boolean"},
-                            "mrl": {"type": "number"},
-                            "on_demand": _NUMBER,
-                            "spot": _NUMBER,
-                        },
-                        ["name"],
-                        additionalProperties=True,
-                    )
-                ),
-                "responses": _responses(),
-            }
-        },
-        "/v1/renter_fees": {
-            "get": {
-                "operationId": "renter_fees",
-                "responses": _responses(
-                    {"renter_fees": {"type": "object"}, "creation_fees": {"type": "object"}}
-                ),
-            }
-        },
-        "/v1/poh_balance": {
-            "get": {"operationId": "poh_balance", "responses": _responses({"balance": _NUMBER})}
-        },
+        if description:
+            param["description"] = description
+        params.append(param)
+    return params
+
+
+def _operation(ep: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
+    operation: dict[str, Any] = {"operationId": ep.name, "summary": ep.summary}
+    if not ep.auth:
+        operation["security"] = [{}, {"auth": []}]
+    params = _query(ep.params, schemas) if ep.params else []
+    if ep.request and ep.method == "GET":
+        # A GET with a JSON body: the sandbox also takes the fields as query parameters,
+        # which every HTTP client and fuzzer can send.
+        for form in ep.request:
+            params += _query(form, schemas, "the API takes it in a JSON body on this GET")
+    elif ep.request:
+        forms = [_ref(form) for form in ep.request]
+        operation["requestBody"] = _body(forms[0] if len(forms) == 1 else {"anyOf": forms})
+    if params:
+        operation["parameters"] = params
+    operation["responses"] = _responses(ep)
+    return operation
+
+
+def _api() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(paths, component schemas) of API v1, generated from the facts and the Structs."""
+    _, schemas = msgspec.json.schema_components(_structs(), ref_template=_REF)
+    paths = {ep.path: {ep.method.lower(): _operation(ep, schemas)} for ep in ENDPOINTS.values()}
+    query_only = {ep.params for ep in ENDPOINTS.values() if ep.params} | {
+        form for ep in ENDPOINTS.values() if ep.method == "GET" for form in ep.request
     }
+    return paths, {name: schema for name, schema in schemas.items() if name not in query_only}
+
+
+# --------------------------------------------------------------------------- control plane
 
 
 def _refused(reason: str, description: str) -> dict[str, Any]:
     props = {
-        "code": {"type": "integer", "enum": [3]},
+        "code": {"type": "integer", "enum": [INVALID_TOKEN]},
         "error": {"type": "string", "enum": [reason]},
     }
     return _json(_obj(props, ["code", "error"]), description)
@@ -307,8 +151,8 @@ def _control_paths() -> dict[str, Any]:
     none: list[dict[str, Any]] = [{}, {"sandbox_token": []}]
     paths = _control_operations(plain, none)
     refusals = {
-        "401": _refused("control_token_required", "the server's control token is missing"),
-        "403": _refused("control_plane_loopback_only", "a peer off loopback, and no token set"),
+        "401": _refused(TOKEN_REQUIRED, "the server's control token is missing"),
+        "403": _refused(LOOPBACK_ONLY, "a peer off loopback, and no token set"),
     }
     for operations in paths.values():
         for operation in operations.values():
@@ -432,9 +276,10 @@ def _control_operations(
 
 
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0.3 document as a dict."""
+    """The OpenAPI 3.1 document as a dict (API v1 generated, the control plane added)."""
+    paths, schemas = _api()
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "Clore.ai API v1 (clore sandbox)",
             "version": __version__,
@@ -445,13 +290,14 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "components": {
+            "schemas": schemas,
             "securitySchemes": {
-                "auth": {"type": "apiKey", "in": "header", "name": "auth"},
+                "auth": {"type": "apiKey", "in": "header", "name": AUTH_HEADER},
                 "sandbox_token": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER},
-            }
+            },
         },
         "security": [{"auth": []}],
-        "paths": {**_public_paths(), **_control_paths()},
+        "paths": {**paths, **_control_paths()},
     }
 
 
