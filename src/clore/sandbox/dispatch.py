@@ -12,6 +12,7 @@ answered ``{"code": 1}`` (database error, retry later).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
@@ -28,14 +29,16 @@ from clore._facts import (
     INVALID_TOKEN,
     NOW_HEADER,
     RATE_LIMITED,
+    RETRY_AFTER_HEADER,
     SCALE_HEADER,
     TOKEN_HEADER,
     Endpoint,
 )
 from clore.sandbox.access import LOOPBACK_ONLY, TOKEN_REQUIRED, ControlAccess, header_text
 from clore.sandbox.backend import ApiError, Backend
-from clore.sandbox.faults import DROP, fault_response_parts
+from clore.sandbox.faults import AFTER_COMMIT, DROP, fault_response_parts, parse_fault
 from clore.sandbox.handlers import Call, Handlers
+from clore.sandbox.held import Held, HeldRequests
 from clore.sandbox.ratelimit import RateLimiter
 
 __all__ = [
@@ -76,7 +79,7 @@ class SandboxResponse:
     ``now`` and ``time_scale`` (set by ``Sandbox.handle``) become the ``x-sandbox-now``
     and ``x-sandbox-time-scale`` headers. ``detail`` may hold request text: it is sent
     escaped to visible ASCII and capped (``access.header_text``), so no header is ever
-    refused by the HTTP server.
+    refused by the HTTP server. ``retry_after`` (seconds) becomes a ``Retry-After`` header.
     """
 
     status: int
@@ -86,6 +89,7 @@ class SandboxResponse:
     detail: str | None = None
     now: float | None = None
     time_scale: float | None = None
+    retry_after: float | None = None
 
     def headers(self) -> list[tuple[str, str]]:
         """The headers every transport sends with this answer (names in lower case)."""
@@ -96,6 +100,8 @@ class SandboxResponse:
             headers.append((NOW_HEADER, f"{self.now:.6f}"))
         if self.time_scale is not None:
             headers.append((SCALE_HEADER, repr(float(self.time_scale))))
+        if self.retry_after is not None:
+            headers.append((RETRY_AFTER_HEADER, str(math.ceil(self.retry_after))))
         return headers
 
 
@@ -156,6 +162,7 @@ class Dispatcher:
         self.now = now
         self.control = control
         self.access = access or ControlAccess()
+        self.held = HeldRequests(backend.store)
 
     def handle(self, request: SandboxRequest) -> SandboxResponse:
         """Answer one request; never raises."""
@@ -186,20 +193,71 @@ class Dispatcher:
             return _NO_ENDPOINT
         key = request.headers.get(AUTH_HEADER, "")
         fault, user_id = self.backend.admit(name, key)
-        if fault is not None and fault != "drop_after_commit":
-            status, body, content_type, marker = fault_response_parts(fault)
-            return SandboxResponse(status, body, content_type, marker, f"injected {fault}")
-        response = self._call(name, endpoint, request, key, user_id)
-        if fault == "drop_after_commit":
-            return replace(response, fault=DROP)
-        return response
+        self.apply_held(name)
+        if fault is None:
+            return self._call(name, endpoint, request, key, user_id)
+        return self._faulted(fault, name, endpoint, request, key, user_id)
+
+    # ---- injected faults (see faults.py) ---------------------------------------------------
+    def _faulted(
+        self,
+        spec: str,
+        name: str,
+        endpoint: Endpoint,
+        request: SandboxRequest,
+        key: str,
+        user_id: int | None,
+    ) -> SandboxResponse:
+        fault, seconds = parse_fault(spec)
+        detail = f"injected {fault}"
+        if fault == "late_commit":
+            due = None if seconds is None else self.now() + seconds
+            self.held.hold(
+                Held(
+                    endpoint=name,
+                    method=request.method,
+                    path=request.path,
+                    query=dict(request.query),
+                    headers=dict(request.headers),
+                    body=request.body,
+                    arrived=self.now(),
+                    due=due,
+                )
+            )
+        elif fault in AFTER_COMMIT:
+            response = self._call(name, endpoint, request, key, user_id)
+            if fault == "drop_after_commit":
+                return replace(response, fault=DROP, detail=detail)
+        status, body, content_type, marker = fault_response_parts(fault)
+        retry_after = seconds if fault == "rate_limit" else None
+        return SandboxResponse(status, body, content_type, marker, detail, retry_after=retry_after)
+
+    def apply_held(self, endpoint: str | None = None) -> int:
+        """Apply the requests ``late_commit`` held back that are due now (by time, or, for
+        ``endpoint``, before its next request); returns how many."""
+        due = self.held.take(endpoint, self.now())
+        for held in due:
+            late = SandboxRequest(held.method, held.path, held.query, held.headers, held.body)
+            key = held.headers.get(AUTH_HEADER, "")
+            user_id = self.backend.authenticate(key)
+            target = ENDPOINTS[held.endpoint]
+            answer = self._call(held.endpoint, target, late, key, user_id, paced=False)
+            log.info("late commit of %s: HTTP %d %r", held.endpoint, answer.status, answer.body)
+        return len(due)
 
     def _call(
-        self, name: str, endpoint: Endpoint, request: SandboxRequest, key: str, user_id: int | None
+        self,
+        name: str,
+        endpoint: Endpoint,
+        request: SandboxRequest,
+        key: str,
+        user_id: int | None,
+        *,
+        paced: bool = True,
     ) -> SandboxResponse:
         if user_id is None and endpoint.auth:
             return _UNAUTHORIZED
-        if user_id is not None and not self.limiter.allow(key, name, self.now()):
+        if paced and user_id is not None and not self.limiter.allow(key, name, self.now()):
             return _RATE_LIMITED
         try:
             body = getattr(self.handlers, name)(Call(user_id, request.query, request.body))

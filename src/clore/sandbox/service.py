@@ -23,7 +23,7 @@ from clore.sandbox.backend.seed import SNAPSHOT, load_records, require_source
 from clore.sandbox.clock import SimClock
 from clore.sandbox.control import Control
 from clore.sandbox.dispatch import Dispatcher, SandboxRequest, SandboxResponse
-from clore.sandbox.faults import FAULTS
+from clore.sandbox.faults import FAULTS, fault_spec
 from clore.sandbox.handlers import Handlers
 from clore.sandbox.openapi import openapi_bytes
 from clore.sandbox.ratelimit import RateLimiter
@@ -141,6 +141,7 @@ class Sandbox:
         if self._sim is not None and not self.store.memory:
             self.backend.set_meta("clock_offset", repr(self._sim.offset()))
         self.backend.settle()
+        self.dispatcher.apply_held()  # late commits whose time came
         return self.now()
 
     # ---- identity -------------------------------------------------------------------------
@@ -181,8 +182,14 @@ class Sandbox:
         user = self.backend.create_user(name, balances or {}, servers)
         return user.api_key or "", user.id
 
-    def inject_fault(self, endpoint: str, fault: str, count: int = 1) -> None:
-        """Make the next ``count`` calls of ``endpoint`` (e.g. "create_order") fail."""
+    def inject_fault(
+        self, endpoint: str, fault: str, count: int = 1, *, seconds: float | None = None
+    ) -> None:
+        """Make the next ``count`` calls of ``endpoint`` (e.g. "create_order") fail.
+
+        ``seconds``: for ``rate_limit`` the ``Retry-After``, for ``late_commit`` the sandbox
+        time after which the held request takes effect (see ``clore.sandbox.faults``).
+        """
         name = endpoint.removeprefix("/v1/").removeprefix("/")
         if name not in ENDPOINTS:
             raise invalid_input(f"endpoint: unknown endpoint {endpoint!r}")
@@ -190,7 +197,11 @@ class Sandbox:
             raise invalid_input(f"fault: one of {', '.join(FAULTS)}")
         if not 1 <= count <= 100000:
             raise invalid_input("count: 1 to 100000")
-        self.backend.add_fault(name, fault, count)
+        try:
+            spec = fault_spec(fault, seconds)
+        except ValueError as exc:
+            raise invalid_input(str(exc)) from None
+        self.backend.add_fault(name, spec, count)
 
     def faults(self) -> list[tuple[str, str, int]]:
         """Queued faults as (endpoint, fault, remaining)."""

@@ -9,6 +9,7 @@ import msgspec
 
 from clore.sandbox.backend.errors import Conflict
 from clore.sandbox.backend.records import OrderRec, ServerRec, User, WalletRec
+from clore.sandbox.held import HELD_KEY
 
 __all__ = ["SqliteRepository"]
 
@@ -428,9 +429,12 @@ class SqliteRepository:
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
 
     def clear_faults(self) -> None:
+        # The requests late_commit faults hold back go with the faults.
         self._db.execute("DELETE FROM faults")
+        self._db.execute("DELETE FROM meta WHERE key = ?", (HELD_KEY,))
 
     # ---- everything ------------------------------------------------------------------------
     def clear_all(self) -> None:
         for table in ("users", "wallets", "servers", "orders", "ports", "faults"):
             self._db.execute(f"DELETE FROM {table}")
+        self._db.execute("DELETE FROM meta WHERE key = ?", (HELD_KEY,))
