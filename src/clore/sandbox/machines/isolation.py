@@ -20,6 +20,7 @@ inside. The network is the host's (see docs/sandbox.md, Machines).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -173,10 +174,12 @@ def _python_prefixes(python: str) -> tuple[str, ...]:
     return (prefix,) if real.startswith(prefix + "/") else (os.path.dirname(real),)
 
 
+@functools.lru_cache(maxsize=8)
 def detect(mode: IsolationMode = "auto", *, python: str | None = None) -> Isolation:
     """The isolation to use: ``"bubblewrap"`` when asked for or usable, else ``"none"``.
 
-    ``mode="bubblewrap"`` raises RuntimeError when bwrap does not work here.
+    ``mode="bubblewrap"`` raises RuntimeError when bwrap does not work here. The probe
+    runs once per process (what the host allows does not change while it runs).
     """
     if mode not in ("auto", "bubblewrap", "none"):
         raise ValueError(f"isolation must be auto, bubblewrap or none, got {mode!r}")

@@ -17,7 +17,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 
-__all__ = ["BAD_GATEWAY", "Handler", "Listener", "relay_http", "relay_tcp"]
+__all__ = ["BAD_GATEWAY", "Handler", "Listener", "bind_socket", "relay_http", "relay_tcp"]
 
 log = logging.getLogger("clore.sandbox.machines")
 
@@ -31,6 +31,21 @@ BAD_GATEWAY = (
 _CONNECT_TIMEOUT = 5.0
 
 Handler = Callable[[socket.socket], Awaitable[None]]
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking TCP socket listening on ``host:port`` (0: a free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class Listener:
@@ -50,16 +65,7 @@ class Listener:
 
     def open(self) -> None:
         """Bind and listen (port 0 picks a free port, kept across pause/resume)."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(128)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         self._sock = sock
         self._accepting = asyncio.ensure_future(self._accept(sock))
