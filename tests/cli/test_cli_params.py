@@ -24,6 +24,7 @@ from clore.cli._params import (
     parse_price,
     parse_until,
 )
+from clore.sandbox import FAULTS
 
 NOW = 1_714_564_800.0  # 2024-05-01 12:00 UTC
 
@@ -165,8 +166,8 @@ def test_errors_are_one_line_with_control_characters_escaped() -> None:
         ([], "missing command (see `clore --help`)"),
         (
             ["sandbox", "fault", "create_order"],
-            "Missing argument 'FAULT'. Choose from: db_error, rate_limit, http_500, timeout, "
-            "drop_after_commit (see `clore sandbox fault --help`)",
+            f"Missing argument 'FAULT'. Choose from: {', '.join(FAULTS)} "
+            "(see `clore sandbox fault --help`)",
         ),
     ],
 )

@@ -274,3 +274,15 @@ def test_cheapest_stops_after_a_may_exist_outcome_and_says_how_to_check(run: Cli
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("clore: error: ") and "may exist" in last
     assert "not tried on another server" in last and "`clore orders`" in last
+
+
+def test_rent_spot_refuses_lock_price_as_spot_bid_does(run: Cli) -> None:
+    """rent --spot --lock-price is a usage error, as for `spot bid` (a bid has no listed
+    price to lock); nothing is sent."""
+    server = _cheapest(run)[0]
+    args = ["--bid", "0.001btc", "--lock-price", "--yes"]
+    result = run("rent", str(server["id"]), "--spot", *args)
+    spot = run("spot", "bid", str(server["id"]), "--price", "0.001btc", "--lock-price", "--yes")
+    assert (result.exit_code, spot.exit_code) == (2, 2)
+    assert "--lock-price applies to on-demand orders" in result.stderr
+    assert run.client.my_orders() == []

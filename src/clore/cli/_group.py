@@ -88,33 +88,49 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+def _load(target: str) -> click.Command:
+    """The command at ``"module:attribute"``, its module imported now."""
+    module_name, _, attr = target.partition(":")
+    command = getattr(importlib.import_module(module_name), attr)
+    if not isinstance(command, click.Command):  # pragma: no cover - a wiring mistake
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
 class Group(click.Group):
     """A command group that, run without its subcommand, fails with click's one-line
     "Missing command." usage error (exit 2; ``_context.exit_code_for`` names the
-    subcommands) instead of printing its whole help as the error."""
+    subcommands) instead of printing its whole help as the error.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    ``lazy`` names subcommands defined in other modules (name -> ``"module:attribute"``),
+    imported when used: a command module never imports another to attach its command.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("no_args_is_help", False)
         super().__init__(*args, **kwargs)
-
-
-class LazyGroup(Group):
-    """A group that imports a subcommand's module on first use of that subcommand."""
+        self.lazy: dict[str, str] = dict(lazy or {})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*COMMANDS, *sorted(self.commands)]
+        return sorted({*self.commands, *self.lazy})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
-            return None
-        module_name, _, attr = entry[0].partition(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        if not isinstance(command, click.Command):  # pragma: no cover - a wiring mistake
-            raise TypeError(f"{entry[0]} is not a click command")
-        return command
+        target = self.lazy.get(cmd_name)
+        return None if target is None else _load(target)
+
+
+class LazyGroup(Group):
+    """The ``clore`` group: its subcommands are the table above, imported on first use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(
+            *args, lazy={name: target for name, (target, _) in COMMANDS.items()}, **kwargs
+        )
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *sorted(set(self.commands) - set(COMMANDS))]
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # The short help comes from the table: listing commands must not import them.

@@ -37,7 +37,6 @@ __all__ = [
 #: The vendor's Ubuntu 24.04 image with Jupyter and sshd (supervisor starts both).
 DEFAULT_IMAGE: Final = "cloreai/jupyter:ubuntu24.04-v2"
 DEFAULT_PORTS: Final = "22:tcp,8888:http"
-_DEFAULT_KEYS: Final = ("id_ed25519.pub", "id_rsa.pub")
 _SECRET_WORDS: Final = ("pass", "token", "secret", "key")
 
 
@@ -45,13 +44,10 @@ def parse_ports(text: str | None, option: str = "--ports") -> dict[str, str] | N
     """``22:tcp,8888:http`` -> ``{"22": "tcp", "8888": "http"}`` (None when empty); exit 2
     naming the option when malformed."""
     from clore import ParameterError
-    from clore._validate import validate_ports
+    from clore.rentals import parse_ports as parse
 
-    words = [part.strip() for part in (text or "").split(",") if part.strip()]
-    if not words:
-        return None
     try:
-        return validate_ports(words)
+        return parse(text or "")
     except ParameterError as exc:
         raise click.BadParameter(
             f"{exc} (expected e.g. 22:tcp,8888:http)", param_hint=f"'{option}'"
@@ -191,10 +187,7 @@ class OrderSpec:
         if ssh_key is not None:
             key_text, key_path = _public_key(str(ssh_key))
         elif ssh_password is None:
-            ssh_dir = Path.home() / ".ssh"
-            default = next((ssh_dir / n for n in _DEFAULT_KEYS if (ssh_dir / n).is_file()), None)
-            if default is not None:
-                key_text, key_path = _public_key(str(default))
+            key_text, key_path = _default_key()
         has_http = bool(ports) and "http" in (ports or {}).values()
         generated = jupyter_token is None and has_http
         token = secrets.token_hex(12) if generated else jupyter_token
@@ -225,8 +218,11 @@ class OrderSpec:
             jupyter_token=values["jupyter_token"],
         )
 
-    def rent_spec(self, order_type: Literal["on-demand", "spot"], currency: str) -> RentSpec:
-        """The workflows' ``RentSpec`` for these settings."""
+    def rent_spec(
+        self, order_type: Literal["on-demand", "spot"], currency: str, *, lock_price: bool = True
+    ) -> RentSpec:
+        """The workflows' ``RentSpec`` for these settings (``lock_price``: an on-demand
+        order's price is sent as ``required_price``)."""
         from clore.workflows import RentSpec
 
         return RentSpec(
@@ -239,6 +235,7 @@ class OrderSpec:
             ssh_key=self.ssh_key,
             jupyter_token=self.jupyter_token,
             command=self.command,
+            lock_price=lock_price,
         )
 
     def token_note(self) -> str | None:
@@ -263,7 +260,7 @@ def _public_key(value: str) -> tuple[str, Path | None]:
     """The public key ``value`` is (the key itself) or holds (a file), with the file read;
     exit 2 naming why otherwise, never quoting what was given (it may be a private key)."""
     from clore import ParameterError
-    from clore._sshkey import looks_private, public_key_problem, read_public_key
+    from clore.rentals import looks_private, public_key_problem, read_public_key
 
     text = value.strip()
     if looks_private(text):
@@ -278,6 +275,19 @@ def _public_key(value: str) -> tuple[str, Path | None]:
     if key.instead_of is not None:
         click.echo(f"note: --ssh-key: {path} is not a public key; sending {key.path}", err=True)
     return key.text, key.path
+
+
+def _default_key() -> tuple[str | None, Path | None]:
+    """The renter's default public key (``~/.ssh/id_ed25519.pub``, ``id_rsa.pub``), read;
+    (None, None) when there is none; exit 2 when the file found is not a public key."""
+    from clore import ParameterError
+    from clore.rentals import default_public_key
+
+    try:
+        key = default_public_key(param="--ssh-key")
+    except ParameterError as exc:
+        raise CliError(str(exc), 2) from None
+    return (None, None) if key is None else (key.text, key.path)
 
 
 def redact(body: dict[str, Any]) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def spend(app: AppContext) -> None:
     plus the renter fee (spot bids only while they win); runway is a wallet's balance
     divided by the burn in its currency.
     """
-    from clore.cli.orders import collect
+    from clore.cli._orders import collect
     from clore.workflows import burn_per_day
 
     found, active = collect(app, include_completed=True)

@@ -19,6 +19,7 @@ from clore.cli._format import (
     timestamp,
 )
 from clore.cli._loop import interval_option
+from clore.cli._orders import collect
 from clore.cli._output import Column, Output, json_option
 from clore.cli._params import Id, Integer
 from clore.market import format_amount, label
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from clore import Order
     from clore.workflows import Event, OrderMonitor
 
-__all__ = ["cancel", "collect", "order", "orders"]
+__all__ = ["cancel", "order", "orders"]
 
 COLUMNS = [
     Column("ID", "right", 99),
@@ -41,25 +42,6 @@ COLUMNS = [
     Column("Time left", "right", 8),
     Column("SSH", "left", 5),
 ]
-
-
-def collect(app: AppContext, include_completed: bool) -> tuple[list[Order], dict[int, bool]]:
-    """Your orders and, for running spot orders, whether each bid is currently winning."""
-    from clore import ServerNotFoundError
-
-    client = app.api()
-    found = client.my_orders(include_completed=include_completed)
-    active: dict[int, bool] = {}
-    servers = sorted({o.si for o in found if o.spot and not o.expired})
-    for server_id in servers:
-        try:
-            market = client.spot_marketplace(server_id)
-        except ServerNotFoundError:
-            continue
-        for offer in market.offers:
-            active[offer.offer_id] = offer.active
-    ordered = sorted(found, key=lambda o: (o.expired, -float(o.ct)))
-    return ordered, active
 
 
 def _row(order: Order, now: float, active: dict[int, bool]) -> list[str]:
@@ -315,35 +297,22 @@ def _get(app: AppContext, order_id: int) -> Order:
 @pass_app
 def cancel(app: AppContext, order_ids: tuple[int, ...], issue: str | None) -> None:
     """Cancel orders (on-demand or spot), optionally reporting an issue with the server."""
-    from clore._validate import validate_cancel_order
     from clore.cli._marketdata import invalidate
+    from clore.rentals import cancel_orders
 
-    for oid in order_ids:
-        validate_cancel_order(oid, issue)  # bad input exits 2 before anything is sent
-    client = app.api()
-    # Every order is checked before any is cancelled: an unknown or ended one among them
-    # must not leave the others half done.
-    known = {o.id: o for o in client.my_orders(include_completed=True)}
-    for oid in order_ids:
-        if oid not in known:
-            raise CliError(f"order {oid} is not among your orders", 4)
-        if known[oid].expired:
-            raise CliError(f"order {oid} has already ended", 1)
+    # Every order is checked before any is cancelled (bad input exits 2, an unknown order
+    # 4, an ended one 1): one among them must not leave the others half done.
     done: list[int] = []
     try:
-        for oid in dict.fromkeys(order_ids):
-            client.cancel_order(oid, issue)
-            done.append(oid)
+        final = cancel_orders(app.api(), order_ids, issue, cancelled=done)
     except Exception:
         if done:
             app.out.info(f"cancelled before the error: {', '.join(map(str, done))}")
         raise
-    final = {o.id: o for o in client.my_orders(include_completed=True)}
     now = app.server_time()
     results: list[dict[str, Any]] = []
     lines: list[str] = []
-    for oid in dict.fromkeys(order_ids):
-        ended = final.get(oid, known[oid])
+    for oid, ended in final.items():
         results.append(order_doc(ended, now))
         cur = ended.currency or "bitcoin"
         lines.append(

@@ -21,14 +21,14 @@ from clore.cli._group import Group
 from clore.cli._orderopts import OrderSpec, order_options
 from clore.cli._output import json_option
 from clore.cli._params import Id, parse_price
-from clore.cli.rent import Placement, lookup_server, parse_bid, place
+from clore.cli._placing import Placement, lookup_server, parse_bid, place
 
 __all__ = ["bid", "price", "spot", "walk_down"]
 
 MAX_WALK_STEPS: Final = 200
 
 
-@click.group(cls=Group)
+@click.group(cls=Group, lazy={"keep": "clore.cli.spot_keep_cmd:keep"})
 def spot() -> None:
     """Spot market: bid on a server, change your bid."""
 
@@ -63,10 +63,10 @@ def bid(app: AppContext, /, server_id: int, bid_text: str, currency: str, **opti
     if options["lock_price"]:
         raise CliError("--lock-price applies to on-demand orders, not spot bids", 2)
     spec = OrderSpec.from_params(options)
-    server = lookup_server(app, server_id, placement)
+    candidate = lookup_server(app, server_id, placement)
     placement.limits, placement.rates = _limits.read(app, options, cur, placement.rates)
     placement.guard = bool(options["run_guard"])
-    place(app, [(server_id, server)], spec, placement)
+    place(app, [candidate], spec, placement)
 
 
 def _round_up(value: float) -> float:
@@ -177,9 +177,3 @@ def price(app: AppContext, order_id: int, new_price: str, walk: bool) -> None:
         {"order": order_doc(final, now)},
         lambda: app.out.echo(f"order {order_id} bid: {price_text(float(final.price), cur)}"),
     )
-
-
-# `clore spot keep` lives with the automation commands.
-from clore.cli.spot_keep_cmd import keep  # noqa: E402
-
-spot.add_command(keep)

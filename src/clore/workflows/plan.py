@@ -16,15 +16,17 @@ crosses them. Amounts are in the order's currency; creation fees are not include
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, TypedDict
 
 import msgspec
 
-from clore._wire import Order, RenterFees, Server
+from clore._validate import preview_create_order
+from clore._wire import CreateOrderRequest, Order, RenterFees, Server
 from clore.workflows._protocols import SupportsCreateOrder
 
 __all__ = [
     "Limits",
+    "OrderArguments",
     "RentSpec",
     "burn_per_day",
     "planned_cost",
@@ -45,8 +47,30 @@ def round_price(value: float, *, up: bool = False) -> float:
     return (math.ceil(scaled) if up else math.floor(scaled)) / 1e8
 
 
+class OrderArguments(TypedDict):
+    """The keyword arguments of ``create_order`` (and ``preview_create_order``)."""
+
+    server_id: int
+    image: str
+    order_type: OrderType
+    currency: str
+    spotprice: float | None
+    ports: dict[str, str] | None
+    ssh_password: str | None
+    ssh_key: str | None
+    jupyter_token: str | None
+    env: dict[str, str] | None
+    command: str | None
+    required_price: float | None
+    autossh_entrypoint: bool | None
+
+
 class RentSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything ``create_order`` needs besides the server and the price."""
+    """Everything ``create_order`` needs besides the server and the price.
+
+    ``lock_price`` (the default) sends an on-demand order's price as ``required_price``,
+    so the API refuses it when the listing moved since it was seen.
+    """
 
     image: str
     order_type: OrderType = "on-demand"
@@ -58,6 +82,7 @@ class RentSpec(msgspec.Struct, frozen=True, kw_only=True):
     jupyter_token: str | None = None
     command: str | None = None
     autossh_entrypoint: bool | None = None
+    lock_price: bool = True
 
     @property
     def spot(self) -> bool:
@@ -69,9 +94,10 @@ class RentSpec(msgspec.Struct, frozen=True, kw_only=True):
             return None
         return server.price_per_day(self.currency, spot=self.spot)
 
-    def create(self, client: SupportsCreateOrder, server_id: int, price: float) -> Order:
-        """Rent ``server_id`` on demand with ``required_price=price``, or bid ``price`` on spot."""
-        return client.create_order(
+    def arguments(self, server_id: int, price: float | None) -> OrderArguments:
+        """``create_order``'s arguments for ``server_id``: a spot bid of ``price`` per day,
+        or an on-demand order at ``price`` (sent as ``required_price`` with ``lock_price``)."""
+        return OrderArguments(
             server_id=server_id,
             image=self.image,
             order_type=self.order_type,
@@ -84,9 +110,19 @@ class RentSpec(msgspec.Struct, frozen=True, kw_only=True):
             env=self.env,
             command=self.command,
             # Spot bids have no fixed price to lock; the bid itself is the price.
-            required_price=None if self.spot else price,
+            required_price=None if self.spot or not self.lock_price else price,
             autossh_entrypoint=self.autossh_entrypoint,
         )
+
+    def create(self, client: SupportsCreateOrder, server_id: int, price: float | None) -> Order:
+        """Rent ``server_id`` on demand (``required_price=price`` with ``lock_price``), or bid
+        ``price`` on spot."""
+        return client.create_order(**self.arguments(server_id, price))
+
+    def preview(self, server_id: int, price: float | None) -> CreateOrderRequest:
+        """Exactly the body ``create`` would send (``clore.preview_create_order``); nothing
+        is sent. Bad settings raise ``clore.ParameterError``, as ``create`` would."""
+        return preview_create_order(**self.arguments(server_id, price))
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
