@@ -44,7 +44,9 @@ from clore.sandbox.backend.rules import CURRENCY_RATES_USD, MY_SERVERS_LIMIT
 
 __all__ = ["OK", "Call", "Handlers"]
 
-_DIGITS = re.compile(r"^[0-9]{1,18}$")  # ASCII only: "²".isdigit() is True
+# ASCII only ("²".isdigit() is True); up to 19 digits, as MAX_ID (2^63-1) has; the
+# backend refuses a larger number as out of range.
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 OK = b'{"code":0}'
 
@@ -148,7 +150,7 @@ class Handlers:
     def spot_marketplace(self, call: Call) -> bytes:
         """``GET /v1/spot_marketplace?market=ID``: offers on one server."""
         raw = call.query.get("market", "")
-        if not _DIGITS.match(raw.strip()):
+        if not _DIGITS.fullmatch(raw.strip()):
             raise invalid_input("market: a server id is required")
         view = self.backend.spot_marketplace(call.user_id, int(raw))
         if view is None:
