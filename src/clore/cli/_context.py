@@ -13,7 +13,7 @@ import re
 import sys
 import traceback
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
@@ -21,6 +21,7 @@ from clore.cli._output import Output
 
 if TYPE_CHECKING:
     from clore import Clock, Clore
+    from clore.cli._announce import Announcing
     from clore.sandbox import Sandbox
 
 __all__ = [
@@ -102,9 +103,11 @@ class AppContext:
         self._out.json_mode = self.json
         return self._out
 
-    def api(self, *, auth: bool = True) -> Clore:
+    def api(self, *, auth: bool = True) -> Announcing:
         """The client, with every call shown while it waits (pacing, retries, polling)."""
-        return cast("Clore", _Announcing(self.client(auth=auth), self.out))
+        from clore.cli._announce import Announcing
+
+        return Announcing(self.client(auth=auth), self.out)
 
     # ---- services -----------------------------------------------------------------------
 
@@ -227,48 +230,6 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext, ensure=True)
-
-#: What each SDK call waits for, as shown by spinners ("{0}" is the first argument).
-_LABELS: Final[dict[str, str]] = {
-    "marketplace": "fetching the marketplace",
-    "spot_marketplace": "fetching the spot market of server {0}",
-    "my_orders": "fetching your orders",
-    "get_order": "looking up order {0}",
-    "create_order": "creating the order on server {0}",
-    "cancel_order": "cancelling order {0}",
-    "set_spot_price": "setting the bid of order {0}",
-    "wallets": "fetching your wallets",
-    "renter_fees": "fetching the fees",
-    "my_servers": "fetching your hosted servers",
-    "server_config": "fetching the configuration of {0}",
-    "set_server_settings": "updating server {0}",
-    "wait_for_order": "waiting for order {0} to be ready",
-}
-
-
-class _Announcing:
-    """Wraps a client so each call runs inside ``Output.waiting`` with a plain label.
-
-    The SDK may wait inside any call (pacing: 1 s between requests, 5 s between orders;
-    retries after a rate limit), so every call says what it is doing.
-    """
-
-    def __init__(self, client: Any, out: Output) -> None:
-        self._client = client
-        self._out = out
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._client, name)
-        label = _LABELS.get(name)
-        if label is None or not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            first = args[0] if args else next(iter(kwargs.values()), "")
-            with self._out.waiting(label.format(first)):
-                return attr(*args, **kwargs)
-
-        return call
 
 
 def _not_found(exc: BaseException) -> bool:

@@ -100,17 +100,16 @@ def server_doc(server: Server, ctx: PriceContext) -> dict[str, Any]:
     return doc
 
 
+#: The CLI's documented words for ``Order.state_at``'s states (docs/cli.md, JSON output):
+#: a running order is ``ready``, and every ended one ``expired``.
+_STATE_WORDS: dict[str, str] = {"running": "ready", "cancelled": "expired"}
+
+
 def order_state(order: Order, now: float, spot_active: bool | None = None) -> str:
-    """``expired``, ``outbid`` (a spot order not currently winning), ``provisioning``, ``ready``."""
-    if order.expired:
-        return "expired"
-    if order.spot and spot_active is False:
-        return "outbid"
-    if not order.ready:
-        return "provisioning"
-    if not order.online:
-        return "offline"
-    return "ready"
+    """``expired``, ``outbid`` (a spot order not currently winning), ``provisioning``,
+    ``offline`` or ``ready``: ``Order.state_at`` in the CLI's documented words."""
+    state = order.state_at(now, spot_active=spot_active)
+    return _STATE_WORDS.get(state, state)
 
 
 STATE_STYLES: dict[str, str] = {
