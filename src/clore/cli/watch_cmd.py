@@ -23,9 +23,11 @@ from clore.cli._loop import (
     check_amount,
     check_limits,
     deadline,
+    hook_options,
     interval_option,
     jsonl_option,
     limit_options,
+    make_hooks,
     parse_limits,
     parse_money,
     run_events,
@@ -81,6 +83,7 @@ __all__ = ["watch"]
     help="Name of the state file (default: derived from the parameters).",
 )
 @limit_options
+@hook_options
 @until_options
 @order_options
 @with_currency
@@ -101,6 +104,10 @@ def watch(
     state_name: str | None,
     max_spend: str | None,
     max_time: str | None,
+    commands: tuple[str, ...],
+    webhooks: tuple[str, ...],
+    hook_timeout: float,
+    webhook_retries: int,
     until: str | None,
     for_: str | None,
     currency: str,
@@ -112,12 +119,14 @@ def watch(
     Without --rent, matches are reported as they appear and disappear. --lock-price is
     implied (every rental locks the price seen); --wait waits for the rented orders to be
     ready after the watch ends; --dry-run reports what would be rented and sends nothing.
+    Hooks (--on-event, --webhook) run for each event beside the watch, as for `monitor`.
 
     \b
     Examples:
       clore watch gpu=4090 gpus=1 --max-price 0.35usd/h
       clore watch gpu=4090 --max-price 0.0002btc --rent --count 2 --for 6h --yes
       clore watch gpu=a100 --max-price 30usd --rent --max-time 8h --budget 25usd --jsonl
+      clore watch gpu=4090 --max-price 0.3usd/h --webhook https://hooks.example.com/clore
     """
     from clore.market import (
         PriceContext,
@@ -139,6 +148,7 @@ def watch(
         check_limits(max_spend, max_time),
     ]
     stop = deadline(app, until, for_)
+    hooks = make_hooks(commands, webhooks, hook_timeout, webhook_retries)
     dry_run = bool(options["dry_run"])
     if not do_rent and (dry_run or max_spend or max_time or budget is not None):
         raise CliError("--dry-run, --budget, --max-spend and --max-time need --rent", 2)
@@ -196,7 +206,9 @@ def watch(
         f"watching for {what} at ≤ {amount(cap)} {label(cur)}/day ({doing}), a poll every "
         f"{interval:g} s; Ctrl-C to stop"
     )
-    seen = run_events(app, watcher.run(), jsonl=jsonl, state_path=path if rent else None)
+    seen = run_events(
+        app, watcher.run(), jsonl=jsonl, hooks=hooks, state_path=path if rent else None
+    )
     rented = [e for e in seen if e.kind == "rented" and e.order_id is not None]
     if options["wait"] and not dry_run:
         for event in rented:
