@@ -414,3 +414,25 @@ def test_spend_is_price_times_running_time_across_changes(
     clock.advance(50)
     spend = backend.my_orders(renter, False)[0].spend
     assert math.isclose(spend, 100 * 1e-6 + 50 * 2e-6, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "server-6", "availability": None},
+        {"name": "server-6", "mrl": None},
+        {"name": "server-6", "enabled-bitcoin": None},
+        {"name": "server-6", "on_demand": {"dogecoin": 1}},
+        {"name": "server-6", "mrl": 0},
+        {"name": "server-6", "bitcoin_spot": True},
+        {"name": ""},
+    ],
+)
+def test_host_settings_with_a_null_or_bad_value_are_invalid_input(
+    small: Sandbox, backend: Backend, body: dict[str, object]
+) -> None:
+    """A setting sent as null, of the wrong type or out of range is code 2 (never taken
+    as absent), in either body form."""
+    demo = small.backend.authenticate(small.demo_key)
+    assert demo is not None
+    assert fails(backend.set_server_settings, demo, body).code == 2

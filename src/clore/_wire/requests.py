@@ -135,44 +135,48 @@ class SetServerSettingsRequest(Struct, frozen=True, omit_defaults=True):
     """``POST /v1/set_server_settings``, the legacy form. Prices per day: a number (in
     bitcoin) or ``{currency: price}``; ``mrl`` in hours; ``availability`` public/hidden.
 
-    ``end_outbid`` is the sandbox's extension: outbid spot offers end instead of waiting.
+    A setting left out is not changed (``null`` is not a value). ``end_outbid`` is the
+    sandbox's extension: outbid spot offers end instead of waiting.
     """
 
     name: ServerName
-    availability: bool | None = None
-    mrl: Hours | None = None
-    on_demand: Price | PriceTable | None = None
-    spot: Price | PriceTable | None = None
-    end_outbid: bool | None = None
+    availability: bool | UnsetType = UNSET
+    mrl: Hours | UnsetType = UNSET
+    on_demand: Price | PriceTable | UnsetType = UNSET
+    spot: Price | PriceTable | UnsetType = UNSET
+    end_outbid: bool | UnsetType = UNSET
 
 
 class SetServerSettingsPerCurrencyRequest(Struct, frozen=True, omit_defaults=True):
     """``POST /v1/set_server_settings``, the per-currency form: ``<currency>_on_demand``,
-    ``<currency>_spot`` (per day) and ``enabled-<currency>`` (accept it or not)."""
+    ``<currency>_spot`` (per day) and ``enabled-<currency>`` (accept it or not). A setting
+    left out is not changed."""
 
     name: ServerName
-    availability: bool | None = None
-    mrl: Hours | None = None
-    bitcoin_on_demand: Price | None = field(default=None, name="bitcoin_on_demand")
-    bitcoin_spot: Price | None = field(default=None, name="bitcoin_spot")
-    clore_on_demand: Price | None = field(default=None, name="CLORE-Blockchain_on_demand")
-    clore_spot: Price | None = field(default=None, name="CLORE-Blockchain_spot")
-    usd_on_demand: Price | None = field(default=None, name="USD-Blockchain_on_demand")
-    usd_spot: Price | None = field(default=None, name="USD-Blockchain_spot")
-    enabled_bitcoin: bool | None = field(default=None, name="enabled-bitcoin")
-    enabled_clore: bool | None = field(default=None, name="enabled-CLORE-Blockchain")
-    enabled_usd: bool | None = field(default=None, name="enabled-USD-Blockchain")
+    availability: bool | UnsetType = UNSET
+    mrl: Hours | UnsetType = UNSET
+    bitcoin_on_demand: Price | UnsetType = field(default=UNSET, name="bitcoin_on_demand")
+    bitcoin_spot: Price | UnsetType = field(default=UNSET, name="bitcoin_spot")
+    clore_on_demand: Price | UnsetType = field(default=UNSET, name="CLORE-Blockchain_on_demand")
+    clore_spot: Price | UnsetType = field(default=UNSET, name="CLORE-Blockchain_spot")
+    usd_on_demand: Price | UnsetType = field(default=UNSET, name="USD-Blockchain_on_demand")
+    usd_spot: Price | UnsetType = field(default=UNSET, name="USD-Blockchain_spot")
+    enabled_bitcoin: bool | UnsetType = field(default=UNSET, name="enabled-bitcoin")
+    enabled_clore: bool | UnsetType = field(default=UNSET, name="enabled-CLORE-Blockchain")
+    enabled_usd: bool | UnsetType = field(default=UNSET, name="enabled-USD-Blockchain")
 
     def by_currency(self) -> dict[Currency, tuple[float | None, float | None, bool | None]]:
         """``{currency: (on_demand, spot, enabled)}`` for every currency, None where unset."""
-        return {
-            currency: (
+        out: dict[Currency, tuple[float | None, float | None, bool | None]] = {}
+        for currency, prefix in PER_CURRENCY_PREFIX.items():
+            values = [
                 getattr(self, f"{prefix}_on_demand"),
                 getattr(self, f"{prefix}_spot"),
                 getattr(self, f"enabled_{prefix}"),
-            )
-            for currency, prefix in PER_CURRENCY_PREFIX.items()
-        }
+            ]
+            on_demand, spot, enabled = (None if v is UNSET else v for v in values)
+            out[currency] = (on_demand, spot, enabled)
+        return out
 
 
 #: The attribute prefix of each currency's fields in ``SetServerSettingsPerCurrencyRequest``

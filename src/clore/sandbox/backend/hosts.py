@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from msgspec import UnsetType
 
 from clore._facts import CURRENCIES, MAX_SERVER_NAME, Currency
 from clore._wire import SetServerSettingsPerCurrencyRequest, SetServerSettingsRequest
@@ -85,16 +86,16 @@ def set_server_settings(
     if server is None:
         raise invalid_input("name: no such server")
     on_demand, spot, coins = dict(server.on_demand), dict(server.spot), list(server.allowed_coins)
-    if legacy.availability is not None:
+    if not isinstance(legacy.availability, UnsetType):
         server.visible = legacy.availability
-    if legacy.mrl is not None:
+    if not isinstance(legacy.mrl, UnsetType):
         hours = legacy.mrl
         server.mrl = int(hours) if float(hours).is_integer() else hours
-    if legacy.end_outbid is not None:
+    if not isinstance(legacy.end_outbid, UnsetType):
         server.end_outbid = legacy.end_outbid
-    if legacy.on_demand is not None:
+    if not isinstance(legacy.on_demand, UnsetType):
         on_demand.update(_legacy_price(legacy.on_demand))
-    if legacy.spot is not None:
+    if not isinstance(legacy.spot, UnsetType):
         spot.update(_legacy_price(legacy.spot))
     for currency, (od_price, spot_price, enabled) in per_currency.by_currency().items():
         if od_price is not None:
