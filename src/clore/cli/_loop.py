@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from clore.cli._context import EXIT_API, EXIT_INTERRUPTED, EXIT_NOT_FOUND, AppContext, CliError
+from clore.cli._context import (
+    EXIT_API,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    AppContext,
+    CliError,
+)
 from clore.cli._params import Integer, Number
 
 if TYPE_CHECKING:
@@ -226,12 +233,17 @@ def parse_limits(
     rates: Mapping[str, float] | None = None,
 ) -> Limits:
     """``Limits`` from ``--max-spend``/``--max-time`` (exit 2 when malformed); a spend in
-    another currency is converted to ``currency`` with ``rates``."""
-    from clore.workflows import Limits
+    another currency is converted to ``currency`` with ``rates`` (``Limits.parse``)."""
+    from clore.workflows.plan import LimitError, Limits
 
+    # The command line's rules first (ASCII digits, at most 100 years), naming the option.
     seconds = parse_duration_option("--max-time", max_time)
-    spend = parse_money(max_spend, currency, "--max-spend", rates=rates, per_day=False)
-    return Limits(max_spend=spend, max_time=seconds)
+    check_amount(max_spend, "--max-spend", per_day=False)
+    try:
+        return Limits.parse(max_spend, seconds, currency, rates=rates)
+    except LimitError as exc:
+        option = "--" + exc.name.replace("_", "-")
+        raise CliError(f"{option}: {exc.reason}", EXIT_USAGE) from None
 
 
 def require_orders(app: AppContext, order_ids: tuple[int, ...] | list[int]) -> None:

@@ -11,20 +11,27 @@ The budget rule (used by ``watch --budget``)::
 computed from them would not bound what is actually spent. ``--max-time`` and
 ``--max-spend`` do bound it because the loops (and ``clore guard``) cancel an order that
 crosses them. Amounts are in the order's currency; creation fees are not included.
+
+``Limits.parse`` reads limits as people and task files write them (``0.001btc``, ``5usd``,
+``8h``), converting a spend in another currency with USD rates; ``LimitError`` names the
+limit it could not read.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Literal, TypedDict
 
 import msgspec
 
 from clore._validate import preview_create_order
 from clore._wire import CreateOrderRequest, Order, RenterFees, Server
+from clore.market.pricing import Amount, convert, label, parse_amount
 from clore.workflows._protocols import SupportsCreateOrder
 
 __all__ = [
+    "LimitError",
     "Limits",
     "OrderArguments",
     "RentSpec",
@@ -125,6 +132,16 @@ class RentSpec(msgspec.Struct, frozen=True, kw_only=True):
         return preview_create_order(**self.arguments(server_id, price))
 
 
+class LimitError(ValueError):
+    """A limit that cannot be read: ``name`` is ``max_spend`` or ``max_time``, ``reason``
+    says why (``str()`` is ``"name: reason"``)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"{name}: {reason}")
+
+
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """Per-order limits: ``max_spend`` in the order's currency, ``max_time`` in seconds."""
 
@@ -133,6 +150,80 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
 
     def __bool__(self) -> bool:
         return self.max_spend is not None or self.max_time is not None
+
+    @classmethod
+    def parse(
+        cls,
+        max_spend: str | float | None,
+        max_time: str | float | None,
+        currency: str,
+        *,
+        rates: Mapping[str, float] | None = None,
+    ) -> Limits:
+        """Limits for an order paid in ``currency``.
+
+        ``max_spend``: a total (``0.001``, ``0.001btc``, ``5usd``; a bare number is in
+        ``currency``), converted to ``currency`` with USD ``rates`` when it names another.
+        ``max_time``: seconds, or a duration (``90s``, ``15m``, ``8h``, ``1d``, ``1h30m``).
+        Both more than zero. ``LimitError`` names the one that cannot be read.
+        """
+        return cls(
+            max_spend=_spend(max_spend, currency, rates),
+            max_time=_seconds(max_time),
+        )
+
+    @staticmethod
+    def spend_currency(max_spend: str | float | None) -> str | None:
+        """The currency a spend limit names (None: none, or a bare number): converting it
+        to the order's currency may need USD rates. ``LimitError`` when malformed."""
+        return None if max_spend is None else _amount(max_spend).currency
+
+
+def _amount(value: str | float) -> Amount:
+    if isinstance(value, int | float):
+        return Amount(float(value))
+    try:
+        amount = parse_amount(value)
+    except ValueError as exc:
+        raise LimitError("max_spend", str(exc)) from None
+    if amount.per_hour:
+        raise LimitError("max_spend", "a total amount, not a rate (drop /h)")
+    return amount
+
+
+def _spend(
+    value: str | float | None, currency: str, rates: Mapping[str, float] | None
+) -> float | None:
+    if value is None:
+        return None
+    amount = _amount(value)
+    if not math.isfinite(amount.value) or amount.value <= 0:
+        raise LimitError("max_spend", "must be a finite amount greater than zero")
+    source = amount.in_currency(currency)
+    converted = convert(amount.value, source, currency, rates)
+    if converted is None:
+        raise LimitError(
+            "max_spend",
+            f"cannot convert {label(source)} to {label(currency)} without USD rates; "
+            f"give the amount in {label(currency)}",
+        )
+    return converted
+
+
+def _seconds(value: str | float | None) -> float | None:
+    from clore.workflows.render import parse_duration
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = parse_duration(value)
+        except ValueError as exc:
+            raise LimitError("max_time", str(exc)) from None
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise LimitError("max_time", "must be a finite duration greater than zero")
+    return seconds
 
 
 def planned_seconds(server: Server, *, max_time: float | None = None) -> float | None:
