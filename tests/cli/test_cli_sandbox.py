@@ -92,14 +92,13 @@ def test_control_refuses_the_real_api() -> None:
 def test_fault_choices_are_exactly_the_sandbox_faults() -> None:
     """clore sandbox fault accepts (and its help names) exactly the sandbox's faults."""
     from clore.cli.sandbox_cmd import fault
-    from clore.sandbox.faults import FAULTS
+    from clore.sandbox import FAULTS
 
     (choice,) = [p for p in fault.params if p.name == "fault"]
     assert isinstance(choice.type, click.Choice)
     assert tuple(choice.type.choices) == FAULTS
-    assert FAULTS == ("db_error", "rate_limit", "http_500", "timeout", "drop_after_commit")
     shown = CliRunner().invoke(cli, ["sandbox", "fault", "--help"]).stdout
-    assert all(name in shown for name in FAULTS)
+    assert [name for name in FAULTS if f"  {name} " not in shown] == []
 
 
 def test_unknown_endpoint_is_refused_with_the_known_ones(run: Cli) -> None:
@@ -112,7 +111,7 @@ def test_unknown_endpoint_is_refused_with_the_known_ones(run: Cli) -> None:
 
 def test_every_fault_can_be_injected(run: Cli) -> None:
     """Each fault name is accepted and queued on the sandbox."""
-    from clore.sandbox.faults import FAULTS
+    from clore.sandbox import FAULTS
 
     for name in FAULTS:
         assert run.json("sandbox", "fault", "/v1/wallets", name) == {

@@ -28,7 +28,7 @@ from clore.cli._format import duration, timestamp
 from clore.cli._group import Group
 from clore.cli._output import json_option
 from clore.cli._params import Duration, Integer, Number
-from clore.sandbox import FAULTS
+from clore.sandbox import FAULT_HELP, FAULTS
 
 __all__ = ["sandbox"]
 
@@ -300,7 +300,20 @@ def advance(app: AppContext, amount: float) -> None:
     )
 
 
-@sandbox.command()
+_WIDTH: Final = max(len(name) for name in FAULTS) + 2
+_FAULT_DOC = "\n".join(
+    [
+        "Make the next COUNT requests to ENDPOINT fail with FAULT.",
+        "",
+        "\b",
+        "FAULT is one of",
+        *(f"  {name:<{_WIDTH}} {FAULT_HELP[name]}" for name in FAULTS),
+        "ENDPOINT is an API endpoint name such as create_order or my_orders.",
+    ]
+)
+
+
+@sandbox.command(help=_FAULT_DOC, short_help="Make the next requests to ENDPOINT fail.")
 @click.argument("endpoint")
 @click.argument("fault", type=click.Choice(FAULTS), metavar="FAULT")
 @click.option(
@@ -313,17 +326,6 @@ def advance(app: AppContext, amount: float) -> None:
 @json_option
 @pass_app
 def fault(app: AppContext, endpoint: str, fault: str, count: int) -> None:
-    """Make the next COUNT requests to ENDPOINT fail with FAULT.
-
-    \b
-    FAULT is one of
-      db_error           answer {"code": 1}
-      rate_limit         HTTP 429 {"code": 5}
-      http_500           HTTP 500 with a plain-text body
-      timeout            no answer, nothing changes
-      drop_after_commit  the call takes effect, then the answer is lost
-    ENDPOINT is an API endpoint name such as create_order or my_orders.
-    """
     from clore.sandbox import ENDPOINTS
 
     name = endpoint.removeprefix("/v1/").removeprefix("/")

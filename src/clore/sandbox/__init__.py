@@ -7,7 +7,8 @@ docs/sandbox.md for the behaviour it chose where the public sources are silent.
 This package's names are all a face may use (``scripts/check_imports.py``): the server
 and its defaults (``serve``, ``default_db_path``, ``ControlAccessError``), the seed
 (``SNAPSHOT``, ``require_source``, ``load_records``, ``snapshot_bytes``), the control
-plane (``control_client``, ``FAULTS``, the ``ENDPOINTS`` a fault can target).
+plane (``control_client``, ``FAULTS`` and ``FAULT_HELP``, the ``ENDPOINTS`` a fault can
+target).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from clore.sandbox.backend.errors import ApiError
     from clore.sandbox.backend.seed import SNAPSHOT, load_records, require_source, snapshot_bytes
     from clore.sandbox.dispatch import ENDPOINTS
-    from clore.sandbox.faults import FAULTS
+    from clore.sandbox.faults import FAULT_HELP, FAULTS
     from clore.sandbox.remote import ControlClient, control_client
     from clore.sandbox.server import default_db_path, serve
     from clore.sandbox.service import BASE_URL, Sandbox
@@ -29,6 +30,7 @@ __all__ = [
     "BASE_URL",
     "ENDPOINTS",
     "FAULTS",
+    "FAULT_HELP",
     "SNAPSHOT",
     "ApiError",
     "ControlAccessError",
@@ -47,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "BASE_URL": "clore.sandbox.service",
     "ENDPOINTS": "clore.sandbox.dispatch",
     "FAULTS": "clore.sandbox.faults",
+    "FAULT_HELP": "clore.sandbox.faults",
     "SNAPSHOT": "clore.sandbox.backend.seed",
     "ApiError": "clore.sandbox.backend.errors",
     "ControlAccessError": "clore.sandbox.access",
