@@ -181,10 +181,9 @@ class PacingState:
 
 def current_penalty(state: PacingState, now: float) -> float:
     """The 429 penalty still in force at ``now`` (it halves every PENALTY_HALF_LIFE s)."""
-    if state.penalty <= 0:
-        return 0.0
+    # A negative penalty (a hand-edited file) would shorten the intervals: it counts as none.
     age = max(0.0, now - state.penalty_at)
-    return float(state.penalty * 0.5 ** (age / PENALTY_HALF_LIFE))
+    return float(max(0.0, state.penalty) * 0.5 ** (age / PENALTY_HALF_LIFE))
 
 
 def delay(state: PacingState, now: float, kind: Kind, config: Pacing) -> float:

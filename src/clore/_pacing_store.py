@@ -31,25 +31,23 @@ T = TypeVar("T")
 log = logging.getLogger("clore")
 
 
-def release_dead_hold(state: PacingState, now: float) -> bool:
-    """Release the hold of a holder that certainly no longer runs (True when released).
+def release_dead_hold(state: PacingState, now: float) -> None:
+    """Release the hold of a holder that certainly no longer runs.
 
     Its request's answer, if the server counted the request at all, came no later than
     now: the intervals count from now, as if the answer had just arrived.
     """
     holder, until = state.holder, state.inflight_until
     if holder is None or until is None or until <= now:
-        return False
-    me = this_process()
-    if holder.same_process(me) or not is_gone(holder, me):
-        return False
+        return
+    if holder.same_process(this_process()) or not is_gone(holder):
+        return
     state.inflight_until = None
     state.holder = None
     state.last_request = max(state.last_request or now, now)
     if holder.kind == "create":
         state.last_create = max(state.last_create or now, now)
     log.debug("pacing: released the hold of process %d, which no longer runs", holder.pid)
-    return True
 
 
 class MemoryStore:
@@ -71,7 +69,7 @@ def state_file(api_key: str | None, directory: Path) -> Path:
     """The state file of ``api_key``: named by a hash of the key, never the key itself."""
     if not api_key:
         return directory / "anonymous.json"
-    digest = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
+    digest = hashlib.sha256(api_key.encode()).hexdigest()[:16]
     return directory / f"{digest}.json"
 
 
@@ -103,7 +101,8 @@ class FileStore:
                         exc.strerror or exc,
                     )
                     self._fallback = MemoryStore()
-            return self._fallback.transact(fn, now=now)
+            # Memory holds only this process's holds: there is nothing dead to release.
+            return self._fallback.transact(fn)
 
     def _transact_file(self, fn: Callable[[PacingState], T], now: float | None) -> T:
         with locked(self.path) as fd:
@@ -111,8 +110,8 @@ class FileStore:
             while chunk := os.read(fd, 65536):
                 raw += chunk
             try:
-                state = PacingState.from_json(json.loads(raw)) if raw else PacingState()
-            except ValueError:
+                state = PacingState.from_json(json.loads(raw))
+            except ValueError:  # an empty file too: a fresh history
                 state = PacingState()
             before = state.to_json()
             if now is not None:
@@ -120,10 +119,10 @@ class FileStore:
             result = fn(state)
             after = state.to_json()
             if after != before:
-                data = json.dumps(after, separators=(",", ":")).encode()
+                data = json.dumps(after).encode()
                 os.lseek(fd, 0, os.SEEK_SET)
-                os.ftruncate(fd, 0)
                 os.write(fd, data)
+                os.ftruncate(fd, len(data))
             return result
 
 
