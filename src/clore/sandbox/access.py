@@ -13,6 +13,8 @@ import hmac
 import ipaddress
 from typing import Final
 
+from clore._facts import TOKEN_HEADER
+
 __all__ = [
     "TOKEN_ENV",
     "TOKEN_HEADER",
@@ -24,7 +26,6 @@ __all__ = [
 ]
 
 #: The request header that carries the control token.
-TOKEN_HEADER: Final = "x-sandbox-token"
 #: The environment variable ``serve`` and ``ControlClient`` read the token from.
 TOKEN_ENV: Final = "CLORE_SANDBOX_TOKEN"
 #: Refusal reasons, sent as the ``error`` of a code-3 answer.

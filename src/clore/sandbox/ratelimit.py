@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 
+from clore._facts import CREATE_INTERVAL, MIN_INTERVAL
+
 __all__ = ["RateLimiter"]
 
 # Sums of float sleeps on a shared clock can land a hair short of a whole second.
@@ -20,7 +22,11 @@ class RateLimiter:
     """Decides, per API key, whether a request is accepted at simulated time ``now``."""
 
     def __init__(
-        self, enabled: bool = True, *, interval: float = 1.0, create_interval: float = 5.0
+        self,
+        enabled: bool = True,
+        *,
+        interval: float = MIN_INTERVAL,
+        create_interval: float = CREATE_INTERVAL,
     ) -> None:
         self.enabled = enabled
         self.interval = interval

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from clore._facts import SPOT_LOWER_INTERVAL
 from clore._wire import SpotMarket
 from clore.workflows.plan import round_price
 
@@ -82,7 +83,7 @@ def decide_bid(
     step: float | None = None,
     step_fraction: float = 0.1,
     last_lower_at: float | None = None,
-    lower_every: float = 600.0,
+    lower_every: float = SPOT_LOWER_INTERVAL,
 ) -> BidDecision:
     """Decide the next move for order ``order_id`` bidding ``bid`` (see the module docstring)."""
     mine = next((o for o in market.offers if o.offer_id == order_id), None)

@@ -25,6 +25,7 @@ from clore._errors import (
     SpotPriceLoweringTooSoonError,
     TooLowPriceError,
 )
+from clore._facts import SPOT_LOWER_INTERVAL
 from clore._wire import Order
 from clore.market.pricing import label
 from clore.workflows._loop import UNCERTAIN, Schedule, as_event, error_event, poll_loop
@@ -184,8 +185,8 @@ class SpotKeeper(KeeperBase):
         try:
             self.client.set_spot_price(order.id, d.price)
         except SpotPriceLoweringTooSoonError as exc:
-            left = exc.time_to_lowering or 600.0  # server seconds
-            self.state.last_lower_at = self.api_time.now() - (600.0 - left)
+            left = exc.time_to_lowering or SPOT_LOWER_INTERVAL  # server seconds
+            self.state.last_lower_at = self.api_time.now() - (SPOT_LOWER_INTERVAL - left)
             schedule.sooner(now + self.api_time.to_client(left))
             return
         except ExceededMaxStepError as exc:
