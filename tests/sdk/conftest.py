@@ -1,43 +1,79 @@
-"""Fixtures for the SDK tests: a ManualClock, the in-memory fake API and clients bound to it."""
+"""Fixtures for the SDK tests: the ``clore.testing`` sandbox and clients bound to it through
+a ``Wire`` that records what was sent.
+
+``sandbox`` is the public fixture's (the 3,500-server snapshot, rate limits on, a
+``ManualClock`` shared with the clients: ``clock``); ``wire`` sees every request and the
+sandbox's answer; ``client``/``aclient`` act as the demo user through it.
+
+Transitional: tests that still ask for ``api`` get the old in-memory fake
+(``_stub/fake_api.py``) and a ``client`` bound to it. Only tests/sdk/test_sdk_pacing.py
+does; its sandbox versions are in test_sdk_wire_pacing.py, and the fake goes with them.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-# tests/_stub holds the fakes; make it importable however pytest was started.
+# tests/_stub holds the test helpers; make it importable however pytest was started.
 _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from _stub.fake_api import BASE_URL, KEY, FakeAPI  # noqa: E402
+from _stub.wire import Wire  # noqa: E402
 from clore import AsyncClore, Clore  # noqa: E402
 from clore._clock import ManualClock  # noqa: E402
+from clore.sandbox import BASE_URL, Sandbox  # noqa: E402
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock(sandbox_clock: ManualClock) -> ManualClock:
+    """The ManualClock the sandbox and every client of the test share."""
+    return sandbox_clock
 
 
 @pytest.fixture
-def api(clock: ManualClock) -> FakeAPI:
+def wire(sandbox: Sandbox) -> Wire:
+    """Every request the test's clients send to the sandbox, with its answer."""
+    return Wire(sandbox)
+
+
+@pytest.fixture
+def client(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[Clore]:
+    """A Clore acting as the sandbox's demo user, through ``wire``."""
+    if "api" in request.fixturenames:  # transitional, see the module docstring
+        from _stub.fake_api import BASE_URL as FAKE_URL
+        from _stub.fake_api import KEY
+
+        fake: Any = request.getfixturevalue("api")
+        with Clore(KEY, base_url=FAKE_URL, transport=fake.transport(), clock=clock) as c:
+            yield c
+        return
+    sandbox: Sandbox = request.getfixturevalue("sandbox")
+    wire: Wire = request.getfixturevalue("wire")
+    with Clore(sandbox.demo_key, base_url=BASE_URL, transport=wire.transport(), clock=clock) as c:
+        yield c
+
+
+@pytest.fixture
+async def aclient(sandbox: Sandbox, wire: Wire, clock: ManualClock) -> AsyncIterator[AsyncClore]:
+    """An AsyncClore acting as the sandbox's demo user, through ``wire``."""
+    async with AsyncClore(
+        sandbox.demo_key, base_url=BASE_URL, transport=wire.async_transport(), clock=clock
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def api(clock: ManualClock) -> Any:
+    """Transitional: the old in-memory fake, for test_sdk_pacing.py only (see the module)."""
+    from _stub.fake_api import FakeAPI
+
     return FakeAPI(clock=clock)
-
-
-@pytest.fixture
-def client(api: FakeAPI, clock: ManualClock) -> Iterator[Clore]:
-    with Clore(KEY, base_url=BASE_URL, transport=api.transport(), clock=clock) as c:
-        yield c
-
-
-@pytest.fixture
-async def aclient(api: FakeAPI, clock: ManualClock) -> AsyncIterator[AsyncClore]:
-    async with AsyncClore(KEY, base_url=BASE_URL, transport=api.transport(), clock=clock) as c:
-        yield c
 
 
 @pytest.fixture(scope="session")

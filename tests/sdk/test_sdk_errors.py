@@ -7,10 +7,12 @@ import json
 import pytest
 
 import clore
-from _stub.fake_api import KEY, FakeAPI
+from _stub.wire import Wire, rent, rented_server
 from clore import Clore
+from clore._clock import ManualClock
 from clore._core import ENDPOINTS, decode_response
 from clore._errors import CODE_MEANINGS, error_from_response
+from clore.sandbox import BASE_URL, Sandbox
 
 CODES = [
     (1, clore.DatabaseError),
@@ -155,19 +157,42 @@ def test_error_from_response_falls_back_to_api_error_for_unknown_codes() -> None
     assert str(error) == "code 42 (API error)"
 
 
-def test_client_raises_the_mapped_error_and_keeps_the_body(api: FakeAPI, client: Clore) -> None:
+def test_client_raises_the_mapped_error_and_keeps_the_body(
+    sandbox: Sandbox, wire: Wire, client: Clore
+) -> None:
     """Through the client, a code-6 answer raises its class with the body attached."""
-    api.responses["wallets"] = {"code": 6, "error": "not_enough_balance", "extra": 1}
-    with pytest.raises(clore.NotEnoughBalanceError) as info:
-        client.wallets()
-    assert info.value.body == {"code": 6, "error": "not_enough_balance", "extra": 1}
-    assert info.value.endpoint == "wallets" and info.value.status_code == 200
+    with pytest.raises(clore.ServerAlreadyRentedError) as info:
+        client.create_order(rented_server(sandbox), "img")
+    assert info.value.body == {"code": 6, "error": "server-already-rented"}
+    assert info.value.endpoint == "create_order" and info.value.status_code == 200
+    assert json.loads(wire.sent("create_order")[0].answer) == info.value.body
 
 
-def test_error_messages_never_contain_the_key(api: FakeAPI, client: Clore) -> None:
+def test_error_messages_never_contain_the_key(
+    sandbox: Sandbox, wire: Wire, client: Clore, clock: ManualClock
+) -> None:
     """No error message from any code path includes the API key."""
-    for code in range(1, 7):
-        api.responses["cancel_order"] = {"code": code, "error": "x"}
+    key = sandbox.demo_key
+    order = rent(sandbox)
+    stranger = "f" * 32
+    other = Clore(stranger, base_url=BASE_URL, transport=wire.transport(), clock=clock)
+
+    def refused(fault: str, count: int) -> None:
+        sandbox.inject_fault("cancel_order", fault, count=count)
+        client.cancel_order(order)
+
+    failing = [
+        lambda: refused("db_error", 1),  # 1
+        lambda: client._raw("cancel_order", body={"id": "x"}),  # 2
+        lambda: other.cancel_order(order),  # 3
+        lambda: refused("rate_limit", 4),  # 5
+        lambda: client.create_order(rented_server(sandbox), "img"),  # 6
+    ]
+    codes = []
+    for call in failing:
         with pytest.raises(clore.APIError) as info:
-            client.cancel_order(1)
-        assert KEY not in str(info.value) and KEY not in repr(info.value)
+            call()
+        codes.append(info.value.code)
+        for text in (str(info.value), repr(info.value)):
+            assert key not in text and stranger not in text
+    assert codes == [1, 2, 3, 5, 6]

@@ -17,11 +17,12 @@ import httpx
 import pytest
 
 import clore
-from _stub.fake_api import BASE_URL, FakeAPI
 from _stub.stub_server import serve
+from _stub.wire import Wire
 from clore import AsyncClore, Clore, ConfigError, ParameterError, config
 from clore._clock import ManualClock
 from clore.config import Config, Profile
+from clore.sandbox import BASE_URL, Sandbox
 
 LEFT = "Zq7xLEFTHALF9k"
 RIGHT = "RIGHTHALF3pW8vQ"
@@ -102,7 +103,7 @@ def _assert_logs_clean(logs: pytest.LogCaptureFixture) -> None:
 
 @pytest.mark.parametrize(("name", "char"), INNER, ids=[n for n, _ in INNER])
 def test_an_argument_key_with_a_bad_character_is_refused_unechoed(
-    name: str, char: str, api: FakeAPI, debug_logs: pytest.LogCaptureFixture
+    name: str, char: str, wire: Wire, debug_logs: pytest.LogCaptureFixture
 ) -> None:
     """Clore(api_key=...) with a control or non-ASCII character inside raises ParameterError
     (exit 2) naming the kind of character, never the key or the character; nothing is sent."""
@@ -112,7 +113,7 @@ def test_an_argument_key_with_a_bad_character_is_refused_unechoed(
         assert info.value.param == "api_key"
         assert ("non-ASCII" if ord(char) > 0x7F else "control") in str(info.value)
         _assert_clean(info.value, char)
-    assert api.seen == []
+    assert wire.seen == []
     for record in debug_logs.records:
         assert not _leaks(record.getMessage())
 
@@ -172,22 +173,27 @@ def test_a_non_string_key_is_refused() -> None:
 
 @pytest.mark.parametrize("key", TRIMMED, ids=repr)
 def test_surrounding_whitespace_is_trimmed_in_every_source(
-    key: str, monkeypatch: pytest.MonkeyPatch, clock: ManualClock
+    key: str, monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, wire: Wire, clock: ManualClock
 ) -> None:
     """Argument, environment and profile keys are sent without their surrounding blanks."""
-    api = FakeAPI(clock=clock, keys=(CORE,))
+    with sandbox.store.write() as repo:  # the demo user's key becomes CORE
+        demo = repo.users_of_kind("demo")[0]
+        demo.api_key = CORE
+        repo.update_user(demo)
 
     def sent_key(client: Clore) -> str:
         with client:
             client.wallets()
-        return api.seen[-1].headers["auth"]
+        assert wire.seen[-1].code == 0 and wire.rejected == 0  # the sandbox knew the key
+        clock.advance(1)  # the next client's first request is a second later
+        return wire.seen[-1].headers["auth"]
 
-    assert sent_key(Clore(key, base_url=BASE_URL, transport=api.transport(), clock=clock)) == CORE
+    assert sent_key(Clore(key, base_url=BASE_URL, transport=wire.transport(), clock=clock)) == CORE
     monkeypatch.setenv("CLORE_API_KEY", key)
-    assert sent_key(Clore(base_url=BASE_URL, transport=api.transport(), clock=clock)) == CORE
+    assert sent_key(Clore(base_url=BASE_URL, transport=wire.transport(), clock=clock)) == CORE
     monkeypatch.delenv("CLORE_API_KEY")
     config.save(Config(profiles={"default": Profile(api_key=key)}))
-    assert sent_key(Clore(base_url=BASE_URL, transport=api.transport(), clock=clock)) == CORE
+    assert sent_key(Clore(base_url=BASE_URL, transport=wire.transport(), clock=clock)) == CORE
     assert config.resolve().api_key == CORE
 
 

@@ -7,10 +7,11 @@ import random
 import pytest
 
 import clore
-from _stub.fake_api import BASE_URL, KEY, FakeAPI
+from _stub.wire import Wire, mine, rent
 from clore import Clore
 from clore._clock import ManualClock
 from clore._retry import MAX_DELAY, MAX_RETRY_AFTER, Decision, Outcome, backoff, decide
+from clore.sandbox import BASE_URL, Sandbox
 
 TRANSIENT = [
     Outcome.DATABASE,
@@ -88,67 +89,103 @@ def test_retry_after_is_a_floor_capped_at_a_minute() -> None:
 
 # --------------------------------------------------------------------------- through the client
 
+#: How a test makes one request fail: a sandbox fault, or a network that refuses it.
+NETWORK = ("connect", "connect_timeout")
+
+
+def _fail(sandbox: Sandbox, wire: Wire, endpoint: str, fault: str, count: int = 1) -> None:
+    if fault in NETWORK:
+        wire.network.unreachable(endpoint, *[fault] * count)
+    else:
+        sandbox.inject_fault(endpoint, fault, count=count)
+
+
+def _arrived(wire: Wire, endpoint: str) -> int:
+    """Requests to ``endpoint`` that left the client (reached the sandbox or were refused)."""
+    return len(wire.sent(endpoint)) + wire.network.refused
+
 
 @pytest.mark.parametrize(
     "fault",
-    ["code1", "code5", "429", "500", "502_json", "read_timeout", "connect", "connect_timeout"],
+    [
+        "db_error",
+        "rate_limit_200",
+        "rate_limit",
+        "http_500",
+        "http_502_json",
+        "timeout",
+        "connect",
+        "connect_timeout",
+    ],
 )
-def test_reads_recover_from_one_transient_failure(fault: str, api: FakeAPI, client: Clore) -> None:
+def test_reads_recover_from_one_transient_failure(
+    fault: str, sandbox: Sandbox, wire: Wire, client: Clore
+) -> None:
     """A read answered by a transient failure once is retried and succeeds."""
-    api.inject("wallets", fault)
-    assert [w.name for w in client.wallets()] == ["bitcoin", "CLORE-Blockchain"]
-    assert len(api.sent("wallets")) == 2
+    _fail(sandbox, wire, "wallets", fault)
+    assert [w.name for w in client.wallets()] == ["bitcoin", "CLORE-Blockchain", "USD-Blockchain"]
+    assert _arrived(wire, "wallets") == 2
 
 
-def test_reads_give_up_after_max_retries(api: FakeAPI, client: Clore) -> None:
+def test_reads_give_up_after_max_retries(sandbox: Sandbox, wire: Wire, client: Clore) -> None:
     """Four failures with max_retries=3 raise the last error; four requests were sent."""
-    api.inject("wallets", "500", "500", "500", "500", "500")
+    sandbox.inject_fault("wallets", "http_500", count=5)
     with pytest.raises(clore.UnexpectedResponseError):
         client.wallets()
-    assert len(api.sent("wallets")) == 4
+    assert len(wire.sent("wallets")) == 4
 
 
-def test_retry_after_header_is_honoured(api: FakeAPI, client: Clore) -> None:
+def test_retry_after_header_is_honoured(sandbox: Sandbox, wire: Wire, client: Clore) -> None:
     """A 429 with Retry-After: 4 makes the client wait at least 4 s before retrying."""
-    api.inject("wallets", "429:4")
+    sandbox.inject_fault("wallets", "rate_limit", seconds=4)
     client.wallets()
-    first, second = (s.at for s in api.sent("wallets"))
+    first, second = (s.at for s in wire.sent("wallets"))
     assert second - first >= 4.0
+    assert wire.sent("wallets")[0].status == 429
 
 
-@pytest.mark.parametrize("fault", ["read_timeout", "500", "code1", "drop_after_commit"])
+@pytest.mark.parametrize("fault", ["timeout", "http_500", "db_error", "drop_after_commit"])
 def test_writes_with_unknown_outcome_raise_after_one_attempt(
-    fault: str, api: FakeAPI, client: Clore
+    fault: str, sandbox: Sandbox, wire: Wire, client: Clore
 ) -> None:
     """cancel_order is sent once when its outcome is unknown, and the failure is raised."""
-    order = api.add_order()
-    api.inject("cancel_order", fault)
+    order = rent(sandbox)
+    sandbox.inject_fault("cancel_order", fault)
     with pytest.raises(clore.CloreError):
-        client.cancel_order(order["id"])
-    assert len(api.sent("cancel_order")) == 1
+        client.cancel_order(order)
+    assert len(wire.sent("cancel_order")) == 1
 
 
-@pytest.mark.parametrize("fault", ["429", "code5", "connect", "connect_timeout"])
-def test_writes_are_retried_when_nothing_was_done(fault: str, api: FakeAPI, client: Clore) -> None:
+@pytest.mark.parametrize("fault", ["rate_limit", "rate_limit_200", "connect", "connect_timeout"])
+def test_writes_are_retried_when_nothing_was_done(
+    fault: str, sandbox: Sandbox, wire: Wire, client: Clore
+) -> None:
     """cancel_order refused for the rate limit or never sent is retried and succeeds."""
-    order = api.add_order()
-    api.inject("cancel_order", fault)
-    client.cancel_order(order["id"])
-    assert len(api.sent("cancel_order")) == 2
-    assert api.orders[-1]["expired"] is True
+    order = rent(sandbox)
+    _fail(sandbox, wire, "cancel_order", fault)
+    client.cancel_order(order)
+    assert _arrived(wire, "cancel_order") == 2
+    assert [o.ended for o in mine(sandbox)] == [True]
 
 
-def test_authentication_errors_are_not_retried(api: FakeAPI, client: Clore) -> None:
+def test_authentication_errors_are_not_retried(
+    sandbox: Sandbox, wire: Wire, clock: ManualClock
+) -> None:
     """A 401 is raised at once."""
-    api.inject("wallets", "401")
+    c = Clore("f" * 32, base_url=BASE_URL, transport=wire.transport(), clock=clock)
     with pytest.raises(clore.AuthenticationError):
-        client.wallets()
-    assert len(api.sent("wallets")) == 1
+        c.wallets()
+    assert [s.status for s in wire.sent("wallets")] == [401]
 
 
-def test_max_retries_zero_disables_retries(api: FakeAPI, clock: ManualClock) -> None:
+def test_max_retries_zero_disables_retries(
+    sandbox: Sandbox, wire: Wire, clock: ManualClock
+) -> None:
     """With max_retries=0 the first transient failure is raised."""
-    c = Clore(KEY, base_url=BASE_URL, transport=api.transport(), clock=clock, max_retries=0)
-    api.inject("wallets", "code1")
+    c = Clore(
+        sandbox.demo_key, base_url=BASE_URL, transport=wire.transport(), clock=clock, max_retries=0
+    )
+    sandbox.inject_fault("wallets", "db_error")
     with pytest.raises(clore.DatabaseError):
         c.wallets()
+    assert len(wire.sent("wallets")) == 1

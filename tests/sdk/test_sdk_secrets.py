@@ -10,29 +10,34 @@ import httpx
 import pytest
 
 import clore
-from _stub.fake_api import BASE_URL, KEY, FakeAPI
+from _stub.wire import Wire, free_server, rented_server
 from clore import Clore, CloreClient, config
 from clore._clock import ManualClock
 from clore._core import ENDPOINTS, build_request
+from clore.sandbox import BASE_URL, Sandbox
+
+KEY = "test-key-0123456789abcdef"
 
 
-def _everything_a_client_can_do(client: Clore, api: FakeAPI) -> list[BaseException]:
+def _everything_a_client_can_do(client: Clore, sandbox: Sandbox, wire: Wire) -> list[BaseException]:
     """Exercise success and failure paths; return the exceptions raised on the way."""
     errors: list[BaseException] = []
-    api.servers = [{"id": 1}]
     client.marketplace()
-    client.create_order(1, "img")
+    client.create_order(free_server(sandbox), "img")
     client.wallets()
-    faults = ["429", "500", "code1", "401", "not_json", "read_timeout", "connect"]
-    api.inject("wallets", *faults)
-    api.responses["renter_fees"] = {"code": 6, "error": "weird"}
+    for fault in ("rate_limit", "http_500", "db_error", "garbled", "timeout"):
+        sandbox.inject_fault("wallets", fault)
+    wire.network.unreachable("wallets", "connect")
+    stranger = Clore("f" * 24, base_url=BASE_URL, transport=wire.transport(), clock=client.clock)
     for call in (
         client.wallets,
         client.wallets,
-        client.renter_fees,
-        lambda: client.spot_marketplace(55),
+        client.wallets,
+        stranger.wallets,
+        lambda: client.server_config("no-such-rig"),
+        lambda: client.spot_marketplace(999_999_999),
         lambda: client.get_order(9999),
-        lambda: client.create_order(1, "img"),
+        lambda: client.create_order(rented_server(sandbox), "img"),
         lambda: client.set_spot_price(1, -1),
     ):
         try:
@@ -43,14 +48,22 @@ def _everything_a_client_can_do(client: Clore, api: FakeAPI) -> list[BaseExcepti
 
 
 def test_key_is_absent_from_urls_logs_reprs_and_errors(
-    api: FakeAPI, client: Clore, caplog: pytest.LogCaptureFixture
+    sandbox: Sandbox, wire: Wire, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Across success, retries and every failure kind, the key shows up only in `auth`."""
+    client = Clore(KEY, base_url=BASE_URL, transport=wire.transport(), clock=clock)
+    sandbox.backend.create_user("keyed", {"bitcoin": 1.0})
+    _set_key(sandbox, "keyed", KEY)
     with caplog.at_level(logging.DEBUG):
-        errors = _everything_a_client_can_do(client, api)
+        errors = _everything_a_client_can_do(client, sandbox, wire)
     assert len(errors) >= 5
-    for seen in api.seen:
-        assert seen.headers.get("auth") in (KEY, None)
+    assert {type(e).__name__ for e in errors} >= {
+        "UnexpectedResponseError", "AuthenticationError", "InvalidInputError",
+        "ServerNotFoundError", "OrderNotFoundError", "ServerAlreadyRentedError", "ParameterError",
+    }  # fmt: skip
+    assert wire.sent("create_order")[0].code == 0 and wire.network.refused == 1
+    for seen in wire.seen:
+        assert seen.headers.get("auth") in (KEY, "f" * 24, None)
         assert KEY not in str(seen.params) and KEY not in seen.endpoint
     for record in caplog.records:
         assert KEY not in record.getMessage()
@@ -61,6 +74,14 @@ def test_key_is_absent_from_urls_logs_reprs_and_errors(
     assert KEY not in repr(client) and KEY not in str(client)
 
 
+def _set_key(sandbox: Sandbox, name: str, key: str) -> None:
+    """Give the user ``name`` the API key ``key`` (a known one, to look for it in output)."""
+    with sandbox.store.write() as repo:
+        found = next(u for u in repo.users_of_kind("user") if u.name == name)
+        found.api_key = key
+        repo.update_user(found)
+
+
 def test_request_objects_do_not_show_the_key() -> None:
     """The core's Request repr leaves the headers out."""
     request = build_request(ENDPOINTS["wallets"], BASE_URL, KEY, "ua")
@@ -68,23 +89,25 @@ def test_request_objects_do_not_show_the_key() -> None:
     assert KEY not in request.url
 
 
-def test_a_clients_internal_state_does_not_show_the_key(api: FakeAPI) -> None:
+def test_a_clients_internal_state_does_not_show_the_key(wire: Wire) -> None:
     """The flow context (printed by tracebacks that show locals) leaves the key out."""
-    c = Clore(KEY, base_url=BASE_URL, transport=api.transport(), clock=ManualClock())
+    c = Clore(KEY, base_url=BASE_URL, transport=wire.transport(), clock=ManualClock())
     assert KEY not in repr(c._ctx) and KEY not in repr(vars(c))
 
 
-def test_pacing_state_never_stores_the_key(api: FakeAPI) -> None:
+def test_pacing_state_never_stores_the_key(sandbox: Sandbox, wire: Wire) -> None:
     """The shared pacing file is named by a hash and holds no key."""
-    c = Clore(KEY, base_url=BASE_URL, transport=api.transport(), pacing=clore.Pacing(shared=True))
+    key = sandbox.demo_key
+    c = Clore(key, base_url=BASE_URL, transport=wire.transport(), pacing=clore.Pacing(shared=True))
     c.wallets()
+    assert wire.seen[-1].code == 0
     path: Path = c._ctx.pacer.store.path  # type: ignore[attr-defined]
-    assert KEY not in path.name and KEY not in path.read_text()
+    assert key not in path.name and key not in path.read_text()
 
 
-def test_compat_client_and_config_objects_mask_the_key(api: FakeAPI) -> None:
+def test_compat_client_and_config_objects_mask_the_key(wire: Wire) -> None:
     """CloreClient, Profile and Resolved reprs do not contain the key."""
-    guide = CloreClient(KEY, base_url=BASE_URL, transport=api.transport(), clock=ManualClock())
+    guide = CloreClient(KEY, base_url=BASE_URL, transport=wire.transport(), clock=ManualClock())
     assert KEY not in repr(guide)
     config.set_profile("default", api_key=KEY)
     assert KEY not in repr(config.load())

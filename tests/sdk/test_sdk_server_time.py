@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.utils import formatdate
 
 import pytest
 
-from _stub.fake_api import BASE_URL, KEY, FakeAPI
-from _stub.scaled_clock import FakeRealClock
+from _stub.scaled_clock import FakeRealClock, ScaledClock
 from clore import AsyncClore, Clore
 from clore._clock import ManualClock, SystemClock
 from clore._servertime import ServerTime, clock_scale
+from clore.sandbox import BASE_URL, Sandbox
+
+SandboxFactory = Callable[..., Sandbox]
 
 T0 = 1_700_000_000.0
 
@@ -131,26 +134,36 @@ def test_clock_scales_are_declared_by_the_clocks() -> None:
     )
 
 
-def test_clore_learns_server_time_from_every_response() -> None:
+def _ahead(
+    sandbox_factory: SandboxFactory, clock: FakeRealClock, ahead: float, scale: float
+) -> Sandbox:
+    """An empty sandbox ``ahead`` seconds in the future, running ``scale`` times faster."""
+    scaled = ScaledClock(clock, scale)
+    scaled.advance(ahead)
+    return sandbox_factory(seed=None, clock=scaled)
+
+
+def test_clore_learns_server_time_from_every_response(sandbox_factory: SandboxFactory) -> None:
     """Clore.server_time and time_scale follow the headers of the last response."""
     clock = FakeRealClock(T0)
-    api = FakeAPI(clock=clock)
-    api.extra_headers = _sandbox(T0 + 86400, 600.0)
-    with Clore(KEY, base_url=BASE_URL, transport=api.transport(), clock=clock) as client:
+    sb = _ahead(sandbox_factory, clock, 86400, 600.0)
+    with Clore(sb.demo_key, base_url=BASE_URL, transport=sb.transport(), clock=clock) as client:
         assert (client.server_time(), client.time_scale) == (T0, 1.0)
         client.wallets()
         received = clock.time()
         assert client.time_scale == 600.0
         clock.advance(2)
         assert client.server_time() == pytest.approx(T0 + 86400 + (received - T0 + 2) * 600)
+        assert client.server_time() == pytest.approx(sb.now())
 
 
-async def test_async_clore_offers_the_same_server_time() -> None:
+async def test_async_clore_offers_the_same_server_time(sandbox_factory: SandboxFactory) -> None:
     """AsyncClore exposes the same estimate."""
     clock = FakeRealClock(T0)
-    api = FakeAPI(clock=clock)
-    api.extra_headers = _sandbox(T0 + 60, 1.0)
-    async with AsyncClore(KEY, base_url=BASE_URL, transport=api.transport(), clock=clock) as aio:
+    sb = _ahead(sandbox_factory, clock, 60, 1.0)
+    async with AsyncClore(
+        sb.demo_key, base_url=BASE_URL, transport=sb.async_transport(), clock=clock
+    ) as aio:
         await aio.wallets()
         assert aio.time_scale == 1.0
         assert aio.server_time() == pytest.approx(clock.time() + 60)

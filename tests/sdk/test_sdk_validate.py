@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from _stub.fake_api import FakeAPI
+from _stub.wire import Wire
 from clore import Clore, Pacing, ParameterError
 from clore._validate import (
     validate_create_order,
@@ -72,12 +72,12 @@ def test_bad_create_order_arguments_are_refused(
 
 @pytest.mark.parametrize(("extra", "param", "message"), BAD_ORDERS)
 def test_bad_create_order_sends_nothing(
-    extra: dict[str, Any], param: str, message: str, api: FakeAPI, client: Clore
+    extra: dict[str, Any], param: str, message: str, wire: Wire, client: Clore
 ) -> None:
     """The client raises before any request, the my_orders snapshot included."""
     with pytest.raises(ParameterError):
         client.create_order(**{**GOOD, **extra})
-    assert api.seen == []
+    assert wire.seen == []
 
 
 def test_good_create_order_is_normalised() -> None:
@@ -138,13 +138,13 @@ def test_limits_themselves_are_allowed() -> None:
     ],
 )
 def test_other_writes_and_reads_validate_before_sending(
-    call: Any, param: str, message: str, api: FakeAPI, client: Clore
+    call: Any, param: str, message: str, wire: Wire, client: Clore
 ) -> None:
     """Invalid ids, prices, names and settings raise ParameterError and send nothing."""
     with pytest.raises(ParameterError) as info:
         call(client)
     assert info.value.param == param and message in str(info.value)
-    assert api.seen == []
+    assert wire.seen == []
 
 
 def test_server_settings_per_currency_form_expands_to_flat_keys() -> None:
@@ -227,7 +227,7 @@ PRIVATE_KEYS = [
 
 
 @pytest.mark.parametrize("key", PRIVATE_KEYS)
-def test_a_private_key_is_refused_without_echoing_it(key: str, api: FakeAPI, client: Clore) -> None:
+def test_a_private_key_is_refused_without_echoing_it(key: str, wire: Wire, client: Clore) -> None:
     """create_order(ssh_key=<a private key>) raises ParameterError naming no key material,
     and sends nothing."""
     with pytest.raises(ParameterError) as info:
@@ -236,7 +236,7 @@ def test_a_private_key_is_refused_without_echoing_it(key: str, api: FakeAPI, cli
     assert "private key" in str(info.value)
     for text in (str(info.value), repr(info.value)):
         assert _SECRET_BODY not in text and "PRIVATE KEY-----" not in text
-    assert api.seen == []
+    assert wire.seen == []
 
 
 @pytest.mark.parametrize(
