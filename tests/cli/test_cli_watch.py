@@ -34,13 +34,17 @@ class Counting:
 def test_watch_runs_the_on_event_command_for_each_event(run: Cli, tmp_path: Path) -> None:
     """`watch --on-event CMD` gets every event as JSON on stdin, the match among them."""
     log = tmp_path / "events.jsonl"
+    cheapest = run.json("market", "gpu=4090", "gpus=1", "--limit", "1")["servers"][0]
+    price = cheapest["price"]["on_demand"]["bitcoin"]
     result = run(
-        "watch", "gpus=1", "--max-price", "1btc", "--for", "15s", "--interval", "10",
+        "watch", "gpu=4090", "gpus=1", "--max-price", f"{price}btc", "--for", "15s",
+        "--interval", "10",
         "--on-event", f"cat >> {shlex.quote(str(log))}; echo >> {shlex.quote(str(log))}",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    kinds = [json.loads(line)["kind"] for line in log.read_text().splitlines() if line.strip()]
-    assert "match" in kinds and kinds[-1] == "done"
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    matched = [e["server_id"] for e in events if e["kind"] == "match"]
+    assert (cheapest["id"] in matched, events[-1]["kind"]) == (True, "done")
 
 
 def test_watch_refuses_a_webhook_that_is_not_a_url_before_any_request(run: Cli) -> None:
