@@ -120,7 +120,10 @@ def test_timeout_holds_the_request_without_acting(start: Callable[..., Server]) 
 
     thread = threading.Thread(target=hang)
     thread.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10  # until the server holds it: its fault is taken
+    while httpx.get(server.root + "/_sandbox/faults").json()["faults"]:
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.02)
     assert httpx.get(server.base + "/wallets", headers=headers, timeout=5).json()["code"] == 0
     thread.join()
     assert len(errors) == 1 and isinstance(errors[0], httpx.ReadTimeout)

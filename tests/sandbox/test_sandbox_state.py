@@ -116,14 +116,21 @@ def test_advanced_time_persists_across_processes(tmp_path: Path) -> None:
         assert again.now() - jumped < 60
 
 
-def test_time_scale_runs_faster(tmp_path: Path) -> None:
-    """time_scale=3600 makes an hour pass in a second of real time (measured briefly)."""
+def test_time_scale_runs_faster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """time_scale=3600 makes an hour pass in a second of real time (on a stand-in clock)."""
     import time
+    from types import SimpleNamespace
 
+    from clore.sandbox import clock as sandbox_clock
+
+    real = {"mono": 1000.0}
+    fake = SimpleNamespace(time=time.time, monotonic=lambda: real["mono"], sleep=time.sleep)
+    monkeypatch.setattr(sandbox_clock, "time", fake)
     with Sandbox(db=":memory:", seed=None, time_scale=3600) as sb:
         before = sb.now()
-        time.sleep(0.05)
-        assert sb.now() - before >= 0.05 * 3600 * 0.9
+        real["mono"] += 0.05
+        assert sb.now() - before == pytest.approx(0.05 * 3600)
+        assert sb.time_scale == 3600
 
 
 def test_reset_restores_the_seed_and_keeps_the_demo_key(small: Sandbox, api: httpx.Client) -> None:

@@ -185,9 +185,8 @@ def test_a_full_queue_drops_the_event_and_reports_hook_dropped() -> None:
     queue.submit(sample("created"))
     assert blocking.started.wait(5.0)
     queue.submit(sample("ready"))
-    started = time.monotonic()
-    queue.submit(sample("expiring"))
-    assert time.monotonic() - started < 0.5
+    queue.submit(sample("expiring"))  # returns while the hook still blocks: nothing waits
+    assert blocking.seen == ["created"] and not blocking.release.is_set()
     assert [(e.kind, e.details["event_kind"]) for e in reported] == [("hook_dropped", "expiring")]
     assert set(reported[0].details) <= set(DETAILS["hook_dropped"])
     blocking.release.set()
