@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_INSTALL = -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 
-.PHONY: demo test test-fast test-oldest lint typecheck pytest bench clean
+.PHONY: demo test test-fast test-oldest lint typecheck pytest bench mutate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,7 @@ test-oldest:
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/python scripts/check_imports.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -45,6 +46,10 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Mutation testing of the code that spends money (slow; not part of CI). See scripts/mutate.sh.
+mutate: $(STAMP)
+	./scripts/mutate.sh
 
 clean:
 	rm -rf $(VENV) .venv310 .pytest_cache .mypy_cache .ruff_cache

@@ -38,6 +38,7 @@ from clore.workflows.hook_queue import HookQueue
 from clore.workflows.hooks import CommandHook, Hooks, WebhookHook
 from clore.workflows.monitor import OrderMonitor, monitor, tcp_probe
 from clore.workflows.plan import (
+    LimitError,
     Limits,
     RentSpec,
     burn_per_day,
@@ -62,6 +63,7 @@ __all__ = [
     "HookQueue",
     "Hooks",
     "KeeperState",
+    "LimitError",
     "Limits",
     "OrderMonitor",
     "RentSpec",
