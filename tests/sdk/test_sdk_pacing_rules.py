@@ -298,9 +298,9 @@ def test_only_a_store_given_now_releases_a_dead_hold(tmp_path: Path) -> None:
 
 @posix_only
 def test_a_state_file_longer_than_one_read_is_read_whole(tmp_path: Path) -> None:
-    """A history padded past 64 KiB (whitespace is valid JSON) is still read."""
+    """A history padded past 64 KiB (whitespace is valid JSON) is still read whole."""
     path = tmp_path / "pacing.json"
-    path.write_bytes(b" " * 70_000 + json.dumps(PacingState(last_request=T0).to_json()).encode())
+    path.write_bytes(json.dumps(PacingState(last_request=T0).to_json()).encode() + b" " * 70_000)
     assert Pacer(CFG, FileStore(path)).reserve("request", T0 + 0.5) == pytest.approx(0.51)
 
 
