@@ -186,3 +186,86 @@ def test_select_on_the_real_snapshot_keeps_available_matching_servers() -> None:
     with_rented = select(servers, parse_filters(["gpu=4090", "gpus=1"]), CTX, include_rented=True)
     assert len(with_rented) == expected
     assert len(select(servers, [], CTX, limit=7)) == 7
+
+
+# ------------------------------------------------------------------ edges (mutation testing)
+
+
+@pytest.mark.parametrize(
+    ("word", "reason"),
+    [
+        ("gpuram>8xb", "unknown unit 'xb' (units: g, gb, t, tb)"),
+        ("gpus>2x", "unknown unit 'x' (units: none)"),
+        ("ram>1e400", "'1e400' is too large"),
+        ("gpus>=", "missing value"),
+        ("price=3usd,4usd", "a price takes one value, not a list"),
+        ("gpus 2", "expected field OP value with OP one of = != > >= < <="),
+        ("gpus>2,3", "'2,3' is not a number"),
+        ("nosuch", "unknown field 'nosuch'"),
+    ],
+)
+def test_a_bad_word_carries_the_word_and_the_exact_reason(word: str, reason: str) -> None:
+    """FilterError keeps the word and the reason, and says both in its message."""
+    with pytest.raises(FilterError) as info:
+        parse_filter(word)
+    error = info.value
+    assert (error.word, error.reason) == (word, reason)
+    assert str(error).startswith(f"bad filter {word!r}: {reason}. Known fields: id, gpu")
+
+
+@pytest.mark.parametrize(
+    ("word", "op", "values"),
+    [
+        ("spot", "=", (True,)),
+        ("SPOT", "=", (True,)),
+        ("spot=no", "=", (False,)),
+        ("spot!=yes", "=", (False,)),
+        ("gpus==2", "=", (2.0,)),
+        ("cuda=12.0.0", "=", ((12,),)),
+        ("cuda>=0.0", ">=", ((0,),)),
+        ("cuda<12.10", "<", ((12, 10),)),
+    ],
+)
+def test_a_parsed_word_keeps_the_word_a_plain_operator_and_its_values(
+    word: str, op: str, values: tuple[object, ...]
+) -> None:
+    """Flags and '==' become '=', versions drop trailing zeros, and the word is kept."""
+    parsed = parse_filter(word)
+    assert (parsed.word, parsed.op, parsed.values) == (word, op, values)
+
+
+def test_a_version_with_trailing_zeros_matches_the_short_form() -> None:
+    """cuda=12.4.0 matches a server on CUDA 12.4; cuda=12.0.0 one on CUDA 12."""
+    twelve = msgspec.structs.replace(SERVER, cuda_version="12")
+    assert (_match("cuda=12.4.0"), _match("cuda=12.0.0", twelve)) == (True, True)
+
+
+def test_the_price_fields_read_prices_for_sorting_in_the_payment_currency() -> None:
+    """FIELDS' price getters (used to sort) give per-day prices in the context's currency."""
+    in_clore = PriceContext("CLORE-Blockchain", RATES)
+    got = [FIELDS[name].getter(SERVER, in_clore) for name in ("price", "gpu_price", "spot_price")]
+    # spot has no CLORE price: 0.001 BTC converted at 60,000 USD/BTC and 0.01 USD/CLORE
+    assert got == [7000.0, 3500.0, pytest.approx(6000.0)]
+
+
+def test_a_per_gpu_price_of_a_server_without_gpus_is_unknown() -> None:
+    """gpu_price of a server listing no GPU is unknown: it never matches and never divides."""
+    no_gpu = Server(id=1, price=Price(on_demand={"bitcoin": 0.001}))
+    assert (_match("gpu_price<1", no_gpu), FIELDS["gpu_price"].getter(no_gpu, CTX)) == (
+        False,
+        None,
+    )
+
+
+def test_compiled_price_filters_use_the_context() -> None:
+    """compile_filters hands its PriceContext to each word: a bare price is in its currency."""
+    words = parse_filters(["price<1000"])
+    in_clore = compile_filters(words, PriceContext("CLORE-Blockchain", RATES))
+    assert (compile_filters(words, CTX)(SERVER), in_clore(SERVER)) == (True, False)
+
+
+def test_describe_fields_aligns_the_descriptions() -> None:
+    """One line per field: its name padded to the longest name, two spaces, its help."""
+    width = max(len(name) for name in FIELDS)
+    expected = [f"{name.ljust(width)}  {f.help}" for name, f in FIELDS.items()]
+    assert describe_fields().split("\n") == expected

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import stat
@@ -12,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from _stub.fake_api import BASE_URL, KEY, FakeAPI
-from clore import Clore, Pacing, SpotPriceLoweringTooSoonError
-from clore._clock import ManualClock, SystemClock
+from clore import Clore, Pacing
+from clore._clock import ManualClock
 from clore._pacing import (
     MAX_SPOT_ENTRIES,
     FileStore,
@@ -30,6 +28,7 @@ from clore._paths import cache_dir
 
 T0 = 1_700_000_000.0
 CFG = Pacing()
+KEY = "pacing-test-key"
 
 
 # --------------------------------------------------------------------------- the pure rule
@@ -224,16 +223,6 @@ def test_a_plain_request_does_not_start_the_create_window() -> None:
     assert delay(PacingState(last_request=T0), T0 + 1.01, "create", CFG) == 0.0
 
 
-def test_a_read_then_create_order_sleeps_one_interval(
-    api: FakeAPI, client: Clore, clock: ManualClock
-) -> None:
-    """Through the client, create_order after wallets waits 1.01 s, not the create window."""
-    api.servers = []
-    client.wallets()
-    client.create_order(1, "img")
-    assert clock.slept[0] == pytest.approx(1.01)
-
-
 def test_each_key_gets_its_own_state_file(tmp_path: Path) -> None:
     """state_file() is one file per key, another for no key, the same for the same key."""
     names = {state_file(key, tmp_path) for key in ("key-a", "key-b", None)}
@@ -307,58 +296,7 @@ def test_spot_history_keeps_the_most_recently_seen_orders() -> None:
     assert pacer.spot_wait(1, 0.0005, T0 + 2100) == pytest.approx(500)
 
 
-def test_an_unwritable_cache_dir_falls_back_to_pacing_in_memory(
-    tmp_path: Path, api: FakeAPI, clock: ManualClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    """When the state file cannot be created, calls still work and stay paced in-process."""
-    blocker = tmp_path / "not-a-dir"
-    blocker.write_text("")
-    pacer = Pacer(CFG, FileStore(state_file(KEY, blocker / "pacing")))
-    assert pacer.reserve("request", T0) == 0.0
-    pacer.complete("request", T0)
-    assert pacer.reserve("request", T0 + 0.5) == pytest.approx(0.51)
-    assert "pacing within this process only" in caplog.text
-    client = Clore(
-        KEY,
-        base_url=BASE_URL,
-        transport=api.transport(),
-        clock=clock,
-        pacing=Pacing(shared=True),
-    )
-    client._ctx.pacer.store = FileStore(state_file(KEY, blocker / "pacing"))
-    client.wallets()
-    client.wallets()
-    assert api.rejected == 0 and len(api.seen) == 2
-
-
-def test_real_clock_clients_share_a_file_and_manual_clocks_do_not() -> None:
-    """The pacer uses the cache-dir file with the real clock, memory with an injected one."""
-    real = Clore(KEY, base_url=BASE_URL, transport=FakeAPI().transport())
-    manual = Clore(KEY, base_url=BASE_URL, transport=FakeAPI().transport(), clock=ManualClock())
-    assert isinstance(real._ctx.pacer.store, FileStore)
-    assert real._ctx.pacer.store.path.parent == cache_dir() / "pacing"
-    assert isinstance(manual._ctx.pacer.store, MemoryStore)
-    told = Clore(
-        KEY, clock=ManualClock(), pacing=Pacing(shared=True), transport=FakeAPI().transport()
-    )
-    assert isinstance(told._ctx.pacer.store, FileStore)
-    assert isinstance(make_pacer(CFG, KEY, use_file=False).store, MemoryStore)
-    assert isinstance(SystemClock(), SystemClock)
-
-
 # --------------------------------------------------------------------------- through the client
-
-
-def test_client_spaces_calls_by_exactly_the_interval(
-    api: FakeAPI, client: Clore, clock: ManualClock
-) -> None:
-    """Five reads sleep 1.01 s between each other and the server rejects none."""
-    for _ in range(5):
-        client.wallets()
-    assert clock.slept == pytest.approx([1.01] * 4)
-    assert api.rejected == 0
-    times = [seen.at for seen in api.seen]
-    assert [b - a for a, b in itertools.pairwise(times)] == pytest.approx([1.01] * 4)
 
 
 def test_no_sleep_after_a_call(client: Clore, clock: ManualClock) -> None:
@@ -368,95 +306,3 @@ def test_no_sleep_after_a_call(client: Clore, clock: ManualClock) -> None:
     clock.advance(10)
     client.wallets()
     assert clock.slept == []
-
-
-def test_create_orders_are_five_seconds_apart(
-    api: FakeAPI, client: Clore, clock: ManualClock
-) -> None:
-    """Two create_order calls reach the server at least 5 s apart and none is rejected."""
-    api.servers = []
-    client.create_order(1, "img")
-    client.create_order(2, "img")
-    creates = [seen.at for seen in api.sent("create_order")]
-    assert creates[1] - creates[0] >= 5.0
-    assert api.rejected == 0
-
-
-def test_two_clients_on_one_key_share_the_pacing_file(api: FakeAPI, clock: ManualClock) -> None:
-    """Two clients told to share the file never get a 429 from interleaved calls."""
-    shared = Pacing(shared=True)
-    one = Clore(KEY, base_url=BASE_URL, transport=api.transport(), clock=clock, pacing=shared)
-    two = Clore(KEY, base_url=BASE_URL, transport=api.transport(), clock=clock, pacing=shared)
-    for _ in range(3):
-        one.wallets()
-        two.my_orders()
-    assert api.rejected == 0
-    assert len(api.seen) == 6
-
-
-def test_unexpected_429_widens_later_waits(api: FakeAPI, client: Clore, clock: ManualClock) -> None:
-    """After the server answers 429 anyway, the client retries and spaces calls wider."""
-    api.inject("wallets", "429")
-    client.wallets()
-    client.wallets()
-    assert [s.status for s in api.seen] == [429, 200, 200]
-    assert clock.slept[-1] == pytest.approx(1.11, abs=0.005)
-
-
-def test_spot_lowering_within_600_s_fails_locally_without_a_request(
-    api: FakeAPI, client: Clore, clock: ManualClock
-) -> None:
-    """A second lowering inside 600 s raises locally with the seconds left; nothing is sent."""
-    order = api.add_order(spot=True, price=0.003)
-    client.my_orders()  # pacing learns the current bid
-    client.set_spot_price(order["id"], 0.002)
-    clock.advance(100)
-    sent = len(api.seen)
-    with pytest.raises(SpotPriceLoweringTooSoonError) as info:
-        client.set_spot_price(order["id"], 0.001)
-    assert len(api.seen) == sent
-    assert info.value.local is True
-    assert info.value.time_to_lowering == pytest.approx(500, abs=2)
-    assert "no request sent" in str(info.value)
-
-
-def test_raising_a_spot_price_is_never_held_back(api: FakeAPI, client: Clore) -> None:
-    """Raising a bid right after lowering it is sent at once."""
-    order = api.add_order(spot=True, price=0.003)
-    client.my_orders()
-    client.set_spot_price(order["id"], 0.002)
-    client.set_spot_price(order["id"], 0.004)
-    assert [s.body["desired_price"] for s in api.sent("set_spot_price")] == [0.002, 0.004]
-
-
-def test_server_reported_lowering_window_is_remembered(
-    api: FakeAPI, client: Clore, clock: ManualClock
-) -> None:
-    """After the API says `time_to_lowering`, the next early lowering is refused locally."""
-    order = api.add_order(spot=True, price=0.003)
-    api.responses["set_spot_price"] = {
-        "code": 6,
-        "error": "can_lower_every_600_seconds",
-        "time_to_lowering": 300,
-    }
-    with pytest.raises(SpotPriceLoweringTooSoonError) as first:
-        client.set_spot_price(order["id"], 0.002)
-    assert first.value.local is False
-    client.my_orders()
-    clock.advance(60)
-    with pytest.raises(SpotPriceLoweringTooSoonError) as second:
-        client.set_spot_price(order["id"], 0.002)
-    assert second.value.local is True
-    assert len(api.sent("set_spot_price")) == 1
-
-
-def test_lowering_is_allowed_again_after_600_s(
-    api: FakeAPI, client: Clore, clock: ManualClock
-) -> None:
-    """Once 600 s have passed since the last lowering, the next one is sent."""
-    order = api.add_order(spot=True, price=0.003)
-    client.my_orders()
-    client.set_spot_price(order["id"], 0.002)
-    clock.advance(600)
-    client.set_spot_price(order["id"], 0.001)
-    assert api.orders[-1]["price"] == 0.001
