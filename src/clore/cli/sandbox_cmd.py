@@ -33,7 +33,7 @@ from clore.sandbox import FAULT_HELP, FAULTS
 __all__ = ["sandbox"]
 
 
-@click.group(cls=Group)
+@click.group(cls=Group, lazy={"history": "clore.cli.history_cmd:generate"})
 def sandbox() -> None:
     """The sandbox: the Clore API implemented locally with fake money.
 
