@@ -231,6 +231,23 @@ def test_an_unreachable_my_orders_after_a_doubt_names_the_attempt_then_the_check
     )
 
 
+def test_an_unreachable_my_orders_after_a_code_0_says_so_alone(
+    sandbox: Sandbox, hooks: Hooks, client: Clore
+) -> None:
+    """After a code-0 answer there is no doubtful attempt to name: the message starts with
+    why my_orders could not be checked."""
+    server = free_servers(sandbox)[0]
+    sandbox.inject_fault("create_order", "phantom_success")
+    hooks.before("create_order", 1, lambda: sandbox.inject_fault("my_orders", "http_500", count=20))
+    with pytest.raises(clore.OrderUnconfirmedError) as info:
+        client.create_order(server, IMAGE)
+    assert re.search(
+        rf"^create_order on server {server}: could not check my_orders \(.+\); "
+        r"the order may exist$",
+        str(info.value),
+    )
+
+
 def test_each_lookup_is_logged(
     sandbox: Sandbox, client: Clore, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,7 +4,7 @@ testing of ``clore._flows``), on the in-process sandbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -18,8 +18,10 @@ from _stub.sandbox_hooks import (
     lowest_spot_bid,
 )
 from clore import Clore
+from clore._clock import ManualClock
 from clore._wire import SetSpotPriceRequest
-from clore.sandbox import Sandbox
+from clore.sandbox import BASE_URL, Sandbox
+from clore.sandbox.transport import SandboxTransport
 
 WINDOW = 600.0
 
@@ -107,9 +109,11 @@ def test_a_refusal_from_the_server_teaches_the_window(
     """Lowered by another session, the server refuses with the seconds left; they are the
     refusal's wait, and a retry 100 s later is refused locally with 100 s fewer."""
     order_id, bid = place_bid(sandbox, client)
-    # Another session lowers the bid first (without this client knowing).
+    # Another session lowers the bid just before ours arrives (this client does not know).
     request = SetSpotPriceRequest(order_id=order_id, desired_price=bid * 0.95)
-    sandbox.backend.set_spot_price(demo_user(sandbox), request)
+    hooks.before(
+        "set_spot_price", 1, lambda: sandbox.backend.set_spot_price(demo_user(sandbox), request)
+    )
     with pytest.raises(clore.SpotPriceLoweringTooSoonError) as info:
         client.set_spot_price(order_id, bid * 0.9)
     first = info.value
@@ -124,4 +128,50 @@ def test_a_refusal_from_the_server_teaches_the_window(
         True,
         1,
     )
-    assert second.time_to_lowering == pytest.approx(first.time_to_lowering - 100.0, abs=0.5)
+    assert (first.time_to_lowering, second.time_to_lowering) == (
+        WINDOW,
+        pytest.approx(WINDOW - 100.0, abs=0.5),
+    )
+
+
+class FastClock(ManualClock):
+    """A sandbox clock that declares 60 sandbox seconds per real second."""
+
+    time_scale = 60.0
+
+
+class RealClock(ManualClock):
+    """A client clock that declares itself real time."""
+
+    time_scale = 1.0
+
+
+def test_against_a_faster_sandbox_waits_are_in_the_clients_seconds(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    """On a sandbox 60 times faster, the 600 server seconds of the window are 10 s of the
+    client's clock, in a local refusal and in one learned from the server."""
+    sandbox = sandbox_factory(db=":memory:", seed="snapshot", rate_limit=False, clock=FastClock())
+    hooks = Hooks(sandbox)
+    with Clore(
+        sandbox.demo_key, base_url=BASE_URL, transport=SandboxTransport(hooks), clock=RealClock()
+    ) as client:
+        order_id, bid = place_bid(sandbox, client)
+        client.set_spot_price(order_id, bid * 0.95)
+        with pytest.raises(clore.SpotPriceLoweringTooSoonError) as local:
+            client.set_spot_price(order_id, bid * 0.9)
+    with (
+        Clore(
+            sandbox.demo_key,
+            base_url=BASE_URL,
+            transport=SandboxTransport(hooks),
+            clock=RealClock(),
+        ) as other_session,
+        pytest.raises(clore.SpotPriceLoweringTooSoonError) as remote,
+    ):
+        other_session.set_spot_price(order_id, bid * 0.9)
+    assert (local.value.local, remote.value.local) == (True, False)
+    assert (local.value.wait_seconds, remote.value.wait_seconds) == (
+        pytest.approx(WINDOW / 60, abs=0.1),
+        pytest.approx(WINDOW / 60, abs=0.1),
+    )
