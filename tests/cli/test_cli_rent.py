@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from cli_helpers import Cli
 
-from _stub.late_commit import ArrivesAfterTheCall, LateCommit
+from _stub.wire import Wire
 from clore import Clore
 from clore.sandbox import BASE_URL
-from clore.sandbox.transport import SandboxTransport
 
 
 class Racing:
@@ -252,37 +251,21 @@ def test_cheapest_stops_after_a_may_exist_outcome_and_says_how_to_check(run: Cli
     """The first server's create_order commits late and its resend is refused (server-offline
     meanwhile): the order may exist, so no other server is rented; stderr says how to check."""
     first, second = (s["id"] for s in _cheapest(run)[:2])
-    late = LateCommit(
-        run.sandbox.handle,
-        before_resend=False,
-        on_hold=lambda: run.sandbox.set_server(first, online=False),
-    )
+    wire = Wire(run.sandbox)
+    # The first send is held (it lands a minute later); the server goes offline before the
+    # resend arrives, so the resend is refused: the order may exist.
+    run.sandbox.inject_fault("create_order", "late_commit", seconds=60)
+    wire.before("create_order", lambda: run.sandbox.set_server(first, online=False), nth=2)
     sdk = Clore(
-        run.sandbox.demo_key,
-        base_url=BASE_URL,
-        transport=SandboxTransport(late),
-        clock=run.clock,
+        run.sandbox.demo_key, base_url=BASE_URL, transport=wire.transport(), clock=run.clock
     )
-    client = ArrivesAfterTheCall(
-        sdk, late, run.clock, prepare=lambda: run.sandbox.set_server(first, online=True)
-    )
-    result = run("rent", "--cheapest", "gpu=4090", "gpus=1", "--yes", client=client)
+    result = run("rent", "--cheapest", "gpu=4090", "gpus=1", "--yes", client=sdk)
     assert result.exit_code == 1, result.output
-    assert late.committed
-    assert [o.si for o in run.client.my_orders()] == [first]
+    assert [s.body["renting_server"] for s in wire.sent("create_order")] == [first, first]
     assert f"trying server {second}" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("clore: error: ") and "may exist" in last
     assert "not tried on another server" in last and "`clore orders`" in last
-
-
-def test_rent_spot_refuses_lock_price_as_spot_bid_does(run: Cli) -> None:
-    """rent --spot --lock-price is a usage error, as for `spot bid` (a bid has no listed
-    price to lock); nothing is sent."""
-    server = _cheapest(run)[0]
-    args = ["--bid", "0.001btc", "--lock-price", "--yes"]
-    result = run("rent", str(server["id"]), "--spot", *args)
-    spot = run("spot", "bid", str(server["id"]), "--price", "0.001btc", "--lock-price", "--yes")
-    assert (result.exit_code, spot.exit_code) == (2, 2)
-    assert "--lock-price applies to on-demand orders" in result.stderr
-    assert run.client.my_orders() == []
+    run.sandbox.set_server(first, online=True)
+    run.sandbox.advance(60)  # the first send lands: the order the error warned about
+    assert [o.si for o in run.client.my_orders()] == [first]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from wf_fakes import ScriptedClock, run_until
+from wf_sandbox import ScriptedClock, run_until
 
 from clore.testing import clore_client, sandbox, sandbox_factory  # noqa: F401 - fixtures
 from clore.workflows import RentSpec, Watcher

@@ -8,13 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wf_fakes import run_until
-from wf_sandbox import DEFAULT_SERVERS, World, record
+from wf_sandbox import DEFAULT_SERVERS, World, record, run_until
 
-from _stub.late_commit import ArrivesAfterTheCall, LateCommit
-from clore import Clore
-from clore.sandbox import BASE_URL
-from clore.sandbox.transport import SandboxTransport
 from clore.workflows import Limits, RentSpec, SpotKeeper, StateFile
 
 CAP = 0.00015
@@ -143,23 +138,26 @@ def test_a_recovery_bid_committed_late_leaves_exactly_one_live_offer(tmp_path: P
     try:
         ours = bid_on(world, world.client(), 11, 0.0001)
         other = rival(world)
-        world.at(20, lambda: bid_on(world, other, 11, 0.0009))
-        late = LateCommit(world.recorder, before_resend=False)
-        client = ArrivesAfterTheCall(
-            Clore(
-                api_key=world.sandbox.demo_key,
-                base_url=BASE_URL,
-                transport=SandboxTransport(late),
-                clock=world.clock,
-            ),
-            late,
-            world.clock,
-        )
+
+        def outbid() -> None:
+            bid_on(world, other, 11, 0.0009)
+            # The keeper's recovery bid then reaches the sandbox 30 s late: after the SDK's
+            # checks gave up on it (about 15 s), before the keeper's next look.
+            world.sandbox.inject_fault("create_order", "late_commit", seconds=30)
+
+        world.at(20, outbid)
+        client = world.client()
         rent = RentSpec(image="img", order_type="spot", ssh_password=PASSWORD)
         keeper = SpotKeeper(client, world.clock, ours.id, max_bid=CAP, interval=15,
                             recover=True, rent=rent)  # fmt: skip
         events = run_until(keeper.run(), "recovered")
-        assert late.committed
+        ours_sent = [
+            s for s in world.wire.sent("create_order")
+            if s.headers.get("auth") == world.sandbox.demo_key
+        ]  # fmt: skip
+        assert [s.body["renting_server"] for s in ours_sent] == [11, 12]  # one recovery bid
+        (doubt,) = [e for e in events if e.kind == "error"]
+        assert "may have been placed" in doubt.message  # the SDK gave up on it first
         live = [(o.si, o.spot) for o in world.client().my_orders() if not o.expired]
         assert live == [(12, True)]
         assert keeper.state.order_id == world.client().my_orders()[-1].id

@@ -10,14 +10,9 @@ from typing import Any
 
 import msgspec
 import pytest
-from wf_fakes import run_until
-from wf_sandbox import GPU_4090, World
+from wf_sandbox import GPU_4090, World, run_until
 
-from _stub.late_commit import ArrivesAfterTheCall, LateCommit
-from clore import Clore
 from clore._clock import ManualClock
-from clore.sandbox import BASE_URL
-from clore.sandbox.transport import SandboxTransport
 from clore.workflows import Hooks, Limits, OrderMonitor, RentSpec, StateFile, Watcher, guard
 
 CAP = 0.0002
@@ -49,7 +44,7 @@ def test_a_price_drop_under_the_cap_is_rented_once_at_the_locked_price(world: Wo
     assert [(o.si, float(o.price)) for o in orders] == [(12, 0.00018)]
     assert 0 <= orders[0].ct - drop_at <= 10.0 + 2.0  # one interval plus pacing
     assert [e.kind for e in events] == ["match", "renting", "rented", "done"]
-    assert 429 not in world.recorder.statuses()
+    assert world.wire.rejected == 0
 
 
 def test_two_watchers_on_one_key_rent_once_without_rate_limit_errors(
@@ -72,7 +67,7 @@ def test_two_watchers_on_one_key_rent_once_without_rate_limit_errors(
     for t in threads:
         t.join(timeout=60)
     assert len(world.client().my_orders()) == 1
-    assert 429 not in world.recorder.statuses()
+    assert world.wire.rejected == 0
     rented = [e for events in results.values() for e in events if e.kind == "rented"]
     assert len(rented) == 1
     assert not [e for events in results.values() for e in events if e.kind == "error"]
@@ -207,15 +202,9 @@ def test_matches_are_reported_without_renting(world: World) -> None:
 
 # ---- late commits: the first create_order reaches the sandbox after the SDK gave up on it
 
-
-def late_client(world: World, late: LateCommit) -> Clore:
-    """A demo-user client whose requests go through ``late`` to the world's sandbox."""
-    return Clore(
-        api_key=world.sandbox.demo_key,
-        base_url=BASE_URL,
-        transport=SandboxTransport(late),
-        clock=world.clock,
-    )
+#: Sandbox seconds after which a timed late_commit lands: after the SDK's checks (about
+#: 15 s), within the watch's 60 s grace for an order in doubt.
+LATE = 40.0
 
 
 def refuse_resends(world: World) -> None:
@@ -230,14 +219,13 @@ def test_a_late_commit_and_a_refused_resend_rent_exactly_once(world: World, arri
     world.set_price(12, 0.00018)
     world.set_price(11, 0.00019)
     if arrival == "before the resend":
-        late = LateCommit(world.recorder, then=lambda: refuse_resends(world))
-        client: Any = late_client(world, late)
+        world.sandbox.inject_fault("create_order", "late_commit")
     else:
-        late = LateCommit(world.recorder, before_resend=False)
-        refuse_resends(world)
-        client = ArrivesAfterTheCall(late_client(world, late), late, world.clock)
-    events = run_until(watcher(world, client, count=1, interval=30.0).run(), "done", limit=100)
-    assert late.committed
+        world.sandbox.inject_fault("create_order", "late_commit", seconds=LATE)
+    refuse_resends(world)
+    events = run_until(watcher(world).run(), "done", limit=100)
+    # One SDK call: the held first send (it landed: the order) and four refused resends.
+    assert len(world.wire.sent("create_order")) == 5 and world.sandbox.faults() == []
     assert [o.si for o in world.client().my_orders()] == [12]
     assert [e.kind for e in events].count("rented") == 1
     assert events[-1].details["rentals"] == 1
@@ -246,12 +234,11 @@ def test_a_late_commit_and_a_refused_resend_rent_exactly_once(world: World, arri
 def test_a_late_spot_bid_places_exactly_one_offer(world: World) -> None:
     """A spot bid whose first send commits after the SDK gave up: one offer, not two (the
     SDK does not resend a bid in doubt; the watch settles it from my_orders)."""
-    late = LateCommit(world.recorder, before_resend=False)
-    client = ArrivesAfterTheCall(late_client(world, late), late, world.clock)
+    world.sandbox.inject_fault("create_order", "late_commit", seconds=LATE)
     spot = msgspec.structs.replace(RENT, order_type="spot")
-    w = watcher(world, client, rent=spot, spot=True, count=1, interval=30.0)
+    w = watcher(world, rent=spot, spot=True, count=1, interval=30.0)
     events = run_until(w.run(), "done", limit=100)
-    assert late.committed
+    assert len(world.wire.sent("create_order")) == 1
     assert [(o.si, o.spot) for o in world.client().my_orders()] == [(11, True)]
     assert [e.kind for e in events].count("rented") == 1
     assert events[-1].details["rentals"] == 1

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wf_fakes import FakeClient, ScriptedClock, server
-from wf_sandbox import World
+from wf_sandbox import START, World, record
 
-from clore._errors import APIConnectionError, APITimeoutError, DatabaseError
+from clore._errors import DatabaseError
 from clore._paths import data_dir
-from clore._wire import Order
+from clore._wire import Order, Price, Server
 from clore.workflows.guard import Guard, breach, guard, register_limits, registered_limits
 from clore.workflows.plan import Limits, planned_cost, planned_seconds
 
-START = 1_700_000_000.0
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path, [record(1, 0.0864, mrl=24), record(2, 0.0001, mrl=24)])
+    yield w
+    w.close()
 
 
 def test_breach_looks_one_poll_ahead() -> None:
@@ -28,102 +33,89 @@ def test_breach_looks_one_poll_ahead() -> None:
     assert breach(order, START + 499, Limits(max_time=600), lookahead=100) is None
 
 
-def test_guard_cancels_an_order_crossing_max_spend_without_an_issue() -> None:
+def test_guard_cancels_an_order_crossing_max_spend_without_an_issue(world: World) -> None:
     """The guarded order is cancelled with no issue text and the reason goes to guard.log."""
-    clock = ScriptedClock(START)
-    client = FakeClient(clock, [server(1, 0.0864)])
+    client = world.scripted()
     order = client.create_order(1, "img")
-    events = list(guard(client, clock, order_ids=[order.id], limits=Limits(max_spend=0.005)))
+    events = list(guard(client, world.clock, order_ids=[order.id], limits=Limits(max_spend=0.005)))
     assert [e.kind for e in events] == ["guard_cancelled"]
-    assert ("cancel_order", (order.id, None)) in [(n, a) for _, n, a in client.calls]
-    assert client.orders[order.id]["spend_before"] <= 0.005
+    (cancel,) = world.wire.sent("cancel_order")
+    assert (cancel.body, cancel.code) == ({"id": order.id}, 0)
+    assert world.order(order.id).ended and world.order(order.id).spend <= 0.005
     (line,) = (data_dir() / "workflows" / "guard.log").read_text().splitlines()
     assert json.loads(line)["order_id"] == order.id
     assert "max_spend" in json.loads(line)["reason"]
     assert "limit 0.005 BTC" in json.loads(line)["reason"]
 
 
-def test_guard_all_enforces_registered_limits() -> None:
+def test_guard_all_enforces_registered_limits(tmp_path: Path) -> None:
     """`guard --all` without explicit limits applies the limits registered at rent time."""
-    clock = ScriptedClock(START)
-    client = FakeClient(clock, [server(1, 0.0001), server(2, 0.0001)])
+    world = World(tmp_path, [record(1, 0.0001, mrl=24), record(2, 0.0001, mrl=24)])
+    client = world.scripted()
     kept = client.create_order(1, "img")
     limited = client.create_order(2, "img")
     register_limits(limited.id, Limits(max_time=300))
-    events = list(guard(client, clock, interval=60, until=START + 1200))
+    until = world.clock.time() + 1200
+    events = list(guard(client, world.clock, interval=60, until=until))
     assert [(e.kind, e.order_id) for e in events] == [("guard_cancelled", limited.id)]
-    assert not client.orders[kept.id]["expired"]
+    assert not world.order(kept.id).ended and world.order(limited.id).ended
     assert limited.id not in registered_limits()
+    world.close()
 
 
-def test_guard_warns_when_a_wallet_runway_gets_short() -> None:
+def test_guard_warns_when_a_wallet_runway_gets_short(tmp_path: Path) -> None:
     """A balance lasting less than the threshold at the current burn yields one warning."""
-    clock = ScriptedClock(START)
-    client = FakeClient(clock, [server(1, 0.01)])
-    client.wallet_balance = {"bitcoin": 0.005}
+    world = World(tmp_path, [record(1, 0.01, mrl=24)])
+    client = world.scripted(world.user("tight", 0.005))
     client.create_order(1, "img")
-    events = list(guard(client, clock, runway_below=86400, interval=60, until=START + 600))
+    until = world.clock.time() + 600
+    events = list(guard(client, world.clock, runway_below=86400, interval=60, until=until))
     assert [e.kind for e in events] == ["low_runway"]
-    assert events[0].details["runway_seconds"] == pytest.approx(43200)
+    details = events[0].details
+    assert pytest.approx(details["balance"] / 0.011 * 86400) == details["runway_seconds"]
+    assert 0.4 * 86400 < details["runway_seconds"] < 86400
+    world.close()
+
+
+def _server(sid: int, price: float = 0.0001, mrl: float = 24.0) -> Server:
+    return Server(id=sid, mrl=mrl, price=Price(on_demand={"bitcoin": price}))
 
 
 def test_planned_duration_is_max_time_capped_by_mrl_else_mrl() -> None:
     """The budget rule: --max-time (at most mrl) when given, else the server's mrl."""
-    srv = server(1, 0.0002, mrl=10)
+    srv = _server(1, 0.0002, mrl=10)
     assert planned_seconds(srv, max_time=3600) == 3600
     assert planned_seconds(srv, max_time=86400) == 36000
     assert planned_seconds(srv) == 36000
-    assert planned_seconds(server(2, mrl=0)) is None
+    assert planned_seconds(_server(2, mrl=0)) is None
     assert planned_cost(0.0002, 43200) == pytest.approx(0.0001)
     assert planned_cost(0.0002, 43200, max_spend=0.00005) == 0.00005
     assert planned_cost(0.0002, None, max_spend=0.00005) == 0.00005
 
 
-def test_runway_counts_the_renter_fee_paid_on_top_of_the_price() -> None:
+def test_runway_counts_the_renter_fee_paid_on_top_of_the_price(tmp_path: Path) -> None:
     """The burn rate is the price plus the renter fee: 10% on demand shortens the runway."""
-    clock = ScriptedClock(START)
-    client = FakeClient(clock, [server(1, 0.01)])
-    client.fee_percent["on_demand"] = 10.0
-    client.wallet_balance = {"bitcoin": 0.005}
+    world = World(tmp_path, [record(1, 0.01, mrl=24)])
+    client = world.scripted(world.user("tight", 0.005))
     client.create_order(1, "img")
-    events = list(guard(client, clock, runway_below=86400, interval=60, until=START + 600))
+    until = world.clock.time() + 600
+    events = list(guard(client, world.clock, runway_below=86400, interval=60, until=until))
     assert [e.kind for e in events] == ["low_runway"]
     assert events[0].details["burn_per_day"] == pytest.approx(0.011)
-    assert events[0].details["runway_seconds"] == pytest.approx(43200 / 1.1)
+    assert events[0].details["runway_seconds"] == pytest.approx(
+        events[0].details["balance"] / 0.01 * 86400 / 1.1
+    )
+    world.close()
 
 
-def test_guard_stops_at_until_not_one_interval_later() -> None:
+def test_guard_stops_at_until_not_one_interval_later(world: World) -> None:
     """--until/--for end the guard at that time, not at the next check after it."""
-    clock = ScriptedClock(START)
-    client = FakeClient(clock, [server(1, 0.0001)])
-    client.create_order(1, "img")
-    list(guard(client, clock, limits=Limits(max_time=86400), interval=60, until=START + 90))
-    assert clock.time() - START == 90
+    client = world.scripted()
+    client.create_order(2, "img")
+    start = world.clock.time()
+    list(guard(client, world.clock, limits=Limits(max_time=86400), interval=60, until=start + 90))
+    assert world.clock.time() - start == 90
     assert client.count("my_orders") == 2
-
-
-class _LostAnswer:
-    """Wraps a client: the next ``lose`` cancels take effect, then their answer is lost."""
-
-    def __init__(self, inner: FakeClient, lose: int = 1, fail_reads: int = 0) -> None:
-        self.inner = inner
-        self.lose = lose
-        self.fail_reads = fail_reads  # my_orders(include_completed=True) failures after a loss
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    def cancel_order(self, order_id: int, issue: str | None = None) -> None:
-        self.inner.cancel_order(order_id, issue)
-        if self.lose:
-            self.lose -= 1
-            raise APITimeoutError("cancel_order: no answer within 30 s")
-
-    def my_orders(self, include_completed: bool = False) -> list[Order]:
-        if include_completed and self.fail_reads:
-            self.fail_reads -= 1
-            raise APIConnectionError("my_orders: connection reset")
-        return self.inner.my_orders(include_completed)
 
 
 def _log_lines() -> list[dict[str, object]]:
@@ -131,67 +123,71 @@ def _log_lines() -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_a_cancel_whose_answer_is_lost_is_reconciled_with_my_orders() -> None:
+def test_a_cancel_whose_answer_is_lost_is_reconciled_with_my_orders(world: World) -> None:
     """The cancel happened but its answer was lost: my_orders settles it, so the guard
     reports guard_cancelled (reconciled), logs it and forgets the limit."""
-    clock = ScriptedClock(START)
-    fake = FakeClient(clock, [server(1, 0.0001)])
-    order = fake.create_order(1, "img")
+    client = world.scripted()
+    order = client.create_order(2, "img")
     register_limits(order.id, Limits(max_time=300))
-    client = _LostAnswer(fake)
-    events = list(guard(client, clock, order_ids=[order.id], interval=60))  # type: ignore[arg-type]
+    world.sandbox.inject_fault("cancel_order", "timeout_after_commit")
+    events = list(guard(client, world.clock, order_ids=[order.id], interval=60))
     assert [(e.kind, e.details.get("reconciled")) for e in events] == [("guard_cancelled", True)]
-    assert fake.count("cancel_order") == 1
+    assert client.count("cancel_order") == 1 and len(world.wire.sent("cancel_order")) == 1
     assert [(r["order_id"], r["reconciled"]) for r in _log_lines()] == [(order.id, True)]
     assert order.id not in registered_limits()
 
 
-def test_a_reconcile_that_cannot_read_settles_at_the_next_round() -> None:
+def test_a_reconcile_that_cannot_read_settles_at_the_next_round(world: World) -> None:
     """When my_orders fails right after the lost answer too, the next round still finds
     the order ended and reports guard_cancelled, instead of silently losing the record."""
-    clock = ScriptedClock(START)
-    fake = FakeClient(clock, [server(1, 0.0001)])
-    order = fake.create_order(1, "img")
+    client = world.scripted()
+    order = client.create_order(2, "img")
     register_limits(order.id, Limits(max_time=300))
-    client = _LostAnswer(fake, fail_reads=1)
-    events = list(guard(client, clock, order_ids=[order.id], interval=60))  # type: ignore[arg-type]
+    world.sandbox.inject_fault("cancel_order", "timeout_after_commit")
+    # The check right after the lost answer fails (every retry of it), the next one works.
+    world.wire.before(
+        "cancel_order", lambda: world.sandbox.inject_fault("my_orders", "http_500", count=4)
+    )
+    events = list(guard(client, world.clock, order_ids=[order.id], interval=60))
     assert [(e.kind, e.order_id) for e in events] == [
         ("error", order.id),
         ("guard_cancelled", order.id),
     ]
     assert events[1].details["reconciled"] is True
-    assert fake.count("cancel_order") == 1
+    assert client.count("cancel_order") == 1
     assert [r["order_id"] for r in _log_lines()] == [order.id]
     assert order.id not in registered_limits()
 
 
-def test_an_uncertain_cancel_that_did_not_happen_is_retried_at_the_next_round() -> None:
+def test_an_uncertain_cancel_that_did_not_happen_is_retried_at_the_next_round(
+    world: World,
+) -> None:
     """A timed-out cancel that my_orders shows still running is an error, and the next
     round cancels again."""
-    clock = ScriptedClock(START)
-    client = FakeClient(clock, [server(1, 0.0001)])
-    order = client.create_order(1, "img")
-    client.fail["cancel_order"] = [APITimeoutError("cancel_order: no answer within 30 s")]
-    events = list(guard(client, clock, order_ids=[order.id], limits=Limits(max_time=300)))
+    client = world.scripted()
+    order = client.create_order(2, "img")
+    world.sandbox.inject_fault("cancel_order", "timeout")
+    events = list(guard(client, world.clock, order_ids=[order.id], limits=Limits(max_time=300)))
     assert [(e.kind, e.details.get("reconciled")) for e in events] == [
         ("error", None),
         ("guard_cancelled", False),
     ]
     assert client.count("cancel_order") == 2
-    assert client.orders[order.id]["expired"]
+    assert world.order(order.id).ended
 
 
-def test_once_reports_a_failed_cancel_without_promising_a_retry() -> None:
+def test_once_reports_a_failed_cancel_without_promising_a_retry(world: World) -> None:
     """With once, a failed cancel is a fatal error naming the order, not 'retrying in 60 s'."""
-    clock = ScriptedClock(START)
-    client = FakeClient(clock, [server(1, 0.0001)])
-    order = client.create_order(1, "img")
-    client.fail["cancel_order"] = [DatabaseError(1)]
-    loop = Guard(client, clock, order_ids=[order.id], limits=Limits(max_time=30), once=True)
+    client = world.scripted()
+    order = client.create_order(2, "img")
+    world.sandbox.inject_fault("cancel_order", "db_error")
+    loop = Guard(client, world.clock, order_ids=[order.id], limits=Limits(max_time=30), once=True)
     (event,) = list(loop.run())
     assert (event.kind, event.order_id, event.details["fatal"]) == ("error", order.id, True)
     assert "retrying" not in event.message
     assert [order.id] == loop.unsettled
+    assert not world.order(order.id).ended
+    assert DatabaseError.__name__ in event.message or "code 1" in event.message
 
 
 def test_a_dropped_cancel_answer_on_the_sandbox_is_reconciled(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from wf_fakes import FakeClient, ScriptedClock, server
+from wf_sandbox import World, record
 
 from clore._clock import SystemClock
 from clore._wire import Order
@@ -223,14 +223,22 @@ def invoke(app: AppContext, *args: str) -> Result:
     return CliRunner().invoke(cli, list(args), obj=app)
 
 
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path, [record(1, 0.0001, mrl=24), record(2, 0.01, mrl=24)])
+    yield w
+    w.close()
+
+
 @pytest.mark.slow
 def test_monitor_with_a_trickling_webhook_ends_on_time_and_keeps_polling(
-    trickle_url: str,
+    trickle_url: str, tmp_path: Path
 ) -> None:
     """`monitor --for 3s --interval 1` with a webhook that never finishes answering ends
     within --for plus one --hook-timeout, and polls on schedule meanwhile."""
     clock = SystemClock()
-    client = FakeClient(clock, [server(1, 0.0001)])  # type: ignore[arg-type]
+    world = World(tmp_path, [record(1, 0.0001, mrl=24)], clock=clock, rate_limit=False)
+    client = world.scripted()
     client.create_order(1, "img")
     app = AppContext(client_instance=client, clock_instance=clock)  # type: ignore[arg-type]
     args = ["monitor", "--webhook", trickle_url, "--hook-timeout", "1", "--interval", "1",
@@ -241,50 +249,42 @@ def test_monitor_with_a_trickling_webhook_ends_on_time_and_keeps_polling(
     assert client.count("my_orders") >= 3  # polls at +0, +1, +2 s
     kinds = [json.loads(line)["kind"] for line in result.stdout.splitlines()]
     assert kinds == ["tracking", "hook_failed"]
+    world.close()
 
 
 @pytest.mark.slow
-def test_the_guard_cancels_on_time_while_a_hook_hangs() -> None:
+def test_the_guard_cancels_on_time_while_a_hook_hangs(world: World) -> None:
     """A hook that hangs on the first event (low_runway) does not delay the cancel: it is
     sent as soon as the loop reaches it, not after the hook's timeout."""
-    clock = ScriptedClock(1_700_000_000.0)
-    client = FakeClient(clock, [server(1, 0.01)])
-    client.wallet_balance = {"bitcoin": 0.005}  # half a day of runway: low_runway at once
-    order = client.create_order(1, "img")
+    client = world.scripted(world.user("tight", 0.005))  # half a day: low_runway at once
+    order = client.create_order(2, "img")
     cancelled_at: list[float] = []
-    cancel = client.cancel_order
-
-    def timed_cancel(order_id: int, issue: str | None = None) -> None:
-        cancelled_at.append(time.monotonic())
-        cancel(order_id, issue)
-
-    client.cancel_order = timed_cancel  # type: ignore[method-assign]
-    app = AppContext(client_instance=client, clock_instance=clock)  # type: ignore[arg-type]
+    world.wire.before("cancel_order", lambda: cancelled_at.append(time.monotonic()))
+    app = AppContext(client_instance=client, clock_instance=world.clock)  # type: ignore[arg-type]
     started = time.monotonic()
     args = ["guard", "--order", str(order.id), "--max-time", "10m", "--on-event", "sleep 5",
             "--hook-timeout", "2"]  # fmt: skip
     result, elapsed = bounded(lambda: invoke(app, *args), 12.0)
     assert result.exit_code == 0, result.stderr
     assert len(cancelled_at) == 1 and cancelled_at[0] - started < 1.0
-    assert client.orders[order.id]["expired"]
+    assert world.order(order.id).ended
     assert "guard_cancelled" in result.stderr
     assert elapsed < 2.0 + 1.5  # the loop, then at most one --hook-timeout for the hooks
 
 
-def test_ctrl_c_stops_the_loop_and_kills_a_running_hook_group(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_loop_and_kills_a_running_hook_group(tmp_path: Path, world: World) -> None:
     """Hooks run in sessions of their own, out of reach of the terminal's Ctrl-C: the
     interrupted loop exits 130 at once and kills the running hook's process group."""
     pidfile = tmp_path / "child.pid"
-    clock = ScriptedClock(1_700_000_000.0)
-    client = FakeClient(clock, [server(1, 0.0001)])
+    client = world.scripted()
     client.create_order(1, "img")
 
     def interrupt() -> None:
         read_pid(pidfile)  # the hook for 'tracking' is running
         raise KeyboardInterrupt
 
-    clock.after(45, interrupt)
-    app = AppContext(client_instance=client, clock_instance=clock)  # type: ignore[arg-type]
+    world.at(45, interrupt)
+    app = AppContext(client_instance=client, clock_instance=world.clock)  # type: ignore[arg-type]
     args = ["monitor", "--on-event", FORKS.format(pidfile=pidfile), "--hook-timeout", "30"]
     pid = 0
     try:

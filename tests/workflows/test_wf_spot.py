@@ -1,18 +1,21 @@
-"""Unit tests of the spot bidding rules and of the keeper loop over the fake client."""
+"""Unit tests of the spot bidding rules, and of the keeper loop over a small sandbox."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from wf_fakes import FakeClient, ScriptedClock, run_until, server
+import pytest
+from wf_sandbox import GPU_3090, START, Scripted, World, record, run_until
 
-from clore._errors import OrderUnconfirmedError
 from clore._wire import SpotMarket, SpotOffer, SpotServer
 from clore.workflows.plan import Limits, RentSpec
 from clore.workflows.spot_bids import decide_bid
 from clore.workflows.spot_keeper import SpotKeeper
 
-NOW = 1_700_000_000.0
+NOW = START
 ME = 7
 
 
@@ -67,98 +70,109 @@ def test_nobody_active_means_hold() -> None:
 # ---- the keeper loop ---------------------------------------------------------------------
 
 
-def keeper_setup(**kw: object) -> tuple[ScriptedClock, FakeClient, int, SpotKeeper]:
-    clock = ScriptedClock(NOW)
-    client = FakeClient(
-        clock,
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(
+        tmp_path,
         [
-            server(1, 0.0004, spot=0.00005),
-            server(2, 0.0004, spot=0.00006),
-            server(3, 0.0004, spot=0.00004, gpu="1x NVIDIA GeForce RTX 3090"),
+            record(1, 0.0004, 0.00005, mrl=24),
+            record(2, 0.0004, 0.00006, mrl=24),
+            record(3, 0.0004, 0.00004, GPU_3090, mrl=24),
         ],
     )
+    yield w
+    w.close()
+
+
+def keeper_setup(world: World, **kw: Any) -> tuple[Scripted, int, SpotKeeper]:
+    client = world.scripted()
     order = client.create_order(1, "img", order_type="spot", spotprice=0.0001, env={"A": "1"})
-    options: dict = {"max_bid": 0.0002, "interval": 30.0, **kw}
-    return clock, client, order.id, SpotKeeper(client, clock, order.id, **options)
+    options: dict[str, Any] = {"max_bid": 0.0002, "interval": 30.0, **kw}
+    return client, order.id, SpotKeeper(client, world.clock, order.id, **options)
 
 
-def test_keeper_rebids_within_the_cap_when_outbid() -> None:
+def test_keeper_rebids_within_the_cap_when_outbid(world: World) -> None:
     """An outbid order gets a bid just above the winner, and the keeper then holds."""
-    _clock, client, oid, keeper = keeper_setup(until=NOW + 120)
-    client.offers[1] = [{"offer_id": 9, "bid": 0.00015}]
+    _client, oid, keeper = keeper_setup(world, until=NOW + 120)
+    world.bid(1, 0.00015, world.user("rival"))
     events = [e for e in keeper.run() if e.kind.startswith("bid")]
     assert [(e.kind, e.details["new"]) for e in events] == [("bid_raised", 0.0001515)]
-    assert client.orders[oid]["price"] == 0.0001515
+    assert world.order(oid).price == 0.0001515
     assert "-> 0.0001515 BTC/day" in events[0].message  # prices say currency and period
 
 
-def test_keeper_walks_a_lone_bid_down_once_per_600_seconds() -> None:
+def test_keeper_walks_a_lone_bid_down_once_per_600_seconds(world: World) -> None:
     """Alone, the bid drops 10% per step, 600 s apart at least, down to the minimum."""
-    _clock, client, oid, keeper = keeper_setup(until=NOW + 6 * 3600)
+    _client, oid, keeper = keeper_setup(world, until=NOW + 6 * 3600)
     events = [e for e in keeper.run() if e.kind == "bid_lowered"]
     times = [e.at for e in events]
     assert all(b - a >= 600 for a, b in itertools.pairwise(times))
     assert all(e.details["new"] >= 0.9 * e.details["old"] - 1e-12 for e in events)
-    assert client.orders[oid]["price"] == 0.00005
+    assert world.order(oid).price == 0.00005
     assert len(events) == 7
+    assert all(s.code == 0 for s in world.wire.sent("set_spot_price"))  # none refused
 
 
-def test_cap_exceeded_without_recover_waits_and_reports_once() -> None:
+def test_cap_exceeded_without_recover_waits_and_reports_once(world: World) -> None:
     """Outbid beyond the cap, the keeper reports cap_exceeded once and leaves the offer listed."""
-    _clock, client, oid, keeper = keeper_setup(until=NOW + 300)
-    client.offers[1] = [{"offer_id": 9, "bid": 0.0005}]
+    _client, oid, keeper = keeper_setup(world, until=NOW + 300)
+    world.bid(1, 0.0005, world.user("rival"))
     events = [e.kind for e in keeper.run()]
     assert events == ["cap_exceeded"]
-    assert not client.orders[oid]["expired"]
+    assert not world.order(oid).ended
 
 
-def test_cap_exceeded_with_recover_moves_to_the_next_cheapest_matching_server() -> None:
+def test_cap_exceeded_with_recover_moves_to_the_next_cheapest_matching_server(
+    world: World,
+) -> None:
     """With recover, the outbid offer is cancelled and the same image/env bid on another 4090."""
     rent = RentSpec(image="img", order_type="spot", env={"A": "1"})
-    _clock, client, oid, keeper = keeper_setup(recover=True, rent=rent, until=NOW + 100)
-    client.offers[1] = [{"offer_id": 9, "bid": 0.0005}]
+    _client, oid, keeper = keeper_setup(world, recover=True, rent=rent, until=NOW + 100)
+    world.bid(1, 0.0005, world.user("rival"))
     events = run_until(keeper.run(), "recovered")
     assert [e.kind for e in events] == ["cap_exceeded", "recovering", "recovered"]
-    assert client.orders[oid]["expired"]
-    new = client.orders[events[-1].order_id]
-    assert (new["si"], new["spot"], new["env"], new["price"]) == (2, True, {"A": "1"}, 0.00006)
+    assert world.order(oid).ended
+    new = world.order(events[-1].order_id)
+    assert (new.server_id, new.spot, new.price) == (2, True, 0.00006)
+    assert world.wire.sent("create_order")[-1].body["env"] == {"A": "1"}
 
 
-def test_a_lost_order_is_recovered_and_kept() -> None:
+def test_a_lost_order_is_recovered_and_kept(world: World) -> None:
     """An order that disappears is replaced, and the keeper goes on keeping the new order."""
-    clock, client, oid, keeper = keeper_setup(recover=True, until=NOW + 100)
-    clock.after(40, lambda: client.end_order(oid))
+    _client, oid, keeper = keeper_setup(world, recover=True, until=NOW + 100)
+    world.at(40, lambda: world.end(oid))
     events = run_until(keeper.run(), "recovered")
     steps = [e.kind for e in events if e.kind in ("lost", "recovering", "recovered")]
     assert steps == ["lost", "recovering", "recovered"]
     assert keeper.state.order_id == events[-1].order_id
+    assert not world.order(events[-1].order_id).ended
 
 
-def test_keeper_cancels_at_max_spend() -> None:
+def test_keeper_cancels_at_max_spend(world: World) -> None:
     """--max-spend cancels the kept order before its spend crosses the limit."""
-    _clock, client, oid, keeper = keeper_setup(limits=Limits(max_spend=0.00002), until=NOW + 86400)
+    _client, oid, keeper = keeper_setup(world, limits=Limits(max_spend=0.00002), until=NOW + 86400)
     events = list(keeper.run())
     assert events[-1].kind == "guard_cancelled"
-    assert client.orders[oid]["expired"]
-    assert client.orders[oid]["spend_before"] <= 0.00002
+    assert world.order(oid).ended
+    assert 0 < world.order(oid).spend <= 0.00002
 
 
-def test_a_lost_order_ends_the_keeper_without_recover() -> None:
+def test_a_lost_order_ends_the_keeper_without_recover(world: World) -> None:
     """Without recover, losing the order ends the loop with a 'lost' event."""
-    clock, client, oid, keeper = keeper_setup()
-    clock.after(40, lambda: client.end_order(oid))
+    _client, oid, keeper = keeper_setup(world)
+    world.at(40, lambda: world.end(oid))
     events = list(keeper.run())
     assert events[-1].kind == "lost"
 
 
-def test_keeper_limits_are_registered_and_its_cancel_is_logged() -> None:
+def test_keeper_limits_are_registered_and_its_cancel_is_logged(world: World) -> None:
     """spot keep --max-spend registers the limit for `clore guard` and logs its cancel."""
     import json
 
     from clore._paths import data_dir
     from clore.workflows import registered_limits
 
-    _clock, _client, oid, keeper = keeper_setup(limits=Limits(max_spend=0.00002), until=NOW + 60)
+    _client, oid, keeper = keeper_setup(world, limits=Limits(max_spend=0.00002), until=NOW + 60)
     list(keeper.run())
     assert registered_limits().get(oid) == Limits(max_spend=0.00002)
     keeper.until = NOW + 86400
@@ -168,21 +182,18 @@ def test_keeper_limits_are_registered_and_its_cancel_is_logged() -> None:
     assert (json.loads(line)["order_id"], json.loads(line)["source"]) == (oid, "spot")
 
 
-def test_a_recovery_bid_that_may_exist_is_adopted_not_placed_elsewhere() -> None:
+def test_a_recovery_bid_that_may_exist_is_adopted_not_placed_elsewhere(world: World) -> None:
     """A recovery bid answered 'may exist' (OrderUnconfirmedError, the offer in fact placed)
     stops the recovery: no bid on the next server; the next poll adopts the offer."""
-    clock, client, oid, keeper = keeper_setup(recover=True, until=NOW + 300)
-    clock.after(40, lambda: client.end_order(oid))
-    doubts = [OrderUnconfirmedError("create_order on server 1: ...: the order may exist")]
-
-    def answer_lost(_order: object) -> None:
-        if doubts:
-            raise doubts.pop()
-
-    client.after_create = answer_lost
+    client, oid, keeper = keeper_setup(world, recover=True, until=NOW + 300)
+    world.at(40, lambda: world.end(oid))
+    # The recovery bid reaches the sandbox 20 s late: after the SDK's checks, before the
+    # keeper's next poll.
+    world.sandbox.inject_fault("create_order", "late_commit", seconds=20)
     events = run_until(keeper.run(), "recovered")
-    live = [(o["si"], o["spot"]) for o in client.orders.values() if not o["expired"]]
+    live = [(o.server_id, o.spot) for o in world.orders() if not o.ended]
     assert live == [(1, True)]
+    assert client.count("create_order") == 2  # the first bid, and one recovery bid
     assert [e.kind for e in events if e.kind != "bid_lowered"][-4:] == [
         "lost",
         "recovering",
