@@ -155,3 +155,33 @@ def test_unknown_server_exits_4(run: Cli) -> None:
     result = run("server", "999999999")
     assert result.exit_code == 4
     assert result.stderr.strip() == "clore: error: server 999999999 is not on the marketplace"
+
+
+def test_market_runs_a_subcommand_only_when_it_is_the_first_word(run: Cli) -> None:
+    """`market record ...` records; the same word after an option is refused as misplaced
+    (exit 2, one line), never read as a filter."""
+    recorded = run.json("market", "record", "--count", "1", "--interval", "1m")
+    misplaced = run("market", "--all", "record")
+    assert (recorded["snapshots"], misplaced.exit_code, misplaced.stdout) == (1, 2, "")
+    assert misplaced.stderr.strip().splitlines() == [
+        "clore: error: 'record' is a subcommand: put it first (clore market record [OPTIONS]...)"
+    ]
+
+
+def test_market_listing_keeps_its_options_and_the_bare_spot_filter(run: Cli) -> None:
+    """Options before, between and after filter words, and the bare `spot` word, still list."""
+    doc = run.json("market", "--limit", "2", "spot", "gpu=4090", "--sort", "price", "-c", "usd")
+    assert (doc["currency"], len(doc["servers"])) == ("USD-Blockchain", 2)
+    assert all("4090" in s["specs"]["gpu"] and s["price"]["spot"] for s in doc["servers"])
+
+
+def test_market_help_shows_the_listing_options_and_the_subcommands(run: Cli) -> None:
+    """`market --help` lists the listing's options and record, stats, history; a
+    subcommand's help is its own, under `clore market`."""
+    group = run("market", "--help")
+    sub = run("market", "history", "--help")
+    assert (group.exit_code, sub.exit_code) == (0, 0)
+    assert {"--sort", "--limit", "--max-age", "record", "stats", "history"} <= set(
+        group.stdout.split()
+    )
+    assert sub.stdout.startswith("Usage: clore market history [OPTIONS] [FILTER]...")

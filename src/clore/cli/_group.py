@@ -23,7 +23,11 @@ SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
     (
         "Find and rent",
         [
-            ("market", "clore.cli.market:market", "List marketplace servers, filtered and sorted."),
+            (
+                "market",
+                "clore.cli.market:market",
+                "List marketplace servers; record the market, its stats and history.",
+            ),
             ("server", "clore.cli.market:server", "Show one server and the spot offers on it."),
             (
                 "rent",
@@ -31,7 +35,6 @@ SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
                 "Rent a server by id, or the cheapest matching filters.",
             ),
             ("spot", "clore.cli.spot:spot", "Bid on a server (spot) and change your bids."),
-            ("history", "clore.cli.history_cmd:history", "Record the market; price stats, charts."),
         ],
     ),
     (

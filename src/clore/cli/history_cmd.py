@@ -1,36 +1,27 @@
-"""``clore history record | stats | show | generate``: the marketplace over time.
+"""``clore market record | stats | history`` and ``clore sandbox history``: the market's past.
 
 A face over ``clore.market.history``: options are parsed here, everything else (storage,
-statistics, charts, exports, the simulation) is the library's. The four commands are
-also exported one by one (``record``, ``stats``, ``show``, ``generate``) so they can be
-attached elsewhere (``clore market record|stats|history``).
+statistics, charts, exports, the simulation) is the library's. The commands are attached
+lazily by their groups: ``record``, ``stats`` and ``show`` (named ``history``) by
+``clore market`` (``clore.cli.market``), ``generate`` (named ``history``) by
+``clore sandbox``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from clore.cli._context import (
-    EXIT_API,
-    EXIT_INTERRUPTED,
-    EXIT_NOT_FOUND,
-    EXIT_USAGE,
-    AppContext,
-    CliError,
-    pass_app,
-)
-from clore.cli._group import Group
+from clore.cli._context import EXIT_INTERRUPTED, EXIT_USAGE, AppContext, CliError, pass_app
+from clore.cli._history import history_errors, open_history
 from clore.cli._output import Column, json_option
 
 if TYPE_CHECKING:
     from clore.market.history import HistoryStore, MarketStats, ModelStats, Series
 
-__all__ = ["generate", "history", "record", "show", "stats"]
+__all__ = ["generate", "record", "show", "stats"]
 
 _FILTERS_HELP = (
     "FILTER words are the `clore market` filter language (gpus>=2 cc=US,DE 'price<0.5usd/h'); "
@@ -38,55 +29,18 @@ _FILTERS_HELP = (
 )
 
 
-@contextlib.contextmanager
-def _errors() -> Iterator[None]:
-    """The library's refusals as one line and a documented exit code."""
-    from clore.market.history import HistoryError, MissingExtraError, NoHistoryError
-
-    try:
-        yield
-    except NoHistoryError as exc:
-        raise CliError(f"{exc} (record with `clore history record`)", EXIT_NOT_FOUND) from None
-    except MissingExtraError as exc:
-        raise CliError(str(exc), EXIT_API) from None
-    except HistoryError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
-
-
-def _endpoint(app: AppContext) -> str | None:
-    """Which market the commands are about: the sandbox, or the API's base URL."""
-    from clore.market.history import SANDBOX
-
-    if app.sandbox or app.sandbox_instance is not None:
-        return SANDBOX
-    from clore.config import resolve
-
-    return resolve(app.profile, base_url=app.base_url).base_url
-
-
-def _open(app: AppContext, db: str | None, *, recording: bool = False) -> HistoryStore:
-    from clore.market.history import open_store
-
-    with _errors():
-        return open_store(db, endpoint=_endpoint(app), recording=recording)
-
-
 def _duration(text: str, option: str) -> float:
-    from clore.market.history import HistoryError, parse_duration
+    from clore.market.history import parse_duration
 
-    try:
+    with history_errors(option):
         return parse_duration(text)
-    except HistoryError as exc:
-        raise CliError(f"{option}: {exc}", EXIT_USAGE) from None
 
 
 def _time(app: AppContext, text: str, option: str) -> float:
-    from clore.market.history import HistoryError, parse_time
+    from clore.market.history import parse_time
 
-    try:
+    with history_errors(option):
         return parse_time(text, app.server_time())
-    except HistoryError as exc:
-        raise CliError(f"{option}: {exc}", EXIT_USAGE) from None
 
 
 def _currency(text: str) -> str:
@@ -105,7 +59,7 @@ def _size(size: int) -> str:
 _DB = click.option(
     "--db",
     metavar="PATH",
-    help="History database (default: one per market in the data dir; see --info).",
+    help="History database (default: one per market in the data dir; see history --info).",
 )
 _CURRENCY = click.option(
     "--currency",
@@ -118,22 +72,10 @@ _CURRENCY = click.option(
 _MODEL = click.option("--model", "-m", metavar="MODEL", help="An exact GPU model: 4090, A100.")
 
 
-@click.group(cls=Group)
-def history() -> None:
-    """Market history: record the marketplace, then statistics and charts over time.
-
-    \b
-    clore history record --interval 5m --for 24h   # snapshots into the data dir
-    clore history stats --model 4090               # the market now, per exact model
-    clore history show --model 4090 --since 7d     # median, p10–p90 and availability
-    clore history generate --days 30               # a simulated past for the sandbox
-    """
-
-
 # ---- record ------------------------------------------------------------------------------
 
 
-@history.command()
+@click.command(short_help="Record marketplace snapshots (change-only) into the history.")
 @click.option(
     "--interval",
     default="5m",
@@ -166,10 +108,10 @@ def record(
     rates_every = 600.0 if app.has_key() else None
     if rates_every is None:
         app.out.info("note: no API key: recording without USD rates (spot_marketplace needs one)")
-    store = _open(app, db, recording=True)
+    store = open_history(app, db, recording=True)
     taken = changed = errors = 0
     try:
-        with _errors():
+        with history_errors():
             loop = record_loop(
                 client,
                 store,
@@ -227,7 +169,9 @@ def _progress(event: Any, store: HistoryStore) -> tuple[str, int]:
 # ---- stats -------------------------------------------------------------------------------
 
 
-@history.command(epilog=_FILTERS_HELP)
+@click.command(
+    epilog=_FILTERS_HELP, short_help="The market per exact GPU model, now or --at a moment."
+)
 @click.argument("filters", nargs=-1, metavar="[FILTER]...")
 @_MODEL
 @click.option("--at", "at_", metavar="TIME", help="A recorded moment: 2024-05-01T12:00, 3h ago.")
@@ -264,9 +208,9 @@ def stats(
     selection = Selection.parse(filters, model)
     moment = _time(app, at_, "--at") if at_ is not None else None
     seconds = _duration(window, "--window")
-    store = _open(app, db)
+    store = open_history(app, db)
     try:
-        with _errors():
+        with history_errors():
             result = stats_at(store, selection, at=moment, currency=cur, window=seconds)
     finally:
         store.close()
@@ -335,10 +279,14 @@ def _stats_table(app: AppContext, result: MarketStats) -> None:
     )
 
 
-# ---- show (the series) -------------------------------------------------------------------
+# ---- history (the series; the function is ``show``) ----------------------------------------
 
 
-@history.command(epilog=_FILTERS_HELP)
+@click.command(
+    "history",
+    epilog=_FILTERS_HELP,
+    short_help="Prices and availability over time: a chart, a table, JSON, CSV, Parquet.",
+)
 @click.argument("filters", nargs=-1, metavar="[FILTER]...")
 @_MODEL
 @click.option("--since", default="7d", show_default=True, metavar="TIME", help="Start: 7d, ISO.")
@@ -376,11 +324,11 @@ def show(
     or --json / --csv; --parquet exports the raw rows; --info describes the database.
 
     Each point is the market at the last snapshot of its bucket, by the rules of
-    `clore history stats`, plus the rentals (clearing prices) of the whole bucket.
+    `clore market stats`, plus the rentals (clearing prices) of the whole bucket.
     """
     from clore.market.history import Selection, info_document, series, write_parquet
 
-    store = _open(app, db)
+    store = open_history(app, db)
     try:
         if info:
             doc = info_document(store.info())
@@ -393,7 +341,7 @@ def show(
         step = int(_duration(bucket, "--bucket")) if bucket else None
         if step is not None and step < 1:
             raise CliError("--bucket: at least 1s", EXIT_USAGE)
-        with _errors():
+        with history_errors():
             if parquet is not None:
                 rows, snaps = write_parquet(store, parquet, selection, since=start, until=end)
                 doc = {"path": parquet, "rows": rows, "snapshots": snaps}
@@ -462,10 +410,10 @@ def _show_series(app: AppContext, result: Series, as_csv: bool, chart: bool | No
     out.table(columns, series_table(result))
 
 
-# ---- generate ----------------------------------------------------------------------------
+# ---- sandbox history (``generate``) -------------------------------------------------------
 
 
-@history.command()
+@click.command("history", short_help="Generate a recorded market past for the sandbox.")
 @click.option(
     "--days",
     type=click.FloatRange(min=0, min_open=True, max=366),
@@ -487,7 +435,7 @@ def generate(
     A market simulation over the bundled 3,500-server capture (rentals following the
     day's demand and favouring cheap servers, hosts repricing, outages, drifting rates)
     is written as snapshots every --interval for --days, ending now, into the sandbox's
-    history (`clore --sandbox history show`) or --db.
+    history (`clore --sandbox market history`) or --db.
     """
     from clore.market.history import SANDBOX, default_path, generate, open_store, remove_store
 
@@ -495,10 +443,10 @@ def generate(
     target = db or str(default_path(SANDBOX))
     if replace:
         remove_store(target)
-    with _errors():
+    with history_errors():
         store = open_store(target, endpoint=SANDBOX, recording=True)
     try:
-        with _errors(), app.out.waiting("generating the history") as waiter:
+        with history_errors(), app.out.waiting("generating the history") as waiter:
 
             def progress(done: int, total: int) -> None:
                 waiter.update(f"generating the history: {done} of {total} snapshots")

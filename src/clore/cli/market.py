@@ -1,12 +1,18 @@
-"""``clore market`` (filtered, sorted listing) and ``clore server ID`` (details + spot offers)."""
+"""``clore market`` (filtered, sorted listing; ``record``, ``stats``, ``history`` of the
+market's past) and ``clore server ID`` (details + spot offers).
+
+``market`` is a group that lists servers unless its first word names a subcommand: filter
+words always hold an operator (``gpu=4090``) or are the bare ``spot``, so no filter word
+is a subcommand's name. The subcommands live in ``history_cmd``, named lazily.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import click
 
-from clore.cli._context import AppContext, pass_app
+from clore.cli._context import EXIT_USAGE, AppContext, CliError, pass_app
 from clore.cli._currency import price_context, resolve_currency, with_currency
 from clore.cli._format import (
     day_and_hour,
@@ -15,6 +21,7 @@ from clore.cli._format import (
     number,
     server_doc,
 )
+from clore.cli._group import Group
 from clore.cli._output import Column, json_option
 from clore.cli._params import Id, Integer, Number
 from clore.market import (
@@ -29,7 +36,16 @@ from clore.market import (
 if TYPE_CHECKING:
     from clore import Server
 
-__all__ = ["market", "server"]
+__all__ = ["MarketGroup", "market", "server"]
+
+#: The subcommands of ``clore market`` (the market's past), imported when used.
+_SUBCOMMANDS: Final = {
+    "record": "clore.cli.history_cmd:record",
+    "stats": "clore.cli.history_cmd:stats",
+    "history": "clore.cli.history_cmd:show",
+}
+# ``ctx.meta`` key: the context of a ``market`` invocation that runs a subcommand.
+_SUBCOMMAND_MODE: Final = "clore.cli.market.subcommand"
 
 _FILTER_HELP = (
     "FILTER words are `field OP value` with OP one of = != > >= < <= (`=`/`!=` take comma "
@@ -98,7 +114,44 @@ def _columns(currency: str, show_usd: bool, show_status: bool) -> list[Column]:
     return columns
 
 
-@click.command(epilog=_FILTER_HELP)
+class MarketGroup(Group):
+    """``clore market [OPTIONS] [FILTER]...`` lists servers; ``clore market record|stats|
+    history ...`` runs a subcommand. Only the first word decides: a subcommand's name there
+    runs it, anything else (options, filter words) is the listing's."""
+
+    def _subcommand_first(self, ctx: click.Context, args: list[str]) -> bool:
+        return bool(args) and args[0] in self.list_commands(ctx)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if self._subcommand_first(ctx, args):
+            # The group's own FILTER argument would swallow the subcommand and its
+            # arguments: it is left out of this parse (``get_params``), its default kept.
+            ctx.meta[_SUBCOMMAND_MODE] = ctx
+            return super().parse_args(ctx, args)
+        # The listing: options anywhere among the filter words, as for any command.
+        ctx.allow_interspersed_args = True
+        return click.Command.parse_args(self, ctx, args)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        # Asked by the group's context or by its subcommand's (click builds the
+        # subcommand's usage line from its parent's parameters).
+        marked = ctx.meta.get(_SUBCOMMAND_MODE)
+        node: click.Context | None = ctx
+        while node is not None and node is not marked:
+            node = node.parent
+        if node is not None:
+            return [p for p in params if p.name != "filters"]
+        return params
+
+
+@click.group(
+    cls=MarketGroup,
+    lazy=_SUBCOMMANDS,
+    invoke_without_command=True,
+    subcommand_metavar="| record|stats|history [ARGS]...",
+    epilog=_FILTER_HELP,
+)
 @click.argument("filters", nargs=-1, metavar="[FILTER]...")
 @click.option(
     "--sort",
@@ -128,23 +181,30 @@ def _columns(currency: str, show_usd: bool, show_status: bool) -> list[Column]:
 @pass_app
 def market(
     app: AppContext,
-    filters: tuple[str, ...],
     sort: str,
     limit: int,
     include_rented: bool,
     currency: str,
     refresh: bool,
     max_age: float | None,
+    filters: tuple[str, ...] = (),
 ) -> None:
-    """List servers on the marketplace: available ones only unless --all.
+    """List servers on the marketplace (available ones only unless --all), or record the
+    market and show its past: record, stats, history.
 
     \b
-    Example:
+    Examples:
       clore market gpu=4090 gpus>=2 'price<0.5usd/h' cc=US,DE --sort price,-reliability
+      clore market record --interval 5m --for 24h    # snapshots into the data dir
+      clore market stats --model 4090                # the market per exact model
+      clore market history gpu=4090 --since 7d       # median, p10–p90, availability
     """
+    if click.get_current_context().invoked_subcommand is not None:
+        return
     from clore.cli._marketdata import load
     from clore.market import parse_filters, parse_sort, select
 
+    _refuse_misplaced_subcommand(filters)
     cur = resolve_currency(currency)
     words = parse_filters(filters)
     keys = parse_sort(sort)
@@ -177,6 +237,17 @@ def market(
         },
         human,
     )
+
+
+def _refuse_misplaced_subcommand(filters: tuple[str, ...]) -> None:
+    """``clore market --all record``: a subcommand's name among the listing's words is a
+    subcommand put after an option, not a filter; say so rather than "bad filter"."""
+    for word in filters:
+        if word in _SUBCOMMANDS:
+            raise CliError(
+                f"{word!r} is a subcommand: put it first (clore market {word} [OPTIONS]...)",
+                EXIT_USAGE,
+            )
 
 
 @click.command()

@@ -1,5 +1,6 @@
-"""``clore history record | stats | show | generate`` through click's runner, against the
-in-process sandbox on its ManualClock (recording waits advance simulated time)."""
+"""``clore market record | stats | history`` and ``clore sandbox history`` through click's
+runner, against the in-process sandbox on its ManualClock (recording waits advance
+simulated time)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def run(sandbox: Sandbox, sandbox_clock: ManualClock, clore_client: Clore) -> Any:
-    """``run("history", "stats")`` -> click Result, as the sandbox's demo user."""
+    """``run("market", "stats")`` -> click Result, as the sandbox's demo user."""
 
     def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
         app = AppContext(
@@ -43,7 +44,7 @@ def doc(result: Result) -> Any:
 
 def test_record_takes_count_snapshots_into_the_sandbox_history(run: Any) -> None:
     """--count 2 --interval 5m: two snapshots in the sandbox's file, a line each on stderr."""
-    result = run("history", "record", "--count", "2", "--interval", "5m", "--json")
+    result = run("market", "record", "--count", "2", "--interval", "5m", "--json")
     summary = doc(result)
     lines = [line for line in result.stderr.splitlines() if " listed, " in line]
     assert (summary["snapshots"], summary["db"], len(lines)) == (
@@ -63,7 +64,7 @@ def test_record_takes_count_snapshots_into_the_sandbox_history(run: Any) -> None
 )
 def test_record_refuses_bad_options(run: Any, args: list[str], message: str) -> None:
     """Exit 2 with one line saying what is wrong; nothing is fetched."""
-    result = run("history", "record", *args)
+    result = run("market", "record", *args)
     assert (result.exit_code, message in result.stderr, len(result.stderr.splitlines())) == (
         2,
         True,
@@ -73,9 +74,9 @@ def test_record_refuses_bad_options(run: Any, args: list[str], message: str) -> 
 
 def test_stats_show_the_recorded_market(run: Any, clore_client: Clore) -> None:
     """stats --model 4090 counts what the listing had, per exact model."""
-    run("history", "record", "--count", "1")
+    run("market", "record", "--count", "1")
     listed = sum(1 for s in clore_client.marketplace() if s.specs.gpu.endswith("RTX 4090"))
-    stats = doc(run("history", "stats", "--model", "4090", "--json"))
+    stats = doc(run("market", "stats", "--model", "4090", "--json"))
     assert (stats["schema"], [m["model"] for m in stats["models"]], stats["total"]["listed"]) == (
         "clore.market.history.stats/1",
         ["RTX 4090"],
@@ -85,8 +86,8 @@ def test_stats_show_the_recorded_market(run: Any, clore_client: Clore) -> None:
 
 def test_stats_table_names_the_rule(run: Any) -> None:
     """The human table says how percentiles are counted."""
-    run("history", "record", "--count", "1")
-    result = run("history", "stats", "gpus>=4")
+    run("market", "record", "--count", "1")
+    result = run("market", "stats", "gpus>=4")
     assert (result.exit_code, "one value per host" in result.stdout) == (0, True)
 
 
@@ -97,14 +98,14 @@ def test_stats_table_names_the_rule(run: Any) -> None:
         (["stats", "--at", "yesterday-ish"], 2, "--at: bad time"),
         (["stats", "gpus>>2"], 2, "bad filter"),
         (["stats", "--currency", "eur"], 2, "--currency"),
-        (["show", "--since", "7d"], 4, "no snapshot recorded"),
+        (["history", "--since", "7d"], 4, "no snapshot recorded"),
     ],
 )
 def test_bad_requests_are_one_line_errors(
     run: Any, args: list[str], code: int, message: str
 ) -> None:
     """Nothing recorded is exit 4; bad input is exit 2; never a traceback."""
-    result = run("history", *args)
+    result = run("market", *args)
     assert (result.exit_code, message in result.stderr, "Traceback" in result.output) == (
         code,
         True,
@@ -114,10 +115,10 @@ def test_bad_requests_are_one_line_errors(
 
 def test_show_prints_a_table_when_piped_and_json_or_csv_on_request(run: Any) -> None:
     """Not a terminal: a plain table; --json the series document; --csv its columns."""
-    run("history", "record", "--count", "3")
-    table = run("history", "show", "--model", "4090", "--since", "1h")
-    series = doc(run("history", "show", "--model", "4090", "--since", "1h", "--json"))
-    csv_out = run("history", "show", "--model", "4090", "--since", "1h", "--csv")
+    run("market", "record", "--count", "3")
+    table = run("market", "history", "--model", "4090", "--since", "1h")
+    series = doc(run("market", "history", "--model", "4090", "--since", "1h", "--json"))
+    csv_out = run("market", "history", "--model", "4090", "--since", "1h", "--csv")
     assert (
         table.stdout.splitlines()[0].split()[:3],
         series["schema"],
@@ -134,9 +135,9 @@ def test_show_prints_a_table_when_piped_and_json_or_csv_on_request(run: Any) -> 
 def test_show_chart_honours_no_color_at_80_columns(run: Any) -> None:
     """--chart with NO_COLOR: no escape codes, nothing wider than 80 columns."""
     pytest.importorskip("plotext")
-    run("history", "record", "--count", "3")
+    run("market", "record", "--count", "3")
     result = run(
-        "history", "show", "--model", "4090", "--since", "1h", "--chart", env={"NO_COLOR": "1"}
+        "market", "history", "--model", "4090", "--since", "1h", "--chart", env={"NO_COLOR": "1"}
     )
     lines = result.stdout.splitlines()
     assert (result.exit_code, "\x1b" in result.stdout, max(len(line) for line in lines)) == (
@@ -148,8 +149,8 @@ def test_show_chart_honours_no_color_at_80_columns(run: Any) -> None:
 
 def test_show_info_says_where_and_how_big(run: Any) -> None:
     """--info: the database path, its size and span."""
-    run("history", "record", "--count", "2")
-    info = doc(run("history", "show", "--info", "--json"))
+    run("market", "record", "--count", "2")
+    info = doc(run("market", "history", "--info", "--json"))
     assert (info["path"], info["snapshots"], info["size_bytes"] > 0) == (
         str(default_path("sandbox")),
         2,
@@ -160,9 +161,9 @@ def test_show_info_says_where_and_how_big(run: Any) -> None:
 def test_show_parquet_writes_the_raw_rows(run: Any, tmp_path: Path) -> None:
     """--parquet PATH writes the rows file and its snapshots beside it."""
     pytest.importorskip("pyarrow")
-    run("history", "record", "--count", "2")
+    run("market", "record", "--count", "2")
     target = tmp_path / "export.parquet"
-    written = doc(run("history", "show", "--since", "1h", "--parquet", str(target), "--json"))
+    written = doc(run("market", "history", "--since", "1h", "--parquet", str(target), "--json"))
     assert (
         target.exists(),
         (tmp_path / "export.snapshots.parquet").exists(),
@@ -177,10 +178,10 @@ def test_show_parquet_writes_the_raw_rows(run: Any, tmp_path: Path) -> None:
 def test_generate_makes_a_past_that_stats_and_show_read(run: Any) -> None:
     """A simulated day in half-hour steps, then charts and stats over it; generating over
     it again needs --replace."""
-    made = doc(run("history", "generate", "--days", "1", "--interval", "30m", "--json"))
-    series = doc(run("history", "show", "--model", "4090", "--since", "1d", "--json"))
-    again = run("history", "generate", "--days", "1", "--interval", "30m")
-    replaced = run("history", "generate", "--days", "1", "--interval", "30m", "--replace")
+    made = doc(run("sandbox", "history", "--days", "1", "--interval", "30m", "--json"))
+    series = doc(run("market", "history", "--model", "4090", "--since", "1d", "--json"))
+    again = run("sandbox", "history", "--days", "1", "--interval", "30m")
+    replaced = run("sandbox", "history", "--days", "1", "--interval", "30m", "--replace")
     assert (
         made["snapshots"],
         len(series["points"]) > 10,
