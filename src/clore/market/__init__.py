@@ -1,7 +1,10 @@
-"""The marketplace, client side: filter language, sorting and prices (pure functions).
+"""The marketplace, client side: filter language, sorting, prices and exact GPU models.
 
-``clore.market`` does no I/O and imports neither click nor msgspec; the CLI and the
-workflows feed it ``clore.Server`` records.
+``clore.market`` itself (the modules it imports) does no I/O and imports neither click
+nor msgspec; the CLI and the workflows feed it ``clore.Server`` records. What does I/O
+lives beside it, imported only by those who need it: ``clore.market.history`` (the
+market recorded over time, in SQLite) and ``clore.market.cache`` (the listing and USD
+rates kept briefly on disk).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from clore.market.filters import (
     parse_filter,
     parse_filters,
 )
+from clore.market.models import canonical_model, matches_model
 from clore.market.pricing import (
     CURRENCY_LABELS,
     USD,
@@ -44,11 +48,13 @@ __all__ = [
     "PriceContext",
     "SortError",
     "SortKey",
+    "canonical_model",
     "compile_filters",
     "convert",
     "describe_fields",
     "format_amount",
     "label",
+    "matches_model",
     "parse_amount",
     "parse_currency",
     "parse_filter",
