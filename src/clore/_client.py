@@ -24,7 +24,7 @@ from clore._errors import (
     ParameterError,
 )
 from clore._facts import AUTH_HEADER
-from clore._flows import Flow, Send
+from clore._flows import Flow, Probe, Send
 from clore._pacing import Pacing, make_pacer
 from clore._validate import Ports as Ports  # re-exported: clore.compat's create_order
 from clore._validate import preview_create_order
@@ -63,6 +63,55 @@ def _scrub(text: str, secret: str | None) -> str:
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, mask_key(secret))
     return text
+
+
+def _probe(probe: Probe) -> bytes:
+    """Connect to the probe's host and port and read what the server says first."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + probe.timeout
+    data = b""
+    try:
+        with socket.create_connection((probe.host, probe.port), timeout=probe.timeout) as sock:
+            while not _flows.banner_read(data):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                sock.settimeout(left)
+                chunk = sock.recv(_flows.PROBE_LIMIT)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:  # refused, unreachable, unresolvable, timed out: not reachable yet
+        pass
+    return data
+
+
+async def _aprobe(probe: Probe) -> bytes:
+    """``_probe`` without blocking the event loop."""
+    import asyncio
+    import contextlib
+
+    data = b""
+
+    async def read() -> None:
+        nonlocal data
+        reader, writer = await asyncio.open_connection(probe.host, probe.port)
+        try:
+            while not _flows.banner_read(data):
+                chunk = await reader.read(_flows.PROBE_LIMIT)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    with contextlib.suppress(OSError, asyncio.TimeoutError):
+        await asyncio.wait_for(read(), probe.timeout)
+    return data
 
 
 def _failure(exc: Exception, request: Request) -> TransportFailure:
@@ -124,7 +173,13 @@ class _Base:
             api_key=resolved.api_key,
             user_agent=_core.user_agent(),
             clock=clock or SystemClock(),
-            pacer=make_pacer(self.pacing, resolved.api_key, use_file=use_file),
+            pacer=make_pacer(
+                self.pacing,
+                resolved.api_key,
+                use_file=use_file,
+                profile=profile,
+                real_clock=real_clock,
+            ),
             max_retries=max_retries,
             timeout=float(timeout),
         )
@@ -214,6 +269,8 @@ class Clore(_Base):
                 action = flow.send(answer)
                 if isinstance(action, Send):
                     answer = self._send(action.request)
+                elif isinstance(action, Probe):
+                    answer = _probe(action)
                 else:
                     self._ctx.clock.sleep(action.seconds)
                     answer = None
@@ -395,6 +452,8 @@ class AsyncClore(_Base):
                 action = flow.send(answer)
                 if isinstance(action, Send):
                     answer = await self._send(action.request)
+                elif isinstance(action, Probe):
+                    answer = await _aprobe(action)
                 else:
                     await self._ctx.clock.asleep(action.seconds)
                     answer = None

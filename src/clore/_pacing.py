@@ -70,6 +70,9 @@ MAX_SPOT_ENTRIES: Final = 256
 INFLIGHT_POLL: Final = 0.02
 #: Longest a request may hold the key; a longer hold (clock stepped back) is ignored.
 MAX_HOLD: Final = 600.0
+#: ``Pacing.url`` (and ``CLORE_PACING``, ``--pacing``) for this machine's file, whatever
+#: else is configured.
+LOCAL: Final = "local"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,11 @@ class Pacing:
     order's price; ``margin`` is added to each interval. ``shared`` keeps the history in
     a file shared by every process (True), in memory for this client only (False), or
     decides by the clock (None: a file with the real clock, memory with an injected one).
+    ``url`` keeps it in the Redis of a fleet instead (``redis://host:port/db``), or says
+    ``"local"`` to keep the file whatever the environment says; None takes the place of
+    the file from ``CLORE_PACING``/``CLORE_PACING_URL`` or the profile's ``pacing_url``
+    (``clore._pacing_store.make_pacer``). Its repr leaves the URL out (it may hold a
+    password).
     """
 
     min_interval: float = MIN_INTERVAL
@@ -89,6 +97,7 @@ class Pacing:
     margin: float = 0.01
     shared: bool | None = None
     enabled: bool = True
+    url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("min_interval", "create_interval", "spot_lower_interval", "margin"):
@@ -96,6 +105,10 @@ class Pacing:
             ok = isinstance(value, int | float) and not isinstance(value, bool)
             if not ok or not math.isfinite(value) or value < 0:
                 raise ValueError(f"Pacing.{name} must be a finite number >= 0, got {value!r}")
+        if self.url is not None and self.url != LOCAL:
+            from clore._redis import check_url
+
+            object.__setattr__(self, "url", check_url(self.url, "Pacing.url"))
 
     @classmethod
     def disabled(cls) -> Pacing:

@@ -6,7 +6,8 @@ of one client; ``FileStore`` between every process on the machine that uses the 
 (a locked JSON file named by a hash of the key, never the key itself). Only a store
 shared between processes can hold a dead process's hold, so the file store is also where
 such a hold is released (``release_dead_hold``, by the rules of ``clore._holder``).
-``make_pacer`` picks the store for a client.
+``make_pacer`` picks the store for a client, the Redis of a fleet among them
+(``clore._pacing_redis``, when a URL is configured).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TypeVar
 
 from clore._files import locked
 from clore._holder import is_gone, this_process
-from clore._pacing import Pacer, Pacing, PacingState
+from clore._pacing import LOCAL, Pacer, Pacing, PacingState
 
 __all__ = ["FileStore", "MemoryStore", "make_pacer", "release_dead_hold", "state_file"]
 
@@ -126,8 +127,31 @@ class FileStore:
             return result
 
 
-def make_pacer(config: Pacing, api_key: str | None, *, use_file: bool) -> Pacer:
-    """A pacer over a ``FileStore`` in ``cache_dir()/pacing`` or a fresh ``MemoryStore``."""
+def make_pacer(
+    config: Pacing,
+    api_key: str | None,
+    *,
+    use_file: bool,
+    profile: str | None = None,
+    real_clock: bool = True,
+) -> Pacer:
+    """A pacer over a ``FileStore`` in ``cache_dir()/pacing``, a fresh ``MemoryStore``,
+    or the Redis of a fleet (``clore._pacing_redis``).
+
+    Redis when ``config.url`` names one, or, where the file would be used, when
+    ``clore.config.resolve_pacing(profile)`` does (``CLORE_PACING_URL``, the profile's
+    ``pacing_url``; ``CLORE_PACING=local`` keeps the file). Times come from Redis's clock
+    with the ``real_clock``, else from the caller's (an injected clock).
+    """
+    url = config.url
+    if url is None and use_file and config.enabled:
+        from clore.config import resolve_pacing
+
+        url = resolve_pacing(profile)
+    if url is not None and url != LOCAL and config.enabled:
+        from clore._pacing_redis import RedisPacer
+
+        return RedisPacer(config, url, api_key, server_clock=real_clock)
     if use_file and config.enabled and sys.platform != "win32":
         from clore._paths import cache_dir
 

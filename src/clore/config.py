@@ -7,15 +7,18 @@
     [profiles.default]
     api_key = "..."
     base_url = "https://api.clore.ai/v1"   # optional
+    pacing_url = "redis://fleet-redis:6379/0"   # optional: a fleet's shared pacing
 
 Precedence for the API key and base URL: an explicit argument, then a profile named
 explicitly (argument), then the environment (``CLORE_API_KEY``, ``CLORE_BASE_URL``,
 ``CLORE_PROFILE`` picks the profile), then the active profile of the file, then the
-defaults. Keys are trimmed of surrounding whitespace wherever they are read (a shell's or
-editor's trailing newline); a key holding a control or non-ASCII character is refused
-with an error that names the source and the character's code point, never the key. The
-file is written atomically (``clore._files.write_atomic``) with mode 0600 because it holds
-keys.
+defaults. The pacing store (``resolve_pacing``): ``CLORE_PACING=local`` keeps this
+machine's file whatever else says; else the same order for ``pacing_url`` with
+``CLORE_PACING_URL`` as its environment variable. Keys are trimmed of surrounding
+whitespace wherever they are read (a shell's or editor's trailing newline); a key
+holding a control or non-ASCII character is refused with an error that names the source
+and the character's code point, never the key. The file is written atomically
+(``clore._files.write_atomic``) with mode 0600 because it holds keys.
 TOML is written here by hand: Python has no TOML writer, and the file is a table of
 strings.
 """
@@ -46,6 +49,7 @@ __all__ = [
     "mask_key",
     "remove_profile",
     "resolve",
+    "resolve_pacing",
     "save",
     "set_profile",
     "use",
@@ -71,10 +75,16 @@ class Profile:
 
     api_key: str | None = None
     base_url: str | None = None
+    pacing_url: str | None = None
 
     def __repr__(self) -> str:
         key = None if self.api_key is None else mask_key(self.api_key)
-        return f"Profile(api_key={key!r}, base_url={self.base_url!r})"
+        fields = f"api_key={key!r}, base_url={self.base_url!r}"
+        if self.pacing_url is not None:
+            from clore._redis import redact_url
+
+            fields += f", pacing_url={redact_url(self.pacing_url)!r}"
+        return f"Profile({fields})"
 
 
 @dataclass
@@ -145,7 +155,7 @@ def _parse(text: str, path: Path) -> Config:
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: profile {name!r} must be a table")
         values: dict[str, str | None] = {}
-        for setting in ("api_key", "base_url"):
+        for setting in ("api_key", "base_url", "pacing_url"):
             value = table.get(setting)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{path}: profiles.{name}.{setting} must be a string")
@@ -203,6 +213,8 @@ def dumps(cfg: Config) -> str:
             lines.append(f"api_key = {_string(profile.api_key)}")
         if profile.base_url is not None:
             lines.append(f"base_url = {_string(profile.base_url)}")
+        if profile.pacing_url is not None:
+            lines.append(f"pacing_url = {_string(profile.pacing_url)}")
     return "\n".join(lines) + "\n"
 
 
@@ -211,26 +223,38 @@ def save(cfg: Config) -> None:
     write_atomic(config_path(), dumps(cfg), mode=0o600)
 
 
-def set_profile(name: str, *, api_key: Any = KEEP, base_url: Any = KEEP) -> None:
+def set_profile(
+    name: str, *, api_key: Any = KEEP, base_url: Any = KEEP, pacing_url: Any = KEEP
+) -> None:
     """Create or change profile ``name`` (None removes a setting; omitted keeps it).
 
     The first profile written becomes the active one when the active one does not exist.
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("a profile needs a non-empty name")
-    for setting, value in (("api_key", api_key), ("base_url", base_url)):
+    for setting, value in (
+        ("api_key", api_key),
+        ("base_url", base_url),
+        ("pacing_url", pacing_url),
+    ):
         if value is not KEEP and value is not None and not isinstance(value, str):
             raise ConfigError(f"{setting} must be a string")
     if isinstance(api_key, str):
         api_key = _checked_key(api_key.strip(), "api_key", ConfigError)
     if isinstance(base_url, str):
         base_url = base_url.strip()
+    if isinstance(pacing_url, str) and pacing_url.strip():
+        from clore._redis import check_url
+
+        pacing_url = check_url(pacing_url, "pacing_url")
     cfg = load()
     profile = cfg.profiles.setdefault(name, Profile())
     if api_key is not KEEP:
         profile.api_key = api_key or None
     if base_url is not KEEP:
         profile.base_url = (base_url or "").rstrip("/") or None
+    if pacing_url is not KEEP:
+        profile.pacing_url = (pacing_url or "").strip() or None
     if cfg.active not in cfg.profiles:
         cfg.active = name
     save(cfg)
@@ -344,3 +368,37 @@ def resolve(
             break
     url = next((u for u in url_order if u), DEFAULT_BASE_URL)
     return Resolved(api_key=key, base_url=url.rstrip("/"), profile=name, source=source)
+
+
+def resolve_pacing(profile: str | None = None) -> str | None:
+    """The Redis URL a client's pacing state (and its loops' ledgers) live in; None for
+    this machine's file.
+
+    ``CLORE_PACING=local`` (``clore --pacing local``) decides for the file; else a profile
+    named explicitly, then ``CLORE_PACING_URL``, then the active profile (or
+    ``CLORE_PROFILE``'s). Reads the file only when the environment does not decide. A URL
+    that is not a Redis URL is a ConfigError naming its source, never its password.
+    """
+    from clore._redis import check_url
+
+    mode = (os.environ.get("CLORE_PACING") or "").strip()
+    if mode:
+        if mode.lower() == "local":
+            return None
+        raise ConfigError(
+            "CLORE_PACING: 'local' or unset (a fleet's Redis URL goes in CLORE_PACING_URL)"
+        )
+    env_url = _trimmed(os.environ.get("CLORE_PACING_URL"))
+    if env_url is not None and profile is None:
+        return check_url(env_url, "CLORE_PACING_URL")
+    cfg = load()
+    name = profile or os.environ.get("CLORE_PROFILE") or cfg.active
+    chosen = cfg.profiles.get(name)
+    if chosen is None and profile is not None:
+        raise ConfigError(f"no profile named {profile!r} in {config_path()}")
+    file_url = _trimmed(chosen.pacing_url) if chosen else None
+    if file_url is not None:
+        return check_url(file_url, f"{config_path()}: profiles.{name}.pacing_url")
+    if env_url is not None:
+        return check_url(env_url, "CLORE_PACING_URL")
+    return None
