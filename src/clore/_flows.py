@@ -1,9 +1,11 @@
 """The multi-step operations of the SDK as sans-I/O flows.
 
 A *flow* is a generator that yields actions — ``Send(request)`` answered with a
-``Response`` or a ``TransportFailure``, ``Sleep(s)`` answered with None — and returns the
-operation's result. ``call`` is the one pace → send → decode → retry loop; every endpoint
-flow, create_order's snapshot/send/reconcile and wait_for_order's polling are built on it.
+``Response`` or a ``TransportFailure``, ``Sleep(s)`` answered with None, ``Probe(host,
+port)`` answered with the bytes a TCP server sent first (``wait_for_order``'s SSH
+reachability check) — and returns the operation's result. ``call`` is the one pace →
+send → decode → retry loop; every endpoint flow, create_order's snapshot/send/reconcile
+and wait_for_order's polling are built on it.
 ``clore._client`` drives the same flows with sync httpx (``Clore``) and async httpx
 (``AsyncClore``), so none of this exists twice. Requests and responses are ``clore._core``'s.
 """
@@ -67,11 +69,15 @@ from clore._wire import (
 )
 
 __all__ = [
+    "PROBE_LIMIT",
+    "PROBE_TIMEOUT",
     "Action",
     "Context",
     "Flow",
+    "Probe",
     "Send",
     "Sleep",
+    "banner_read",
     "call",
     "cancel_order",
     "create_order",
@@ -85,6 +91,7 @@ __all__ = [
     "set_server_settings",
     "set_spot_price",
     "spot_marketplace",
+    "ssh_banner",
     "wait_for_order",
     "wallets",
 ]
@@ -110,7 +117,36 @@ class Sleep:
     seconds: float
 
 
-Action = Send | Sleep
+#: How long one reachability probe waits for a connection and the SSH banner (seconds of
+#: real time: it is network I/O, not a wait on the client's clock).
+PROBE_TIMEOUT: Final = 5.0
+#: At most this many bytes are read from a probed server.
+PROBE_LIMIT: Final = 1024
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Action: connect to ``host:port`` over TCP and read what the server sends first, for
+    at most ``timeout`` seconds; the driver answers with the bytes read (``b""`` when the
+    connection failed), stopping once ``banner_read`` says enough came. Nothing is sent."""
+
+    host: str
+    port: int
+    timeout: float = PROBE_TIMEOUT
+
+
+def ssh_banner(data: bytes) -> bool:
+    """True when ``data`` holds an SSH identification line (``SSH-2.0-...``; RFC 4253 lets
+    a server send other lines before it)."""
+    return any(line.startswith(b"SSH-") for line in data.split(b"\n"))
+
+
+def banner_read(data: bytes) -> bool:
+    """True when a probe has read enough: the SSH banner's start, or ``PROBE_LIMIT``."""
+    return ssh_banner(data) or len(data) >= PROBE_LIMIT
+
+
+Action = Send | Sleep | Probe
 Flow = Generator[Action, Any, T]
 
 
@@ -441,13 +477,19 @@ def set_spot_price(ctx: Context, order_id: int, price: float) -> Flow[None]:
 def wait_for_order(
     ctx: Context, order_id: int, timeout: float = 600.0, poll_interval: float | None = None
 ) -> Flow[Order]:
-    """Poll my_orders until the order has hosts and ports; raise if it ends or vanishes."""
+    """Poll my_orders until the order is reachable; raise if it ends or vanishes.
+
+    Reachable means provisioned (hosts and ports) and, for an order with an SSH port,
+    answering there: a TCP connection to it reads an SSH banner (no login is tried). An
+    order forwarding no port 22 is ready once provisioned.
+    """
     oid = _validate.validate_id(order_id, "order_id")
     limit = _validate.validate_seconds(timeout, "timeout", forever=True)
     pause = 2.0
     if poll_interval is not None:
         pause = _validate.validate_seconds(poll_interval, "poll_interval")
     deadline = ctx.clock.time() + limit
+    unreachable: tuple[str, int] | None = None
     while True:
         orders = yield from my_orders(ctx, include_completed=True)
         order = next((o for o in orders if o.id == oid), None)
@@ -456,9 +498,22 @@ def wait_for_order(
         if order.expired:
             raise OrderExpiredError(f"order {oid} ended before it was ready", order_id=oid)
         if order.ready:
-            return order
+            endpoint = order.ssh_endpoint
+            if endpoint is None:
+                return order
+            answer: bytes = yield Probe(endpoint[0], endpoint[1])
+            if ssh_banner(answer):
+                return order
+            unreachable = endpoint
+            log.debug("order %s: no SSH banner at %s:%s yet", oid, *endpoint)
         left = deadline - ctx.clock.time()
         if left <= 0:
+            if unreachable is not None:
+                host, port = unreachable
+                raise WaitTimeoutError(
+                    f"order {oid} provisioned, but its SSH port {host}:{port} gave no SSH "
+                    f"banner within {timeout:g} s"
+                )
             raise WaitTimeoutError(f"order {oid} not ready after {timeout:g} s")
         yield Sleep(min(pause, left))
 

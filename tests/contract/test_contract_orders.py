@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from contract_targets import CURRENCY, IMAGE, Target, cheapest, is_rented
 
@@ -33,19 +35,27 @@ def test_create_order_returns_the_new_order_with_its_id(target: Target) -> None:
     assert is_rented(client, server.id)
 
 
+def _first_line(host: str, port: int) -> bytes:
+    """What the server at host:port says first (its SSH banner), read over a real socket."""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.settimeout(10)
+        return sock.recv(256)
+
+
 def test_wait_for_order_returns_the_order_once_provisioned(target: Target) -> None:
-    """wait_for_order polls until pub_cluster and tcp_ports (lists) and the http proxy appear."""
+    """wait_for_order polls until pub_cluster, tcp_ports (lists) and the http proxy appear
+    and the order's SSH port answers with an SSH banner."""
     client = target.client()
     order = client.create_order(cheapest(client).id, IMAGE, ports={22: "tcp", 8888: "http"})
     ready = client.wait_for_order(order.id, timeout=120, poll_interval=2)
     assert ready.id == order.id and ready.ready
     assert isinstance(ready.pub_cluster, list) and isinstance(ready.tcp_ports, list)
-    assert ready.hosts and ready.hosts[0].endswith(".clorecloud.net")
-    assert all(":" in entry for entry in ready.tcp_ports) and 22 in ready.port_map
+    assert ready.hosts and all(":" in entry for entry in ready.tcp_ports) and 22 in ready.port_map
     host, port = ready.ssh_endpoint or ("", 0)
     assert ready.ssh_command() == f"ssh root@{host} -p {port}"
+    assert _first_line(host, port).startswith(b"SSH-2.0-")
     assert str(ready.http_port) == "8888"
-    assert ready.http_url is not None and ready.http_url.endswith(".clorecloud.net")
+    assert ready.http_url is not None and ready.http_url.endswith(f"://{ready.http_pub}")
 
 
 def test_an_order_without_ports_gets_ssh(target: Target) -> None:
@@ -58,7 +68,7 @@ def test_an_order_without_ports_gets_ssh(target: Target) -> None:
 
 
 def test_an_http_only_order_becomes_ready(target: Target) -> None:
-    """An order forwarding only an http port is ready once its host and HTTPS proxy exist."""
+    """An order forwarding only an http port is ready once its host and HTTP proxy exist."""
     client = target.client()
     order = client.create_order(cheapest(client).id, IMAGE, ports={8888: "http"})
     assert not order.ready

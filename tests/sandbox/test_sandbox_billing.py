@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from clore._clock import ManualClock
 from clore._wire import CancelOrderRequest, CreateOrderRequest, SetSpotPriceRequest
 from clore.sandbox import ApiError, Sandbox
+from clore.sandbox.backend.billing import creation_fee_charged, run_seconds
 
 PRICE = 0.0864  # BTC per day on demand on every server of the market below
 
@@ -57,9 +58,10 @@ operations = st.lists(
 def test_spend_and_balances_add_up(
     market_file: Path, ops: list[tuple[Any, ...]], funds: float
 ) -> None:
-    """Whatever happens, the wallet never goes negative and pays exactly fees plus spend."""
+    """Whatever happens, the wallet never goes negative and pays exactly fees plus spend;
+    an order's creation fee is taken exactly when it has run 10 minutes."""
     clock = ManualClock()
-    with Sandbox(seed=str(market_file), clock=clock, rate_limit=False) as sb:
+    with Sandbox(seed=str(market_file), clock=clock, rate_limit=False, machines="off") as sb:
         backend = sb.backend
         user = sb.create_user("renter", {"bitcoin": funds})[1]
         rival = sb.create_user("rival", {"bitcoin": 100.0})[1]
@@ -114,10 +116,13 @@ def _check(
     views = sb.backend.my_orders(user, True)
     (wallet,) = [w for w in sb.backend.wallets(user) if w.currency == "bitcoin"]
     assert wallet.balance >= 0.0
-    paid = sum(v.order.creation_fee + v.spend * (1 + v.order.fee_rate) for v in views)
+    paid = sum(creation_fee_charged(v.order) + v.spend * (1 + v.order.fee_rate) for v in views)
     assert funds - wallet.balance == pytest.approx(paid, rel=1e-9, abs=1e-15)
     for view in views:
         o = view.order
+        ran = run_seconds(o) + (now - o.billed_until if o.billing else 0.0)
+        if not o.billing or ran < 599.999 or ran > 600.001:  # on the edge: either is right
+            assert (creation_fee_charged(o) > 0) == (ran >= 600.0)
         if not o.spot and o.id in started and view.server.id not in offline:
             end = o.ended_at if o.ended and o.ended_at is not None else now
             assert view.spend == pytest.approx(

@@ -166,11 +166,16 @@ class Order(Struct, frozen=True, gc=False):
 
     @property
     def http_url(self) -> str | None:
-        """HTTPS URL of the forwarded ``http`` port (``http_pub``), or None."""
+        """URL of the forwarded ``http`` port (``http_pub``), or None: HTTPS, as the real
+        API's proxy serves it, except for a loopback host (``127.0.0.1:PORT``, what the
+        sandbox's local relay answers on), which is plain HTTP."""
         if not self.http_pub:
             return None
         host = str(self.http_pub)
-        return host if host.startswith(("http://", "https://")) else f"https://{host}"
+        if host.startswith(("http://", "https://")):
+            return host
+        scheme = "http" if _loopback_host(host) else "https"
+        return f"{scheme}://{host}"
 
     @property
     def ready(self) -> bool:
@@ -215,6 +220,20 @@ class Order(Struct, frozen=True, gc=False):
         if not self.ready:
             return "provisioning"
         return "running" if self.online else "offline"
+
+
+def _loopback_host(address: str) -> bool:
+    """True for ``localhost``, ``127.x.y.z`` and ``[::1]``, with or without ``:PORT``."""
+    host = address.rsplit("@", 1)[-1]
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    host = host.lower().rstrip(".")
+    if host in ("localhost", "::1") or host.endswith(".localhost"):
+        return True
+    parts = host.split(".")
+    return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() for p in parts)
 
 
 class MyOrdersResponse(Struct, frozen=True, gc=False):

@@ -48,6 +48,28 @@ def _ready_order(app: AppContext, order_id: int) -> tuple[Order, str, int]:
     return order, endpoint[0], endpoint[1]
 
 
+def _ssh_options(host: str, identity: str | None) -> list[str]:
+    """ssh options for ``host``: the private half of the key ``rent`` sends by default
+    (``~/.ssh`` under $HOME; ssh itself looks in the passwd home), and for a loopback
+    host — a sandbox order, whose port changes with every order and whose host key with
+    every sandbox — no host-key check and no known_hosts entry."""
+    options: list[str] = []
+    if identity is None:
+        from clore.rentals import DEFAULT_KEY_NAMES
+
+        ssh_dir = Path.home() / ".ssh"
+        private = [ssh_dir / name.removesuffix(".pub") for name in DEFAULT_KEY_NAMES]
+        found = next((p for p in private if p.is_file() and p.with_suffix(".pub").is_file()), None)
+        if found is not None:
+            options += ["-i", str(found)]
+    else:
+        options += ["-i", identity]
+    if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
+        options += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+        options += ["-o", "LogLevel=ERROR"]
+    return options
+
+
 def _show(app: AppContext, argv: list[str], **extra: object) -> None:
     app.out.result({"argv": argv, **extra}, lambda: app.out.echo(shlex.join(argv)))
 
@@ -75,9 +97,7 @@ def ssh(
     Example: clore ssh 1234 -- nvidia-smi
     """
     _, host, port = _ready_order(app, order_id)
-    argv = ["ssh", "-p", str(port)]
-    if identity:
-        argv += ["-i", identity]
+    argv = ["ssh", "-p", str(port), *_ssh_options(host, identity)]
     argv += [f"{user}@{host}", *command]
     if print_only or app.out.json_mode:
         _show(app, argv, host=host, port=port, user=user)
@@ -225,12 +245,14 @@ def copy(
     chosen = tool
     if chosen == "auto":
         chosen = "rsync" if shutil.which("rsync") else "scp"
+    options = _ssh_options(host, None)
     if chosen == "rsync":
         # --progress, not --info=progress2: the rsync 2.6.9 and openrsync that macOS ships
         # know no --info.
-        argv = ["rsync", "-az", "--partial", "--progress", "-e", f"ssh -p {port}", src, dst]
+        shell = shlex.join(["ssh", "-p", str(port), *options])
+        argv = ["rsync", "-az", "--partial", "--progress", "-e", shell, src, dst]
     else:
-        argv = ["scp", "-P", str(port), *(["-r"] if recursive else []), src, dst]
+        argv = ["scp", "-P", str(port), *options, *(["-r"] if recursive else []), src, dst]
     if print_only or app.out.json_mode:
         _show(app, argv, host=host, port=port, user=user)
         return

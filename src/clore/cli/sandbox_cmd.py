@@ -1,4 +1,5 @@
-"""``clore sandbox serve | reset | advance | fault``: the local, fake-money Clore API.
+"""``clore sandbox serve | reset | advance | fault | server | logs | access``: the local,
+fake-money Clore API.
 
 ``serve`` runs the sandbox server. The control commands act on the embedded sandbox
 (``clore --sandbox sandbox advance 3600``) or, with ``--base-url``, on a running sandbox
@@ -27,7 +28,7 @@ from clore.cli._context import (
 from clore.cli._format import duration, timestamp
 from clore.cli._group import Group
 from clore.cli._output import json_option
-from clore.cli._params import Duration, Integer, Number
+from clore.cli._params import Duration, Id, Integer, Number
 from clore.sandbox import FAULT_HELP, FAULTS
 
 __all__ = ["sandbox"]
@@ -103,6 +104,17 @@ def sandbox() -> None:
     help="Require this token (16-256 visible ASCII characters) in the x-sandbox-token "
     "header of every /_sandbox control request; needed to listen off loopback. Never printed.",
 )
+@click.option(
+    "--keep-machines",
+    is_flag=True,
+    help="Keep each ended order's machine directory (for debugging).",
+)
+@click.option(
+    "--expose-machines-publicly",
+    is_flag=True,
+    help="Let the orders' SSH and forwarded ports listen on --host too (default: loopback "
+    "only): anyone who can connect may try to log in, and runs commands as you.",
+)
 @json_option
 @pass_app
 def serve(
@@ -118,15 +130,20 @@ def serve(
     rng_seed: int,
     log_level: str,
     control_token: str | None,
+    keep_machines: bool,
+    expose_machines_publicly: bool,
 ) -> None:
     """Run the sandbox API server until interrupted (Ctrl-C).
 
     It prints its base URL, the demo user's key (a sandbox key, worthless elsewhere) and
     its database path, then serves the API under /v1 and the control plane under /_sandbox.
     The default database is the one `clore --sandbox` uses, so both see the same state.
-    With --json the three are one JSON document on stdout: {"base_url", "demo_key",
-    "database"}. The control plane answers loopback peers only, unless --control-token
-    is given: then every control request needs it, and --host may be off loopback.
+    A fourth line names the isolation the orders' machines run under. With --json the
+    four are one JSON document on stdout: {"base_url", "demo_key", "database",
+    "machines"}. The control plane answers loopback peers only, unless --control-token
+    is given: then every control request needs it, and --host may be off loopback. The
+    orders' SSH and forwarded ports listen on loopback only, unless
+    --expose-machines-publicly.
     """
     import sqlite3
 
@@ -148,6 +165,10 @@ def serve(
     extra: dict[str, Any] = {"out": _JsonBanner()} if app.out.json_mode else {}
     if control_token:
         extra["control_token"] = control_token
+    if keep_machines:
+        extra["keep_machines"] = True
+    if expose_machines_publicly:
+        extra["expose_machines"] = True
     try:
         run_server(
             host=host,
@@ -189,6 +210,7 @@ class _JsonBanner(io.StringIO):
             "base_url": lines.get("clore sandbox"),
             "demo_key": lines.get("demo key"),
             "database": lines.get("database"),
+            "machines": lines.get("machines"),
         }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
         sys.stdout.flush()
@@ -335,4 +357,160 @@ def fault(app: AppContext, endpoint: str, fault: str, count: int) -> None:
     app.out.result(
         {"endpoint": name, "fault": fault, "count": count},
         lambda: app.out.echo(f"the next {count} {name} request(s) will get {fault}"),
+    )
+
+
+def _delivers_options(command: Any) -> Any:
+    options = [
+        click.option("--delivers-gpu", metavar="MODEL", help="GPU model its machines report."),
+        click.option(
+            "--delivers-gpu-count", type=Integer(0, 64), metavar="N", help="GPUs they report."
+        ),
+        click.option(
+            "--delivers-gpuram", type=Number(min=0.25, max=1024), metavar="GB", help="GB per GPU."
+        ),
+        click.option(
+            "--delivers-power-limit",
+            type=Number(min=0, max=3000),
+            metavar="W",
+            help="Power limit per GPU, watts.",
+        ),
+        click.option(
+            "--delivers-pcie-width",
+            type=click.Choice(["1", "2", "4", "8", "16", "32"]),
+            metavar="N",
+            help="PCIe lanes (1, 2, 4, 8, 16, 32).",
+        ),
+        click.option(
+            "--delivers-pcie-gen", type=Integer(1, 6), metavar="N", help="PCIe generation."
+        ),
+        click.option(
+            "--gpu-error/--no-gpu-error",
+            default=None,
+            help="A crashed GPU: nvidia-smi shows ERR! for the last one (and still exits 0).",
+        ),
+        click.option(
+            "--slow",
+            type=Number(min=1, max=1000),
+            metavar="FACTOR",
+            help="Benchmarks run FACTOR times slower (1: full speed).",
+        ),
+        click.option(
+            "--honest", is_flag=True, help="Deliver the listing again (clears every --delivers)."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@sandbox.command()
+@click.argument("server_id", type=Id(), metavar="ID")
+@_delivers_options
+@json_option
+@pass_app
+def server(
+    app: AppContext,
+    server_id: int,
+    delivers_gpu: str | None,
+    delivers_gpu_count: int | None,
+    delivers_gpuram: float | None,
+    delivers_power_limit: float | None,
+    delivers_pcie_width: str | None,
+    delivers_pcie_gen: int | None,
+    gpu_error: bool | None,
+    slow: float | None,
+    honest: bool,
+) -> None:
+    """Make server ID's machines deliver other hardware than it lists (a lying host).
+
+    The listing stays as it is; what `nvidia-smi` and benchmarks report inside its
+    orders' machines changes, for running orders at once and for new ones. Options not
+    given keep what the host delivers now; --honest first returns to the listing.
+
+    \b
+    clore --sandbox sandbox server 25756 --delivers-gpu-count 1 --gpu-error
+    clore --sandbox sandbox server 25756 --slow 3
+    clore --sandbox sandbox server 25756 --honest
+    """
+    changes: dict[str, Any] = {
+        "gpu": delivers_gpu,
+        "gpu_count": delivers_gpu_count,
+        "gpuram": delivers_gpuram,
+        "power_limit": delivers_power_limit,
+        "pcie_width": None if delivers_pcie_width is None else int(delivers_pcie_width),
+        "pcie_gen": delivers_pcie_gen,
+        "gpu_error": gpu_error,
+        "slow": slow,
+    }
+    given = {k: v for k, v in changes.items() if v is not None}
+    if not given and not honest:
+        raise CliError("nothing to change: give --delivers-... options, --gpu-error or --honest", 2)
+    control = _Control(app)
+    if honest:
+        control.call("set_server", server_id=server_id, delivers=None)
+    if given:
+        control.call("set_server", server_id=server_id, delivers=given)
+    shown = "its listing" if honest and not given else json.dumps(given, sort_keys=True)
+    app.out.result(
+        {"server_id": server_id, "honest": honest, "delivers": given},
+        lambda: app.out.echo(f"server {server_id} now delivers {shown}"),
+    )
+
+
+@sandbox.command()
+@click.argument("order_id", type=Id(), metavar="ORDER_ID")
+@click.option(
+    "--limit",
+    type=Integer(1, 1 << 20),
+    default=64 * 1024,
+    show_default=True,
+    help="Show at most the last LIMIT bytes.",
+)
+@json_option
+@pass_app
+def logs(app: AppContext, order_id: int, limit: int) -> None:
+    """Print the output of ORDER_ID's command (create_order's `command`) so far."""
+    text = str(_Control(app).call("order_logs", order_id=order_id, limit=limit))
+    app.out.result(
+        {"order_id": order_id, "log": text},
+        lambda: click.echo(text, nl=False) if text else app.out.info("(no output)"),
+    )
+
+
+@sandbox.command()
+@click.argument("order_id", type=Id(), metavar="ORDER_ID")
+@click.option("--refuse", "fault", flag_value="refuse", help="Refuse SSH connections.")
+@click.option(
+    "--delay",
+    type=Number(min=0, min_open=True, max=3600),
+    metavar="SECONDS",
+    help="Accept connections but send the SSH banner only after SECONDS (a slow boot).",
+)
+@click.option("--drop", "fault", flag_value="drop", help="Cut the open SSH sessions once.")
+@click.option("--clear", "fault", flag_value="clear", help="Serve SSH normally again.")
+@json_option
+@pass_app
+def access(app: AppContext, order_id: int, fault: str | None, delay: float | None) -> None:
+    """Make ORDER_ID's SSH refuse, delay or drop connections, to test waits and reconnects.
+
+    \b
+    clore --sandbox sandbox access 1234 --delay 20    # every new connection waits 20 s
+    clore --sandbox sandbox access 1234 --clear
+    """
+    if (fault is None) == (delay is None):
+        raise CliError("give exactly one of --refuse, --delay SECONDS, --drop, --clear", 2)
+    name = "delay" if delay is not None else fault
+    seconds = delay or 0.0
+    sent = None if name == "clear" else name
+    _Control(app).call("set_access_fault", order_id=order_id, fault=sent, seconds=seconds)
+    said = {
+        "refuse": "refuses SSH connections",
+        "delay": f"sends its SSH banner {seconds:g} s after each connection",
+        "drop": "dropped its open SSH sessions",
+        "clear": "serves SSH normally",
+    }[str(name)]
+    app.out.result(
+        {"order_id": order_id, "fault": sent, "seconds": seconds},
+        lambda: app.out.echo(f"order {order_id} {said}"),
     )

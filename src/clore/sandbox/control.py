@@ -1,4 +1,5 @@
-"""The control plane under ``/_sandbox/``: reset, users, time, faults, servers, market.
+"""The control plane under ``/_sandbox/``: reset, users, time, faults, servers, market,
+and the orders' machines (logs, access faults, what runs where).
 
 For tests and demos; it needs no key and is never rate limited. Every answer is a JSON
 object with an integer ``code`` like the API's (0 on success, 2 for a bad body, 4 for an
@@ -12,6 +13,7 @@ import re
 from typing import Any, Protocol
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from clore._facts import ENDPOINTS
 from clore.sandbox.backend.errors import invalid_input
@@ -63,8 +65,21 @@ class ControlTarget(Protocol):
         *,
         visible: bool | None = None,
         end_outbid: bool | None = None,
+        delivers: dict[str, Any] | UnsetType | None = UNSET,
     ) -> None:
-        """Change a server."""
+        """Change a server (``delivers``: what its machines report)."""
+        ...
+
+    def order_logs(self, order_id: int, limit: int = 64 * 1024) -> str:
+        """The newest ``limit`` bytes of an order's command output."""
+        ...
+
+    def set_access_fault(self, order_id: int, fault: str | None, seconds: float = 0.0) -> None:
+        """Make an order's SSH refuse, delay or drop connections (None clears)."""
+        ...
+
+    def machines_info(self) -> dict[str, Any]:
+        """Where the machines run, their isolation, the orders running one."""
         ...
 
     def market_tick(self, count: int = 1) -> list[str]:
@@ -102,6 +117,12 @@ class ServerBody(msgspec.Struct, forbid_unknown_fields=True):
     online: bool | None = None
     visible: bool | None = None
     end_outbid: bool | None = None
+    delivers: dict[str, Any] | UnsetType | None = UNSET
+
+
+class AccessBody(msgspec.Struct, forbid_unknown_fields=True):
+    fault: str | None
+    seconds: float = 0.0
 
 
 class TickBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -150,6 +171,31 @@ class Control:
             return _ok(events=self.target.market_tick(tick.count))
         if method == "POST" and route.startswith("/servers/"):
             return self._server(route[len("/servers/") :], _body(request, ServerBody))
+        if (method, route) == ("GET", "/machines"):
+            return _ok(**self.target.machines_info())
+        if route.startswith("/orders/"):
+            return self._order(method, route[len("/orders/") :], request)
+        return json_response(b'{"code":4}')
+
+    def _order(self, method: str, rest: str, request: SandboxRequest) -> SandboxResponse:
+        raw_id, _, what = rest.partition("/")
+        if not _DIGITS.fullmatch(raw_id):
+            raise invalid_input("order id: not a number")
+        order_id = int(raw_id)
+        if (method, what) == ("GET", "logs"):
+            raw_limit = request.query.get("limit", str(64 * 1024))
+            if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= 1 << 20:
+                raise invalid_input("limit: 1 to 1048576 bytes")
+            log = self.target.order_logs(order_id, int(raw_limit))
+            return _ok(order=order_id, log=log)
+        if (method, what) == ("POST", "access"):
+            body = _body(request, AccessBody)
+            if not (math.isfinite(body.seconds) and 0 <= body.seconds <= 3600):
+                raise invalid_input("seconds: 0 to 3600")
+            if body.fault == "delay" and body.seconds <= 0:
+                raise invalid_input("seconds: a delay needs seconds > 0")
+            self.target.set_access_fault(order_id, body.fault, body.seconds)
+            return _ok(order=order_id, fault=body.fault, seconds=body.seconds)
         return json_response(b'{"code":4}')
 
     def _users(self, body: UsersBody) -> SandboxResponse:
@@ -196,5 +242,6 @@ class Control:
             online=body.online,
             visible=body.visible,
             end_outbid=body.end_outbid,
+            delivers=body.delivers,
         )
         return _ok()

@@ -3,6 +3,10 @@
 It listens on loopback unless told otherwise, and refuses any other address without a
 control token: the control plane hands out the funded demo key and resets, funds and
 faults the sandbox. With a token and such an address it warns, on stderr, what is exposed.
+The orders' machines (SSH, forwarded ports) listen on loopback whatever ``host`` is,
+unless ``expose_machines`` says otherwise; ``serve`` runs them (taking them over from a
+background host of the same database) and restarts those of running orders on their
+ports when it starts again.
 """
 
 from __future__ import annotations
@@ -58,6 +62,15 @@ def _exposure(host: str, port: int) -> str:
     )
 
 
+def _machines_exposure(host: str) -> str:
+    return (
+        f"WARNING: every order's SSH server and forwarded ports listen on {host}, which other "
+        "machines may reach: anyone holding an order's SSH password or key logs in, and its "
+        "forwarded ports answer anyone; commands run as this user "
+        "(--expose-machines-publicly).\n"
+    )
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8765,
@@ -73,6 +86,8 @@ def serve(
     out: TextIO | None = None,
     control_token: str | None = None,
     err: TextIO | None = None,
+    keep_machines: bool = False,
+    expose_machines: bool = False,
 ) -> None:
     """Serve a sandbox on ``host:port`` until interrupted (``port=0`` picks a free port).
 
@@ -80,10 +95,14 @@ def serve(
     (on ``out``). ``control_token`` makes every ``/_sandbox/`` request need it in the
     ``x-sandbox-token`` header; without one, an address other than loopback is refused
     (``ControlAccessError``, a ``ValueError``), and with one such an address is warned
-    about on ``err``. The token itself is never printed.
+    about on ``err``. The token itself is never printed. A fourth banner line names the
+    isolation the orders' machines run under. ``keep_machines`` keeps each ended order's
+    directory (for debugging); ``expose_machines`` makes the machines listen on ``host``
+    too (else loopback only), warned about on ``err``.
     """
     import uvicorn
 
+    from clore.sandbox.fleet import MachineOptions
     from clore.sandbox.service import Sandbox
 
     token = check_token(control_token, "--control-token")
@@ -102,6 +121,15 @@ def serve(
                 )
             (err or sys.stderr).write(_exposure(host, bound))
             (err or sys.stderr).flush()
+        machines = MachineOptions(mode="local", keep=keep_machines)
+        if expose_machines:
+            shown = None if address in ("0.0.0.0", "::") else address
+            machines = MachineOptions(
+                mode="local", keep=keep_machines, host=address, public=True, advertise=shown
+            )
+            if not is_loopback_address(address):
+                (err or sys.stderr).write(_machines_exposure(address))
+                (err or sys.stderr).flush()
         sandbox = Sandbox(
             db=default_db_path() if path is None else path,
             seed=seed,
@@ -111,13 +139,18 @@ def serve(
             rng_seed=rng_seed,
             time_scale=time_scale,
             control_token=token,
+            machines=machines,
         )
+        hosting = sandbox.fleet.take_over()
         sock.listen(2048)
         shown = f"[{host}]" if ":" in host else host
         stream = out or sys.stdout
         stream.write(f"clore sandbox: http://{shown}:{bound}/v1\n")
         stream.write(f"demo key: {sandbox.demo_key}\n")
         stream.write(f"database: {sandbox.db}\n")
+        info = sandbox.machines_info()
+        where = "" if hosting else f" (run by process {info.get('host_pid')})"
+        stream.write(f"machines: {info['isolation']}{where}\n")
         stream.flush()
         config = uvicorn.Config(sandbox.app, log_level=log_level, access_log=False, lifespan="off")
         uvicorn.Server(config).run(sockets=[sock])

@@ -14,6 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from msgspec import UNSET, UnsetType
+
 from clore._clock import Clock, clock_scale
 from clore._facts import CREATE_INTERVAL, ENDPOINTS, MIN_INTERVAL
 from clore.sandbox.access import ControlAccess
@@ -24,6 +26,7 @@ from clore.sandbox.clock import SimClock
 from clore.sandbox.control import Control
 from clore.sandbox.dispatch import Dispatcher, SandboxRequest, SandboxResponse
 from clore.sandbox.faults import FAULTS, fault_spec
+from clore.sandbox.fleet import Fleet, MachineOptions, MachinesMode
 from clore.sandbox.handlers import Handlers
 from clore.sandbox.openapi import openapi_bytes
 from clore.sandbox.ratelimit import RateLimiter
@@ -54,7 +57,9 @@ class Sandbox:
     request, over any transport, carry it in the ``x-sandbox-token`` header; without one
     the control plane serves loopback peers and the in-process transports only.
     ``template`` (a ``clore.sandbox.template.Templates``) copies a new database from a
-    seeded template instead of seeding it (see that module).
+    seeded template instead of seeding it (see that module). ``machines`` says where the
+    orders' machines run (``"auto"``, ``"local"``, ``"background"``, ``"off"``, or a
+    ``clore.sandbox.fleet.MachineOptions``; see ``clore.sandbox.fleet``).
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class Sandbox:
         fault_hold: float = 30.0,
         control_token: str | None = None,
         template: Templates | None = None,
+        machines: MachinesMode | MachineOptions = "auto",
     ) -> None:
         access = ControlAccess(control_token)  # first: a bad token creates no database
         if not (math.isfinite(market_activity) and market_activity >= 0):
@@ -106,6 +112,17 @@ class Sandbox:
             rate_limit, interval=MIN_INTERVAL, create_interval=CREATE_INTERVAL
         )
         self.handlers = Handlers(self.backend)
+        options = machines if isinstance(machines, MachineOptions) else MachineOptions(machines)
+        self.fleet = Fleet(
+            self.backend,
+            options,
+            db=None if self.store.memory else self.db,
+            realtime=clock_scale(self.clock) > 0,
+            tick=self._machines_tick,
+        )
+        if self.fleet.mode != "off":
+            self.backend.endpoints = self.fleet
+        self.backend.on_created = self.fleet.remember
         self.control = Control(self)
         self.dispatcher = Dispatcher(
             self.backend, self.handlers, self.limiter, self.now, self.control, access
@@ -142,7 +159,17 @@ class Sandbox:
             self.backend.set_meta("clock_offset", repr(self._sim.offset()))
         self.backend.settle()
         self.dispatcher.apply_held()  # late commits whose time came
+        self.fleet.sync()
         return self.now()
+
+    def _machines_tick(self) -> None:
+        """A timer's step while machines run: follow the database's clock (another
+        process may have advanced it) and settle what is due."""
+        if self._sim is not None and not self.store.memory:
+            ahead = self._resume_time() - self.now()
+            if ahead > 0:
+                self._sim.advance(ahead)
+        self.backend.settle_due()
 
     # ---- identity -------------------------------------------------------------------------
     @property
@@ -163,6 +190,7 @@ class Sandbox:
         """Answer one request (the synchronous core every transport uses), stamped with
         the sandbox's time and time scale (the ``x-sandbox-now``/``-time-scale`` headers)."""
         response = self.dispatcher.handle(request)
+        self.fleet.sync()  # before the answer: a cancelled order's machine is gone by then
         return replace(response, now=self.now(), time_scale=self.time_scale)
 
     # ---- control --------------------------------------------------------------------------
@@ -171,6 +199,7 @@ class Sandbox:
         source = self.backend.seed_source()
         self.backend.reset(load_records(source))
         self.limiter.clear()
+        self.fleet.sync()
 
     def create_user(
         self, name: str, balances: dict[str, float] | None = None, servers: list[int] | None = None
@@ -220,11 +249,14 @@ class Sandbox:
         *,
         visible: bool | None = None,
         end_outbid: bool | None = None,
+        delivers: dict[str, Any] | UnsetType | None = UNSET,
     ) -> None:
         """Change a server as its host or the market would.
 
         ``price`` is marketplace-shaped (``{"on_demand": {...}, "spot": {...}}``, merged);
         ``rented=True`` lets another renter take it on demand, ``False`` ends whoever holds it.
+        ``delivers`` (``clore.sandbox.machines.Delivers`` fields, merged; a field None, or
+        ``delivers=None``, back to the listing) is the hardware its machines report.
         """
         self.backend.set_server(
             server_id,
@@ -233,7 +265,30 @@ class Sandbox:
             online=online,
             visible=visible,
             end_outbid=end_outbid,
+            delivers=delivers,
         )
+        self.fleet.sync()
+
+    # ---- machines -------------------------------------------------------------------------
+    def order_logs(self, order_id: int, limit: int = 64 * 1024) -> str:
+        """The newest ``limit`` bytes of the order's command output (its log)."""
+        if self.backend.order_record(order_id) is None:
+            raise invalid_input(f"order: no order {order_id}")
+        return self.fleet.logs(order_id, limit)
+
+    def set_access_fault(self, order_id: int, fault: str | None, seconds: float = 0.0) -> None:
+        """Make the order's SSH port ``refuse`` connections, ``delay`` its banner by
+        ``seconds`` (a slow boot) or ``drop`` its open sessions; None clears."""
+        if self.backend.order_record(order_id) is None:
+            raise invalid_input(f"order: no order {order_id}")
+        try:
+            self.fleet.set_access_fault(order_id, fault, seconds)
+        except ValueError as exc:
+            raise invalid_input(str(exc)) from None
+
+    def machines_info(self) -> dict[str, Any]:
+        """Where the machines run, their isolation and the orders running one."""
+        return self.fleet.info()
 
     def market_tick(self, count: int = 1) -> list[str]:
         """Run ``count`` market events now; returns what happened."""
@@ -249,6 +304,7 @@ class Sandbox:
             "market_activity": self.backend.market_activity,
             "seed": self.backend.seed_source(),
             "db": self.db,
+            "machines": self.fleet.mode,
         }
 
     def openapi(self) -> bytes:
@@ -290,7 +346,8 @@ class Sandbox:
 
     # ---- lifetime -----------------------------------------------------------------------
     def close(self) -> None:
-        """Close the database."""
+        """Stop this process's machines and close the database."""
+        self.fleet.close()
         self.store.close()
 
     def __enter__(self) -> Sandbox:

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from msgspec import UNSET, UnsetType
 
 from clore._wire import CancelOrderRequest, CreateOrderRequest, SetSpotPriceRequest
 from clore.sandbox.backend import accounts, hosts, market, market_sim, orders, spot
 from clore.sandbox.backend.accounts import new_api_key
 from clore.sandbox.backend.errors import invalid_input
 from clore.sandbox.backend.lifecycle import rerank
+from clore.sandbox.backend.machines import (
+    DELIVERS_META,
+    Endpoints,
+    all_delivers,
+    machine_wanted,
+    set_delivers,
+)
 from clore.sandbox.backend.records import (
     MarketplaceView,
+    OrderRec,
     OrderView,
     ServerRec,
     SpotMarketView,
@@ -24,9 +35,19 @@ from clore.sandbox.backend.seed import SeedRecords, seed
 from clore.sandbox.backend.settle import schedule, settle
 from clore.sandbox.backend.validate import check_id
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "MachineOrder"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class MachineOrder:
+    """An order that should have a running machine, with its server and what the server's
+    host delivers (the fields that differ from the listing)."""
+
+    order: OrderRec
+    server: ServerRec
+    delivers: dict[str, Any]
 
 
 class Backend:
@@ -39,18 +60,25 @@ class Backend:
         *,
         market_activity: float = 0.0,
         rng_seed: int = 0,
+        endpoints: Endpoints | None = None,
     ) -> None:
         self.store = store
         self.now = now
         self.market_activity = max(0.0, float(market_activity))
         self.rng_seed = rng_seed
+        self.endpoints = endpoints
+        #: Counts write transactions (the machines resync when it moved).
+        self.writes = 0
+        #: Called with each new order's id and request, after it is committed.
+        self.on_created: Callable[[int, CreateOrderRequest], None] | None = None
         self._ticker = functools.partial(_tick, rng_seed=rng_seed)
 
     # ---- transactions ---------------------------------------------------------------
     def _settle(self, repo: Repository, now: float) -> list[str]:
-        return settle(repo, now, self.market_activity, self._ticker)
+        return settle(repo, now, self.market_activity, self._ticker, self.endpoints)
 
     def _write(self, action: Callable[[Repository, float], T]) -> T:
+        self.writes += 1
         with self.store.write() as repo:
             # Read the clock inside the lock, so that transactions see time in their order.
             now = self.now()
@@ -71,6 +99,7 @@ class Backend:
             if due is not None and float(due) > now:
                 # Nothing is due: answer without taking the write lock.
                 return action(repo, now)
+        self.writes += 1
         with self.store.write() as repo:
             now = self.now()
             self._settle(repo, now)
@@ -108,8 +137,14 @@ class Backend:
         )
 
     def create_order(self, user_id: int, req: CreateOrderRequest) -> int:
-        """Rent or bid; returns the new order id (the API itself does not return it)."""
-        return self._write(lambda repo, now: orders.create_order(repo, now, user_id, req))
+        """Rent or bid; returns the new order id (the API itself does not return it).
+
+        ``on_created`` then sees the request: the machines keep its SSH password and key,
+        which the database never holds."""
+        order_id = self._write(lambda repo, now: orders.create_order(repo, now, user_id, req))
+        if self.on_created is not None:
+            self.on_created(order_id, req)
+        return order_id
 
     def cancel_order(self, user_id: int, req: CancelOrderRequest) -> None:
         """End one of the caller's orders."""
@@ -184,11 +219,12 @@ class Backend:
 
     def reset(self, records: SeedRecords) -> None:
         """Back to the seed state; the demo user keeps its key."""
+        self.writes += 1
         with self.store.write() as repo:
             now = self.now()
             key = self._demo(repo).api_key or new_api_key()
             repo.clear_all()
-            for name in ("next_due", "market_ticks", "demo_user", "seeded"):
+            for name in ("next_due", "market_ticks", "demo_user", "seeded", DELIVERS_META):
                 repo.set_meta(name, "")
             seed(repo, records, now, rng_seed=self.rng_seed, demo_key=key)
             repo.set_meta("clock_high", repr(now))
@@ -212,6 +248,57 @@ class Backend:
     def settle(self) -> list[str]:
         """Bring the state up to now (after the clock moved); returns market events run."""
         return self._write(lambda repo, now: self._settle(repo, now))
+
+    def settle_due(self) -> bool:
+        """Settle when an event is due by now (a timer's step); True when it did."""
+        with self.store.peek() as repo:
+            due = repo.get_meta("next_due")
+            if due is not None and due != "" and float(due) > self.now():
+                return False
+        self.settle()
+        return True
+
+    # ---- machines ------------------------------------------------------------------------
+    def machine_orders(self) -> list[MachineOrder]:
+        """Every order that should have a running machine now (``machine_wanted``)."""
+        with self.store.read() as repo:
+            wanted = [o for o in repo.billing_orders() if machine_wanted(o)]
+            if not wanted:
+                return []
+            delivers = all_delivers(repo)
+            out = []
+            for order in wanted:
+                server = repo.get_server(order.server_id)
+                if server is not None:
+                    out.append(MachineOrder(order, server, delivers.get(server.id, {})))
+            return out
+
+    def order_record(self, order_id: int) -> OrderRec | None:
+        """The stored order ``order_id`` (anyone's), or None."""
+        with self.store.read() as repo:
+            return repo.get_order(check_id(order_id, "order"))
+
+    def set_endpoints(
+        self, order_id: int, host: str, tcp_ports: list[str], http_pub: str | None
+    ) -> None:
+        """Record where an order's machine really listens (when the ports it was given at
+        provisioning were taken by the time it started, or another process names its
+        host otherwise)."""
+
+        def action(repo: Repository, now: float) -> None:
+            order = repo.get_order(order_id)
+            if order is not None and not order.ended:
+                order.pub_cluster = [host]
+                order.tcp_ports = list(tcp_ports)
+                order.http_pub = http_pub
+                repo.update_order(order)
+
+        self._write(action)
+
+    def server_delivers(self, server_id: int) -> dict[str, Any]:
+        """What ``server_id``'s host delivers instead of its listing ({} when honest)."""
+        with self.store.read() as repo:
+            return all_delivers(repo).get(server_id, {})
 
     def create_user(
         self, name: str, balances: Mapping[str, float], servers: list[int] | None = None
@@ -239,13 +326,17 @@ class Backend:
         online: bool | None = None,
         visible: bool | None = None,
         end_outbid: bool | None = None,
+        delivers: Mapping[str, Any] | UnsetType | None = UNSET,
     ) -> None:
-        """Change a server as its host or the market would."""
+        """Change a server as its host or the market would; ``delivers`` (merged; None
+        clears) changes what its machines report, never its listing."""
 
         def action(repo: Repository, now: float) -> None:
             server = repo.get_server(check_id(server_id, "server"))
             if server is None:
                 raise invalid_input(f"server: no server {server_id}")
+            if not isinstance(delivers, UnsetType):
+                set_delivers(repo, server.id, delivers)
             if price is not None:
                 hosts.apply_prices(server, price)
             if online is not None:

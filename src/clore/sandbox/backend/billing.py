@@ -13,15 +13,24 @@ from collections import defaultdict
 
 from clore.sandbox.backend.records import OrderRec, WalletRec
 from clore.sandbox.backend.repository import Repository
-from clore.sandbox.backend.rules import DAY
+from clore.sandbox.backend.rules import CREATION_FEE_AFTER, DAY
 
 __all__ = [
     "accrue",
+    "charge_creation_fee",
+    "creation_fee_charged",
+    "creation_fee_due",
     "exhaustion_times",
     "lazy_balance",
     "lazy_spend",
+    "run_seconds",
     "unbilled",
 ]
+
+#: ``OrderRec.extra`` keys: seconds the order has run (billed), and whether its creation
+#: fee was taken.
+RUN_KEY = "run"
+FEE_PAID_KEY = "fee_paid"
 
 
 def accrue(repo: Repository, order: OrderRec, t: float) -> None:
@@ -32,7 +41,35 @@ def accrue(repo: Repository, order: OrderRec, t: float) -> None:
         amount = order.price * (t - order.billed_until) / DAY
         order.spend += amount
         repo.debit(order.user_id, order.currency, amount * (1.0 + order.fee_rate))
+        order.extra[RUN_KEY] = run_seconds(order) + (t - order.billed_until)
     order.billed_until = t
+
+
+def run_seconds(order: OrderRec) -> float:
+    """How long the order has run (been billed) up to ``billed_until``."""
+    return float(order.extra.get(RUN_KEY, 0.0))
+
+
+def creation_fee_due(order: OrderRec) -> float | None:
+    """When the order's creation fee falls due: once it has run ``CREATION_FEE_AFTER``
+    seconds (Clore's rule: nothing for an order ended before). None when it is not
+    running, has no fee, or paid it."""
+    if not order.billing or order.creation_fee <= 0 or order.extra.get(FEE_PAID_KEY):
+        return None
+    return order.billed_until + max(0.0, CREATION_FEE_AFTER - run_seconds(order))
+
+
+def creation_fee_charged(order: OrderRec) -> float:
+    """The creation fee taken from the order's wallet so far (0 until it has run 10 min)."""
+    return order.creation_fee if order.extra.get(FEE_PAID_KEY) else 0.0
+
+
+def charge_creation_fee(repo: Repository, order: OrderRec) -> None:
+    """Debit the order's creation fee from its wallet (once; the caller saves the order)."""
+    if order.extra.get(FEE_PAID_KEY) or order.creation_fee <= 0:
+        return
+    repo.debit(order.user_id, order.currency, order.creation_fee)
+    order.extra[FEE_PAID_KEY] = True
 
 
 def unbilled(order: OrderRec, now: float) -> float:

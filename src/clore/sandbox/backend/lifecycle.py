@@ -8,9 +8,8 @@ who is billed: running orders of real users on an online server.
 
 from __future__ import annotations
 
-import hashlib
-
 from clore.sandbox.backend.billing import accrue
+from clore.sandbox.backend.machines import LOOPBACK, Assigned, Endpoints
 from clore.sandbox.backend.records import OrderRec, ServerRec
 from clore.sandbox.backend.repository import Repository
 from clore.sandbox.backend.rules import MARKET_USER_ID, PROVISIONING_DELAY, fee_rate, to_usd
@@ -28,7 +27,9 @@ _REGIONS = {
 
 
 def cluster_for(server_id: int, country: str) -> str:
-    """The proxy host a server's containers are reached through (three per region)."""
+    """The proxy host the real Clore reaches a server's containers through (three per
+    region); kept in the server's record, never handed out: sandbox orders are reached on
+    loopback."""
     region = next((name for name, codes in _REGIONS.items() if country in codes), "eu")
     return f"n{1 + server_id % 3}.{region}.clorecloud.net"
 
@@ -135,25 +136,42 @@ def _set_running(
     repo.update_order(order)
 
 
-def provision(repo: Repository, order: OrderRec, server: ServerRec) -> None:
-    """Give a started order its public endpoints: cluster host, TCP ports, HTTPS proxy."""
+def provision(
+    repo: Repository, order: OrderRec, server: ServerRec, endpoints: Endpoints | None = None
+) -> None:
+    """Give a started order its public endpoints: host, TCP ports, HTTP relay.
+
+    ``endpoints`` (the sandbox's machines) picks the host and the ports its machine will
+    listen on; without it the order gets loopback ports from the sandbox's own range,
+    where nothing listens.
+    """
     order.provisioned = True
     if not _billable(order):
         # Other renters' containers are not observable; they hold no public ports.
         repo.update_order(order)
         return
+    if endpoints is not None:
+        assigned = endpoints.assign(order, server)
+    else:
+        assigned = _loopback_ports(repo, order)
+    order.pub_cluster = [assigned.host]
+    order.tcp_ports = assigned.tcp_ports
+    order.http_pub = assigned.http_pub
+    order.http_port = next((p for p, kind in (order.ports or {}).items() if kind == "http"), None)
+    repo.update_order(order)
+
+
+def _loopback_ports(repo: Repository, order: OrderRec) -> Assigned:
     ports = order.ports or {"22": "tcp"}
     tcp: list[str] = []
+    http_pub = None
     for inner, proto in sorted(ports.items(), key=lambda item: int(item[0])):
+        public = _claim_port(repo, LOOPBACK, order.id)
         if proto == "http":
-            order.http_port = inner
-            digest = hashlib.sha256(f"{order.id}:{server.id}".encode()).hexdigest()[:20]
-            order.http_pub = f"{digest}.clorecloud.net"
+            http_pub = f"{LOOPBACK}:{public}"
         else:
-            tcp.append(f"{inner}:{_claim_port(repo, server.cluster, order.id)}")
-    order.pub_cluster = [server.cluster]
-    order.tcp_ports = tcp
-    repo.update_order(order)
+            tcp.append(f"{inner}:{public}")
+    return Assigned(LOOPBACK, tcp, http_pub)
 
 
 def _claim_port(repo: Repository, cluster: str, order_id: int) -> int:

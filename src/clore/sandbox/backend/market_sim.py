@@ -4,20 +4,32 @@ Each tick draws one event from a ``random.Random`` seeded with the sandbox's ``r
 and the tick's number, so the same seed and the same sequence of calls give the same
 market. Bids favour servers where real users hold the active spot offer, so that spot
 keepers and watchers have something to react to.
+
+Now and then (``LIE_RATE`` of ticks, from a random stream of its own, so the market's
+events stay what they were) a host starts delivering other hardware than it lists — a
+failing GPU, a slow machine, a narrower PCIe link, a GPU fewer — and as often a lying
+host turns honest again: what its machines report changes, never its listing.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
+from typing import Any
 
 from clore.sandbox.backend.hosts import set_rented
 from clore.sandbox.backend.lifecycle import end_order, market_order, rerank
+from clore.sandbox.backend.machines import all_delivers, set_delivers
 from clore.sandbox.backend.records import ServerRec
 from clore.sandbox.backend.repository import Repository
 from clore.sandbox.backend.rules import MARKET_USER_ID, to_usd
 
-__all__ = ["tick"]
+__all__ = ["HEAL_RATE", "LIE_RATE", "tick"]
+
+#: Share of ticks on which a host starts lying, and on which a lying host turns honest.
+LIE_RATE = 0.01
+HEAL_RATE = 0.01
 
 _Action = Callable[[Repository, float, random.Random], str]
 
@@ -143,10 +155,52 @@ _ACTION_FUNCS = [action for action, _ in _ACTIONS]
 _ACTION_WEIGHTS = [weight for _, weight in _ACTIONS]
 
 
+def _lie(server: ServerRec, rng: random.Random) -> dict[str, Any]:
+    """One way a host may cheat on ``server`` (what its machines then report)."""
+    specs = json.loads(server.record).get("specs") or {}
+    gpu = str(specs.get("gpu") or "")
+    count = int(gpu.split("x", 1)[0]) if gpu[:1].isdigit() and "x" in gpu else 1
+    width = specs.get("pcie_width")
+    choices: list[dict[str, Any]] = [
+        {"gpu_error": True},
+        {"slow": round(rng.uniform(1.5, 4.0), 2)},
+    ]
+    if isinstance(width, int) and width > 1:
+        choices.append({"pcie_width": max(1, width // 4)})
+    if count > 1:
+        choices.append({"gpu_count": count - 1})
+    return rng.choice(choices)
+
+
+def _lies(repo: Repository, rng_seed: int, number: int) -> str | None:
+    rng = random.Random(f"clore-sandbox-lies:{rng_seed}:{number}")
+    draw = rng.random()
+    if draw < LIE_RATE:
+        listed = repo.server_ids(listed=True)
+        server = repo.get_server(rng.choice(listed)) if listed else None
+        if server is None:
+            return None
+        lie = _lie(server, rng)
+        set_delivers(repo, server.id, lie)
+        shown = " ".join(f"{k}={v}" for k, v in lie.items())
+        return f"lie {server.id} {shown}"
+    if draw < LIE_RATE + HEAL_RATE:
+        liars = sorted(all_delivers(repo))
+        if not liars:
+            return None
+        server_id = rng.choice(liars)
+        set_delivers(repo, server_id, None)
+        return f"honest {server_id}"
+    return None
+
+
 def tick(repo: Repository, t: float, rng_seed: int) -> str:
-    """Run one market event at time ``t``; returns what happened ("rent 123", ...)."""
+    """Run one market event at time ``t``; returns what happened ("rent 123", ...; a host
+    lying or turning honest adds "; lie 456 slow=2.1" or "; honest 456")."""
     number = int(repo.get_meta("market_ticks") or 0) + 1
     repo.set_meta("market_ticks", str(number))
     rng = random.Random(f"clore-sandbox-market:{rng_seed}:{number}")
     action: _Action = rng.choices(_ACTION_FUNCS, weights=_ACTION_WEIGHTS)[0]
-    return action(repo, t, rng)
+    event = action(repo, t, rng)
+    lie = _lies(repo, rng_seed, number)
+    return event if lie is None else f"{event}; {lie}"

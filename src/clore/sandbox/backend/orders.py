@@ -92,7 +92,7 @@ def create_order(repo: Repository, now: float, user_id: int, req: CreateOrderReq
     live = [o for o in repo.orders_of(user_id, include_ended=False) if o.billing]
     if lazy_balance(wallet, live, now) < needed:
         raise application_error(NOT_ENOUGH_BALANCE)
-    repo.debit(user_id, req.currency, creation_fee)
+    # The creation fee is taken once the order has run 10 minutes (settle), never here.
     mrl = float(server.mrl) * 3600.0
     # The API reports ct in whole seconds and an order ends at exactly ct + mrl.
     ct = float(math.floor(now))

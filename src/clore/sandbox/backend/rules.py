@@ -13,6 +13,7 @@ from clore._facts import CURRENCIES
 
 __all__ = [
     "CREATION_FEES",
+    "CREATION_FEE_AFTER",
     "CURRENCIES",
     "CURRENCY_RATES_USD",
     "DAY",
@@ -47,6 +48,10 @@ CREATION_FEES: Final[Mapping[str, Mapping[str, float]]] = {
     kind: {"bitcoin": 0.00000015, "CLORE-Blockchain": 4.0, "USD-Blockchain": 0.01}
     for kind in ("on_demand", "spot")
 }
+
+#: The creation fee is taken once an order has run this many seconds (Clore's rule:
+#: an order cancelled before pays none).
+CREATION_FEE_AFTER: Final = 600.0
 
 WITHDRAWAL_FEES: Final[Mapping[str, float]] = {
     "bitcoin": 0.00005,

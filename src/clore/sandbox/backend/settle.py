@@ -2,8 +2,9 @@
 
 Time only moves in the clock; the state follows when someone looks. ``settle(now)``
 replays, in order, every scheduled event up to ``now`` — an order reaching ``ct + mrl``,
-a container finishing provisioning, a wallet running dry, a market tick — and stores
-when the next one is due, so that reads before it need not write at all.
+a container finishing provisioning, an order's creation fee falling due (after 10 minutes
+of running), a wallet running dry, a market tick — and stores when the next one is due,
+so that reads before it need not write at all.
 """
 
 from __future__ import annotations
@@ -11,8 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from clore.sandbox.backend.billing import accrue, exhaustion_times
+from clore.sandbox.backend.billing import (
+    accrue,
+    charge_creation_fee,
+    creation_fee_due,
+    exhaustion_times,
+)
 from clore.sandbox.backend.lifecycle import end_order, provision
+from clore.sandbox.backend.machines import Endpoints
 from clore.sandbox.backend.repository import Repository
 from clore.sandbox.backend.rules import MAX_CATCHUP_EVENTS, MAX_CATCHUP_TICKS
 
@@ -39,7 +46,9 @@ def next_due(repo: Repository, market_rate: float) -> float:
     order_event = repo.next_order_event()
     if order_event is not None:
         candidates.append(order_event)
-    candidates.extend(t for t, _, _ in exhaustion_times(repo, repo.billing_orders()))
+    billing = repo.billing_orders()
+    candidates.extend(t for t, _, _ in exhaustion_times(repo, billing))
+    candidates.extend(t for t in map(creation_fee_due, billing) if t is not None)
     return min(candidates)
 
 
@@ -49,16 +58,22 @@ def schedule(repo: Repository, market_rate: float) -> None:
 
 
 def settle(
-    repo: Repository, now: float, market_rate: float, ticker: MarketTicker | None
+    repo: Repository,
+    now: float,
+    market_rate: float,
+    ticker: MarketTicker | None,
+    endpoints: Endpoints | None = None,
 ) -> list[str]:
-    """Process every event due at or before ``now``; returns the market events that ran."""
+    """Process every event due at or before ``now``; returns the market events that ran.
+
+    ``endpoints`` assigns provisioned orders their host and ports (see ``provision``)."""
     ran: list[str] = []
     rate = market_rate
     for _ in range(MAX_CATCHUP_EVENTS):
         t = next_due(repo, rate)
         if t > now:
             break
-        ran.extend(_process(repo, t, rate, ticker))
+        ran.extend(_process(repo, t, rate, ticker, endpoints))
         if rate > 0 and len(ran) >= MAX_CATCHUP_TICKS:
             # Far behind (a big jump of the clock): skip the remaining market ticks.
             repo.set_meta("market_last", repr(now))
@@ -68,7 +83,11 @@ def settle(
 
 
 def _process(
-    repo: Repository, t: float, market_rate: float, ticker: MarketTicker | None
+    repo: Repository,
+    t: float,
+    market_rate: float,
+    ticker: MarketTicker | None,
+    endpoints: Endpoints | None,
 ) -> list[str]:
     """Process everything due at ``t`` (the earliest due time)."""
     billing = repo.billing_orders()
@@ -76,6 +95,13 @@ def _process(
     dry = {(user, cur) for when, user, cur in due if when <= t + _EPSILON}
     for order in billing:
         accrue(repo, order, t)
+        fee_due = creation_fee_due(order)
+        if fee_due is not None and fee_due <= t + _EPSILON:
+            charge_creation_fee(repo, order)
+            wallet = repo.get_wallet(order.user_id, order.currency)
+            if wallet is not None and wallet.balance <= _EPSILON:
+                # The fee took what was left: the wallet is dry now, as at any other end.
+                dry.add((order.user_id, order.currency))
         repo.update_order(order)
     for user_id, currency in sorted(dry):
         wallet = repo.get_wallet(user_id, currency)
@@ -102,7 +128,7 @@ def _process(
         elif not order.provisioned:
             server = repo.get_server(order.server_id)
             if server is not None:
-                provision(repo, order, server)
+                provision(repo, order, server, endpoints)
     ran: list[str] = []
     if market_rate > 0 and _market_next(repo, market_rate) <= t + _EPSILON:
         repo.set_meta("market_last", repr(t))
