@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fleet_support import NO_REDIS, REDIS_SERVER, RedisServer
 
 

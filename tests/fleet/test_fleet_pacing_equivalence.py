@@ -34,9 +34,7 @@ steps = st.one_of(st.floats(0, 8), st.floats(-2, 0), st.just(0.0))
 orders = st.integers(1, 6)
 prices = st.floats(0.5, 3.0)
 operation = st.one_of(
-    st.tuples(
-        st.just("reserve"), st.sampled_from(["request", "create"]), st.floats(0, 700), steps
-    ),
+    st.tuples(st.just("reserve"), st.sampled_from(["request", "create"]), st.floats(0, 700), steps),
     st.tuples(st.just("complete"), st.sampled_from(["request", "create"]), st.booleans(), steps),
     st.tuples(st.just("penalize"), steps),
     st.tuples(st.just("spot_wait"), orders, prices, steps),

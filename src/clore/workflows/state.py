@@ -17,6 +17,13 @@ Pending and unconfirmed intents count as rentals (towards ``--count`` and the bu
 or after the intent makes it ``rented``; otherwise the intent becomes ``void`` once no live
 loop owns it and ``grace`` seconds have passed, so an order that was committed while its
 process died is found before anyone rents again.
+
+Where the ledger lives is the ``StateFile``'s business: this machine's file, or, for a
+client whose pacing lives in a fleet's Redis, that Redis (``shared_state``;
+``clore._ledger_redis.FleetStateFile``: leased and fenced locks, owners alive by lease,
+a copy on each machine). A store decides whether a pending intent is still in flight
+(``StateFile.in_flight``): here by this process's live loops and the PID, there by the
+owner's lease, since a PID names nothing on another machine.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -40,9 +47,11 @@ __all__ = [
     "RentalStatus",
     "StateFile",
     "counted",
+    "is_live_owner",
     "new_owner",
     "reconcile",
     "release_owner",
+    "shared_state",
     "state_key",
     "workflows_dir",
 ]
@@ -76,6 +85,11 @@ def new_owner() -> str:
 def release_owner(token: str) -> None:
     """Mark the loop ``token`` as finished: its pending intents are no longer in flight."""
     _LIVE_OWNERS.discard(token)
+
+
+def is_live_owner(token: str) -> bool:
+    """True while the loop ``token`` of this process runs."""
+    return token in _LIVE_OWNERS
 
 
 class Rental(msgspec.Struct, kw_only=True):
@@ -130,20 +144,24 @@ def reconcile(
     grace: float = 60.0,
     lease: float = 900.0,
     slack: float = 5.0,
+    in_flight: Callable[[Rental, float, float], bool] | None = None,
 ) -> list[Rental]:
     """Settle pending/unconfirmed intents against ``my_orders(include_completed=True)``.
 
     Returns the rentals whose status changed. ``now``, ``grace`` and ``lease`` are on the
     loop's clock; an order's ``ct`` is compared with the intent's server time
     (``intent_server_at``; ``intent_at`` in files written before it existed), ``slack``
-    tolerating the error of that estimate.
+    tolerating the error of that estimate. ``in_flight`` (the store's
+    ``StateFile.in_flight``) says whether a pending intent's loop may still be renting;
+    by default this machine's rule.
     """
+    still_renting = in_flight or _in_flight
     taken = {r.order_id for r in rentals if r.order_id is not None}
     changed: list[Rental] = []
     for rental in rentals:
         if rental.status not in ("pending", "unconfirmed"):
             continue
-        if rental.status == "pending" and _in_flight(rental, now, lease):
+        if rental.status == "pending" and still_renting(rental, now, lease):
             continue
         since = rental.intent_at if rental.intent_server_at is None else rental.intent_server_at
         found = [
@@ -196,3 +214,19 @@ class StateFile:
         """Hold the file's exclusive lock (across threads and processes); not re-entrant."""
         with locked(self.lock_path):
             yield
+
+    def in_flight(self, rental: Rental, now: float, lease: float) -> bool:
+        """True while the loop that wrote pending ``rental`` may still be renting (this
+        process's live loops; another process's PID while it runs; ``lease`` at most)."""
+        return _in_flight(rental, now, lease)
+
+
+def shared_state(state: StateFile | None, client: object) -> StateFile | None:
+    """Where a loop of ``client`` keeps ``state``: the fleet's Redis when the client's
+    pacing lives there (a ``FleetStateFile`` with ``state``'s path as this machine's
+    copy), else ``state`` itself."""
+    if state is None:
+        return None
+    from clore._ledger_redis import fleet_state
+
+    return fleet_state(state, client)

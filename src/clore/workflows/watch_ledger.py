@@ -5,6 +5,11 @@ and concurrent watchers: an intent is written under the file's lock before
 ``create_order`` and the order id after it, and unsettled intents are reconciled with
 ``my_orders`` before anything else is rented. A watch with limits also enforces them on
 the orders it rented, one poll ahead.
+
+The ledger lives where the client's pacing lives (``clore.workflows.state.shared_state``):
+with a fleet's Redis configured (``CLORE_PACING_URL``, a profile's ``pacing_url``) every
+machine watching with the same intent shares one ledger there, so they rent once between
+them; otherwise it is this machine's file.
 """
 
 from __future__ import annotations
@@ -30,7 +35,14 @@ from clore.workflows.guard import (
     register_limits,
 )
 from clore.workflows.plan import Limits
-from clore.workflows.state import Rental, RentalStatus, StateFile, counted, reconcile
+from clore.workflows.state import (
+    Rental,
+    RentalStatus,
+    StateFile,
+    counted,
+    reconcile,
+    shared_state,
+)
 
 __all__ = ["WatchLedger", "WatchState"]
 
@@ -48,7 +60,7 @@ class WatchLedger:
     client: WatchClient
     clock: Clock
     api_time: TimeBase
-    state: StateFile | None
+    _state: StateFile | None
     count: int
     limits: Limits
     interval: float
@@ -56,6 +68,16 @@ class WatchLedger:
     dry_run: bool
     _memory: WatchState
     _cancels_in_doubt: dict[int, tuple[Order, Breach]]  # order id -> (last seen, limit)
+
+    @property
+    def state(self) -> StateFile | None:
+        """The ledger: the state file given, or its fleet form when the client paces in
+        a fleet's Redis (set ``client`` first)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: StateFile | None) -> None:
+        self._state = shared_state(value, getattr(self, "client", None))
 
     def _load(self) -> WatchState:
         if self.state is None:
@@ -87,7 +109,13 @@ class WatchLedger:
         orders = self.client.my_orders(include_completed=True)
         with self._locked():
             current = self._load()
-            changed = reconcile(current.rentals, orders, self.clock.time(), grace=self.grace)
+            changed = reconcile(
+                current.rentals,
+                orders,
+                self.clock.time(),
+                grace=self.grace,
+                in_flight=None if self.state is None else self.state.in_flight,
+            )
             if changed:
                 self._save(current)
         for rental in changed:
