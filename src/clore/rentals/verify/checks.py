@@ -131,12 +131,16 @@ def _num(value: float) -> str:
     return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
 
 
-def _spread(values: Sequence[float], unit: str) -> str:
-    """``450 W``, or ``250-265 W`` when the GPUs differ."""
+def _spread(values: Sequence[float], unit: str, digits: int | None = None) -> str:
+    """``450 W``, or ``250-265 W`` when the GPUs differ (``digits`` fixes the decimals)."""
+
+    def show(value: float) -> str:
+        return _num(value) if digits is None else f"{value:.{digits}f}"
+
     low, high = min(values), max(values)
     if abs(high - low) < 0.05:
-        return f"{_num(low)} {unit}".rstrip()
-    return f"{_num(low)}-{_num(high)} {unit}".rstrip()
+        return f"{show(low)} {unit}".rstrip()
+    return f"{show(low)}-{show(high)} {unit}".rstrip()
 
 
 def _gpus(indices: Sequence[int]) -> str:
@@ -443,7 +447,7 @@ def _throughput(listing: Listing, measured: Measured) -> Check:
     figures = {i: f for i, f in load.gflops.items() if f is not None}
     if not figures:
         return _check("throughput", "skip", None, None, f"skipped: {load.tool} gave no figure")
-    shown = f"{_spread([f / 1000 for f in figures.values()], 'TFLOPS')} ({load.tool})"
+    shown = f"{_spread([f / 1000 for f in figures.values()], 'TFLOPS', 1)} ({load.tool})"
     model = listing.gpu or next((g.name for g in measured.gpus if g.name), "")
     peak = peak_fp32_gflops(model)
     missing = sorted(i for i in range(len(measured.gpus)) if i not in figures)

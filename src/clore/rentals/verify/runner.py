@@ -159,4 +159,8 @@ def verify(
     options: VerifyOptions | None = None,
 ) -> Report:
     """``averify`` for code without an event loop (the CLI, the job runner)."""
-    return asyncio.run(averify(target, credentials, listing=listing, options=options))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(averify(target, credentials, listing=listing, options=options))
+    raise RuntimeError("verify() cannot run inside an event loop: await averify() instead")
