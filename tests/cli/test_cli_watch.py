@@ -53,3 +53,43 @@ def test_watch_refuses_a_webhook_that_is_not_a_url_before_any_request(run: Cli) 
     result = run("watch", "--max-price", "1btc", "--webhook", "hooks.example.com", client=client)
     assert (result.exit_code, client.calls) == (2, [])
     assert result.stderr.startswith("clore: error: --webhook: expected an http")
+
+
+def test_watch_when_alerts_once_and_a_rerun_does_not_repeat_it(run: Cli) -> None:
+    """`watch --model 4090 --when available>N`: one history_alert (with hooks' message),
+    none from the same command run again (the episode is in its state file), and the
+    listings it fetched are in the sandbox's history (one snapshot a minute at most)."""
+    listed = run.json("market", "gpu=4090", "--limit", "0")["servers"]
+    free = sum(1 for s in listed if s["specs"]["gpu"].endswith("RTX 4090"))
+    args = ("watch", "--model", "4090", "--when", f"available>{free - 1}", "--for", "25s")
+    first = run.json(*args, "--interval", "10")
+    again = run.json(*args, "--interval", "10")
+    info = run.json("market", "history", "--info")
+    ((alert,),) = [first["alerts"]]
+    assert (alert["condition"], alert["value"], again["alerts"]) == (
+        f"available>{free - 1}",
+        float(free),
+        [],
+    )
+    assert alert["message"] == (
+        f"available>{free - 1} for model 4090: available {free} > {free - 1}: yes"
+    )
+    assert info["snapshots"] == 2  # one per run: polls 10 s apart are stored once a minute
+
+
+def test_watch_when_refuses_bad_conditions_before_any_request(run: Cli) -> None:
+    """A malformed --when, --rent without --max-price, and neither --max-price nor --when
+    are exit 2 on one line, and nothing is requested."""
+    client = Counting(run.client)
+    results = [
+        run("watch", "--when", "cheap<3", client=client),
+        run("watch", "--when", "available>3", "--rent", "--yes", client=client),
+        run("watch", "gpu=4090", client=client),
+    ]
+    assert [(r.exit_code, len(r.stderr.splitlines())) for r in results] == [(2, 1)] * 3
+    assert client.calls == []
+    assert [r.stderr.split(": ", 2)[2].split(" (")[0] for r in results] == [
+        "--when: bad condition 'cheap<3': unknown metric 'cheap'",
+        "--rent needs --max-price",
+        "give --max-price",
+    ]

@@ -1,4 +1,5 @@
-"""``clore watch FILTER... --max-price P [--rent ...]``: report matching offers, or rent them.
+"""``clore watch FILTER... --max-price P [--rent ...] [--when COND]``: report matching offers,
+or rent them; alert on conditions over the market and its history.
 
 Polls the marketplace every ``--interval`` seconds (one call per poll; the SDK paces it).
 Matches are ranked like ``clore market --sort``. With ``--rent`` the best match is rented
@@ -7,6 +8,11 @@ Never more than ``--count`` rentals and never past ``--budget`` (planned cost = 
 day × ``--max-time``, or × the server's maximum rental length without it). A state file
 (``--state NAME``, else named after the command's parameters) makes a restarted watcher
 continue without renting twice.
+
+``--when`` conditions (``price<p10@7d``, ``available>3``) on the market the FILTERs and
+``--model`` select fire a ``history_alert`` event once per episode (the episodes kept in
+the state file), and the listings fetched feed the market's history store
+(``clore.workflows.history_watch``); ``--max-price`` is then optional.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from clore.cli._context import AppContext, CliError, pass_app
+from clore.cli._context import EXIT_USAGE, AppContext, CliError, pass_app
 from clore.cli._currency import resolve_currency, with_currency
 from clore.cli._loop import (
     check_amount,
@@ -39,6 +45,8 @@ from clore.cli._params import Integer
 
 if TYPE_CHECKING:
     from clore.market import Filter
+    from clore.market.history import Condition, HistoryStore, Selection
+    from clore.workflows.history_watch import HistoryWatch
 
 __all__ = ["watch"]
 
@@ -47,9 +55,8 @@ __all__ = ["watch"]
 @click.argument("filters", nargs=-1, metavar="[FILTER]...")
 @click.option(
     "--max-price",
-    required=True,
     metavar="PRICE",
-    help="Highest price per day to match (0.0002btc, 3usd, 0.15usd/h).",
+    help="Highest price per day to match (0.0002btc, 3usd, 0.15usd/h); needed unless --when.",
 )
 @click.option("--rent", "do_rent", is_flag=True, help="Rent matches (else only report them).")
 @click.option(
@@ -75,6 +82,28 @@ __all__ = ["watch"]
     metavar="KEYS",
     help="Rank matches like `clore market --sort` (default: price).",
 )
+@click.option(
+    "--when",
+    "when",
+    multiple=True,
+    metavar="CONDITION",
+    help="Alert (a history_alert event, hooks) once each time CONDITION starts to hold on "
+    "the selected market: price<p10@7d, available>3, median<0.3usd (repeatable).",
+)
+@click.option(
+    "--model", "-m", metavar="MODEL", help="Only this exact GPU model (4090 is not 4090 D)."
+)
+@click.option(
+    "--history-db",
+    metavar="PATH",
+    help="The history database of --when and --record (default: the market's own).",
+)
+@click.option(
+    "--record/--no-record",
+    "record",
+    default=None,
+    help="Feed each listing fetched to the history database (default: with --when).",
+)
 @interval_option(10.0, "Seconds between marketplace polls.")
 @click.option(
     "--state",
@@ -94,12 +123,16 @@ def watch(
     app: AppContext,
     /,
     filters: tuple[str, ...],
-    max_price: str,
+    max_price: str | None,
     do_rent: bool,
     spot: bool,
     count: int,
     budget: str | None,
     sort_spec: str | None,
+    when: tuple[str, ...],
+    model: str | None,
+    history_db: str | None,
+    record: bool | None,
     interval: float,
     state_name: str | None,
     max_spend: str | None,
@@ -121,16 +154,23 @@ def watch(
     ready after the watch ends; --dry-run reports what would be rented and sends nothing.
     Hooks (--on-event, --webhook) run for each event beside the watch, as for `monitor`.
 
+    --when CONDITION alerts on the market the FILTERs and --model select: METRIC OP VALUE
+    with METRIC price (the cheapest ask per GPU-day), median, available, listed, rented or
+    occupancy, and VALUE a number, a price, 80% or STAT@WINDOW (p10@7d: that statistic of
+    the metric's hourly values in the recorded history). Each listing fetched is recorded
+    into the history (--no-record: not).
+
     \b
     Examples:
       clore watch gpu=4090 gpus=1 --max-price 0.35usd/h
       clore watch gpu=4090 --max-price 0.0002btc --rent --count 2 --for 6h --yes
       clore watch gpu=a100 --max-price 30usd --rent --max-time 8h --budget 25usd --jsonl
       clore watch gpu=4090 --max-price 0.3usd/h --webhook https://hooks.example.com/clore
+      clore watch --model 4090 --when 'price<p10@7d' --on-event 'notify-send clore'
+      clore watch --model H100 --when 'available>3' --interval 60
     """
     from clore.market import (
         PriceContext,
-        compile_filters,
         label,
         parse_filters,
         parse_sort,
@@ -142,7 +182,14 @@ def watch(
     cur = resolve_currency(currency)
     parsed = parse_filters(filters)
     keys = parse_sort(sort_spec or ("spot_price" if spot else "price"))
+    conditions = _conditions(when)
+    if max_price is None and not conditions:
+        raise CliError("give --max-price (offers to match) or --when (conditions to alert on)", 2)
+    if do_rent and max_price is None:
+        raise CliError("--rent needs --max-price (the highest price to rent at)", 2)
+    selection = _selection(parsed, model)
     named = [
+        *(c.amount.currency for c in conditions if c.amount is not None),
         check_amount(max_price, "--max-price"),
         check_amount(budget, "--budget", per_day=False),
         check_limits(max_spend, max_time),
@@ -156,6 +203,7 @@ def watch(
     rates = _rates(app, cur, named, parsed)
     ctx = PriceContext(cur, rates)
     cap = parse_money(max_price, cur, "--max-price", rates=rates)
+    _check_convertible(conditions, cur, rates)
     total = parse_money(budget, cur, "--budget", rates=rates, per_day=False)
     limits = parse_limits(max_spend, max_time, cur, rates=rates)
     rent = None
@@ -166,14 +214,19 @@ def watch(
         token_line = spec.token_note()
         if token_line and not dry_run:
             app.out.info(f"{token_line} (for the rented orders; the API never returns it)")
-    params = {
+    params: dict[str, Any] = {
         "filters": list(filters), "max_price": cap, "currency": cur, "spot": spot,
         "rent": None if rent is None else rent.image, "count": count, "budget": total,
     }  # fmt: skip
+    # Only when given, so the state file of a watch without them keeps its name.
+    if when:
+        params["when"] = list(when)
+    if model:
+        params["model"] = model
     if state_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", state_name):
         raise CliError(f"--state: {state_name!r} is not a name (letters, digits, . _ -)", 2)
     path = workflows_dir() / f"watch-{state_name or state_key(params)}.json"
-    if rent is not None and not dry_run:
+    if (rent is not None or conditions) and not dry_run:
         previous = StateFile(path).read(WatchState)
         made = [r for r in (previous.rentals if previous else []) if r.status != "void"]
         note = (
@@ -183,10 +236,13 @@ def watch(
             else ""
         )
         app.out.info(f"state: {path}{note}")
+    recording = bool(conditions) if record is None else record
+    store = _history_store(app, history_db, conditions, recording)
+    history = _history_watch(app, store, conditions, selection, cur, rates, recording)
     watcher = Watcher(
         app.client(),
         app.clock,
-        match=compile_filters(parsed, ctx),
+        match=selection.predicate(ctx),
         rank=lambda servers: sort_servers(servers, keys, ctx),
         max_price=cap,
         rent=rent,
@@ -198,17 +254,35 @@ def watch(
         until=stop,
         interval=interval,
         dry_run=dry_run,
-        state=StateFile(path) if rent is not None else None,
+        state=StateFile(path) if rent is not None or conditions else None,
+        history=history,
+        report=cap is not None,
     )
-    what = " ".join(filters) or "any server"
-    doing = f"renting up to {count}" if rent is not None else "reporting matches"
-    app.out.info(
-        f"watching for {what} at ≤ {amount(cap)} {label(cur)}/day ({doing}), a poll every "
-        f"{interval:g} s; Ctrl-C to stop"
-    )
-    seen = run_events(
-        app, watcher.run(), jsonl=jsonl, hooks=hooks, state_path=path if rent else None
-    )
+    what = selection.describe() if model else " ".join(filters) or "any server"
+    if cap is not None:
+        doing = f"renting up to {count}" if rent is not None else "reporting matches"
+        app.out.info(
+            f"watching for {what} at ≤ {amount(cap)} {label(cur)}/day ({doing}), a poll every "
+            f"{interval:g} s; Ctrl-C to stop"
+        )
+    if store is not None:
+        alerts = f"alerting when {' or '.join(when)}" if when else "recording"
+        app.out.info(
+            f"watching {what}: {alerts} (history: {store.path}"
+            f"{'' if recording else ', not recorded into'}), a poll every {interval:g} s; "
+            "Ctrl-C to stop"
+        )
+    try:
+        seen = run_events(
+            app,
+            watcher.run(),
+            jsonl=jsonl,
+            hooks=hooks,
+            state_path=path if rent or conditions else None,
+        )
+    finally:
+        if store is not None:
+            store.close()
     rented = [e for e in seen if e.kind == "rented" and e.order_id is not None]
     if options["wait"] and not dry_run:
         for event in rented:
@@ -221,6 +295,82 @@ def watch(
                 app.out.info(f"order {order.id} jupyter: {jupyter}")
     token = spec.jupyter_token if spec is not None and spec.serves_jupyter else None
     _summary(app, seen, jsonl, token)
+
+
+def _conditions(when: tuple[str, ...]) -> list[Condition]:
+    """The ``--when`` conditions (exit 2 naming the bad one), checked before any request."""
+    if not when:
+        return []
+    from clore.cli._history import history_errors
+    from clore.market.history import parse_condition
+
+    with history_errors("--when"):
+        return [parse_condition(text) for text in when]
+
+
+def _check_convertible(
+    conditions: list[Condition], currency: str, rates: dict[str, float] | None
+) -> None:
+    """A price condition in another currency needs the USD rates (else it never holds)."""
+    from clore.market import label
+
+    for cond in conditions:
+        named = cond.amount.in_currency(currency) if cond.amount is not None else currency
+        if named != currency and not rates:
+            raise CliError(
+                f"--when: cannot convert {label(named)} to {label(currency)} without USD "
+                f"rates ({cond.text}); give the price in {label(currency)}",
+                EXIT_USAGE,
+            )
+
+
+def _selection(parsed: list[Filter], model: str | None) -> Selection:
+    """The market the watch looks at: the FILTER words and the exact --model."""
+    from clore.market.history import Selection
+
+    if model is not None and not model.strip():
+        raise CliError("--model: give a GPU model (4090, A100 80GB)", EXIT_USAGE)
+    return Selection(model=model, filters=tuple(parsed))
+
+
+def _history_store(
+    app: AppContext, db: str | None, conditions: list[Condition], recording: bool
+) -> HistoryStore | None:
+    """The market's history database, when the watch records or alerts."""
+    if not conditions and not recording:
+        return None
+    from clore.cli._history import open_history
+
+    return open_history(app, db, recording=recording)
+
+
+def _history_watch(
+    app: AppContext,
+    store: HistoryStore | None,
+    conditions: list[Condition],
+    selection: Selection,
+    currency: str,
+    rates: dict[str, float] | None,
+    recording: bool,
+) -> HistoryWatch | None:
+    if store is None:
+        return None
+    from clore.cli._history import history_errors
+    from clore.market.history import HistoryAlert
+    from clore.workflows.history_watch import HistoryWatch
+
+    alert = None
+    if conditions:
+        with history_errors("--when"):
+            alert = HistoryAlert(conditions, selection, store, currency=currency)
+    return HistoryWatch(
+        store=store,
+        alert=alert,
+        record=recording,
+        rates=rates,
+        # USD rates come from spot_marketplace, which needs a key (as for market record).
+        rates_client=app.client() if app.has_key() else None,
+    )
 
 
 def _rates(
@@ -261,10 +411,15 @@ def _confirm(
 def _summary(app: AppContext, seen: list[Any], jsonl: bool, token: str | None) -> None:
     rented = [e for e in seen if e.kind == "rented"]
     done = next((e for e in reversed(seen) if e.kind == "done"), None)
+    alerts = [e for e in seen if e.kind == "history_alert"]
     document = {
         "rented": [{"order_id": e.order_id, "server_id": e.server_id, **e.details} for e in rented],
         "reason": None if done is None else done.details.get("reason"),
         "jupyter_token": token,
+        "alerts": [
+            {"at": e.at, "server_id": e.server_id, "message": e.message, **e.details}
+            for e in alerts
+        ],
     }
     if jsonl:
         return

@@ -37,6 +37,7 @@ EventKind = Literal[
     "rent_skipped",
     "over_budget",
     "done",
+    "history_alert",
     # monitor
     "tracking",
     "created",
@@ -76,6 +77,18 @@ DETAILS: Final[Mapping[str, tuple[str, ...]]] = {
     "rent_skipped": ("reason", "error"),
     "over_budget": ("cost", "committed", "budget"),
     "done": ("reason", "rentals", "committed"),
+    # a --when condition on the market and its history started to hold (once per episode);
+    # value and threshold are per GPU-day in currency for price metrics; baseline STAT@WINDOW
+    "history_alert": (
+        "condition",
+        "metric",
+        "op",
+        "value",
+        "threshold",
+        "baseline",
+        "currency",
+        "selection",
+    ),
     "tracking": ("ready",),
     "created": (),
     "ready": ("ssh", "http_url"),

@@ -12,13 +12,22 @@ Exactly-once across crashes, restarts and concurrent watchers comes from the sta
 ledger (``clore.workflows.watch_ledger``): the intent is written under the file's lock
 before ``create_order``, and a restarted watcher reconciles unsettled intents with
 ``my_orders`` before it rents anything.
+
+With a ``HistoryWatch`` (``clore.workflows.history_watch``) each listing fetched is also
+checked against conditions on the market and its history (``history_alert`` events, once
+per episode) and fed to the history store: no request is spent twice. The episodes are
+kept in the same state file (``WatchFile.episodes``), so a restarted watch does not report
+an episode again. ``report=False`` leaves out the ``match``/``unmatch`` events (a watch
+that only alerts).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from clore._clock import Clock
 from clore._errors import (
@@ -44,7 +53,10 @@ from clore.workflows.plan import Limits, RentSpec, planned_cost, planned_seconds
 from clore.workflows.state import Rental, StateFile, counted, new_owner, release_owner
 from clore.workflows.watch_ledger import WatchLedger, WatchState
 
-__all__ = ["WatchState", "Watcher", "default_rank", "watch"]
+if TYPE_CHECKING:
+    from clore.workflows.history_watch import HistoryWatch
+
+__all__ = ["WatchFile", "WatchState", "Watcher", "default_rank", "watch"]
 
 Rank = Callable[[Sequence[Server]], list[Server]]
 
@@ -53,6 +65,13 @@ Rank = Callable[[Sequence[Server]], list[Server]]
 _REFUSED = (ApplicationError,)
 # Failures that leave the outcome open: keep the intent and let reconcile() decide.
 _UNKNOWN = (OrderUnconfirmedError, TransportError, UnexpectedResponseError, DatabaseError)
+
+
+class WatchFile(WatchState):
+    """The watcher's state file: the ledger's rentals, and the episodes of its alert
+    conditions (condition -> holding at the last check)."""
+
+    episodes: dict[str, bool] = msgspec.field(default_factory=dict)
 
 
 def default_rank(price: Callable[[Server], float | None]) -> Rank:
@@ -66,6 +85,8 @@ def default_rank(price: Callable[[Server], float | None]) -> Rank:
 
 class Watcher(WatchLedger):
     """The watch loop; iterate ``run()`` for its events (see the module docstring)."""
+
+    _memory: WatchFile
 
     def __init__(
         self,
@@ -86,6 +107,8 @@ class Watcher(WatchLedger):
         dry_run: bool = False,
         state: StateFile | None = None,
         grace: float = 60.0,
+        history: HistoryWatch | None = None,
+        report: bool = True,
     ) -> None:
         if count < 1:
             raise ParameterError("count", "must be at least 1")
@@ -110,16 +133,28 @@ class Watcher(WatchLedger):
         # A dry run rents nothing, so it neither reads nor writes the ledger.
         self.state = None if dry_run else state
         self.grace = grace
-        self._memory = WatchState()  # used when there is no state file, and for dry runs
+        self.history = history
+        self.report = report
+        self._memory = WatchFile()  # used when there is no state file, and for dry runs
         self._cancels_in_doubt = {}
         self._seen: dict[int, Server] = {}
         self._owner = ""
+        self._episodes: dict[str, bool] = {}  # as last saved
+
+    def _load(self) -> WatchFile:
+        # The ledger's file, read with the episodes too, so that its writes keep them.
+        if self.state is None:
+            return self._memory
+        return self.state.read(WatchFile) or WatchFile()
 
     # ---- the loop ----------------------------------------------------------------------
 
     def run(self) -> Iterator[Event]:
         """Poll until done (count reached, ``until``) yielding events; Ctrl-C leaves state saved."""
         self._owner = new_owner()
+        if self.history is not None:
+            self._episodes = dict(self._load().episodes)
+            self.history.restore(self._episodes)
         try:
             ended = yield from poll_loop(
                 self.clock, self.interval, "watch", self._poll, wrap=as_event, until=self.until
@@ -133,7 +168,10 @@ class Watcher(WatchLedger):
         yield from self._settle()
         if self._renting_open():
             servers = self.client.marketplace()
-            yield from self._report(servers)
+            if self.history is not None:
+                yield from self._observe(servers)
+            if self.report:
+                yield from self._report(servers)
             if self.rent is not None:
                 yield from self._rent_best(servers)
         if self._guarding():
@@ -142,6 +180,19 @@ class Watcher(WatchLedger):
             yield self._done(self._closed_reason())
             return True
         return False
+
+    def _observe(self, servers: Sequence[Server]) -> Iterator[Event]:
+        """The listing to the history and its alerts; the episodes saved when they moved."""
+        assert self.history is not None
+        yield from self.history.observe(servers, now=self.api_time.now(), at=self.clock.time())
+        episodes = self.history.episodes
+        if episodes == self._episodes:
+            return
+        with self._locked():
+            current = self._load()
+            current.episodes = episodes
+            self._save(current)
+        self._episodes = episodes
 
     def _renting_open(self) -> bool:
         if self.rent is None:

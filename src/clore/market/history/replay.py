@@ -351,4 +351,5 @@ def listings_of(
     servers: Iterable[Server], selection: Selection, ctx: PriceContext
 ) -> list[Listing]:
     """A live listing (what ``marketplace()`` returned) reduced like recorded ones."""
-    return [Listing.of(s, ctx) for s in servers if selection.matches(s, ctx)]
+    match = selection.predicate(ctx)
+    return [Listing.of(s, ctx) for s in servers if match(s)]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -157,9 +157,16 @@ class Selection:
 
     def matches(self, server: Server, ctx: PriceContext) -> bool:
         """True when a listing is in the selection (every filter, at ``ctx``'s rates)."""
-        if not self.model_matches(canonical_model(server.specs.gpu)):
-            return False
-        return compile_filters(self.filters, ctx)(server)
+        return self.predicate(ctx)(server)
+
+    def predicate(self, ctx: PriceContext) -> Callable[[Server], bool]:
+        """``matches`` at ``ctx`` as one function, the filters compiled once (for loops)."""
+        compiled = compile_filters(self.filters, ctx)
+
+        def match(server: Server) -> bool:
+            return self.model_matches(canonical_model(server.specs.gpu)) and compiled(server)
+
+        return match
 
     def describe(self) -> str:
         """``model 4090, gpus>=2`` (or ``all servers``) for titles and messages."""
