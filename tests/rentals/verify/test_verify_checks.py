@@ -11,7 +11,18 @@ import pytest
 from verify_support import EIGHT_GPUS, ONE_GPU, snapshot_server
 
 import clore
-from clore.rentals.verify import Check, Listing, Measured, evaluate, overall, parse
+from clore.rentals.verify import (
+    Check,
+    Credentials,
+    Listing,
+    Measured,
+    Target,
+    TargetError,
+    evaluate,
+    overall,
+    parse,
+    target_of,
+)
 
 HEADER = (
     "+-----------------------------------------------------------------------------------------+\n"
@@ -317,3 +328,20 @@ def test_measured_survives_json() -> None:
     measured = parse(output(row(0), loader="python", load=load))
     again = msgspec.json.decode(msgspec.json.encode(measured), type=Measured)
     assert again == measured
+
+
+def test_an_order_is_reached_at_its_host_and_the_public_port_of_22() -> None:
+    """``target_of`` reads pub_cluster and tcp_ports; an order without them is refused."""
+    ready = clore.Order(id=5, pub_cluster=["n1.example"], tcp_ports=["8888:30001", "22:30000"])
+    assert target_of(ready) == Target("n1.example", 30000, 5)
+    with pytest.raises(TargetError, match="order 5 has no host yet"):
+        target_of(clore.Order(id=5))
+    with pytest.raises(TargetError, match="forwards no SSH port"):
+        target_of(clore.Order(id=5, pub_cluster=["n1.example"], tcp_ports=["8888:30001"]))
+
+
+def test_credentials_need_a_secret_and_never_show_it() -> None:
+    """A login needs a password, a key or the agent; the password is not in the repr."""
+    with pytest.raises(ValueError, match="ssh password, a private key file, or agent"):
+        Credentials()
+    assert "Secret123" not in repr(Credentials(password="Secret123"))

@@ -256,3 +256,62 @@ def test_a_healthy_run_with_default_options_stays_well_inside_a_minute(
     assert not_ok(report) == {}
     assert elapsed < 15.0
     assert abs(report.seconds - elapsed) < 1.0
+
+
+# A stand-in for PyTorch on the machine (the real one is gigabytes): it answers the calls
+# the probe script's matmul makes, so the Python load path of the script is exercised end
+# to end (detection, background run, output, parsing). Its figures mean nothing.
+FAKE_TORCH = """
+import time
+class backends:
+    class cuda:
+        class matmul:
+            allow_tf32 = True
+class cuda:
+    @staticmethod
+    def is_available():
+        return True
+    @staticmethod
+    def device_count():
+        return 2
+    @staticmethod
+    def synchronize(device=None):
+        time.sleep(0.01)
+class _Tensor:
+    def __matmul__(self, other):
+        return self
+def device(kind, index):
+    return (kind, index)
+def randn(*shape, device=None):
+    return _Tensor()
+"""
+
+
+@pytest.mark.slow
+async def test_the_python_matmul_load_is_found_run_and_read(start_listing: StartListing) -> None:
+    """With ``torch`` importable on the rental the script runs its matmul on every GPU
+    (not gpu_burn) and reads one figure per GPU, named as PyTorch's."""
+    target, _ = start_listing(TWO_GPUS, env={"PYTHONPATH": "fake"})
+    async with asyncssh.connect(
+        target.host,
+        target.port,
+        username="root",
+        password=PASSWORD,
+        known_hosts=None,
+        client_keys=None,
+    ) as conn:
+        await conn.run(
+            "mkdir -p fake/torch && cat > fake/torch/__init__.py", input=FAKE_TORCH, check=True
+        )
+    report = await averify(target, CREDS, listing=snapshot_server(TWO_GPUS), options=QUICK)
+    assert report.measured is not None and report.measured.throughput is not None
+    load = report.measured.throughput
+    assert (report.measured.loader, load.tool, sorted(load.gflops), load.errors) == (
+        "python",
+        "torch",
+        [0, 1],
+        {},
+    )
+    throughput = report.check("throughput")
+    assert throughput is not None and throughput.measured is not None
+    assert throughput.measured.endswith("(torch)")
