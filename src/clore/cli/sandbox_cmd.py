@@ -480,27 +480,31 @@ def logs(app: AppContext, order_id: int, limit: int) -> None:
 
 @sandbox.command()
 @click.argument("order_id", type=Id(), metavar="ORDER_ID")
-@click.option("--refuse", "fault", flag_value="refuse", help="Refuse SSH connections.")
+@click.option("--refuse", is_flag=True, help="Refuse SSH connections.")
 @click.option(
     "--delay",
     type=Number(min=0, min_open=True, max=3600),
     metavar="SECONDS",
     help="Accept connections but send the SSH banner only after SECONDS (a slow boot).",
 )
-@click.option("--drop", "fault", flag_value="drop", help="Cut the open SSH sessions once.")
-@click.option("--clear", "fault", flag_value="clear", help="Serve SSH normally again.")
+@click.option("--drop", is_flag=True, help="Cut the open SSH sessions once.")
+@click.option("--clear", is_flag=True, help="Serve SSH normally again.")
 @json_option
 @pass_app
-def access(app: AppContext, order_id: int, fault: str | None, delay: float | None) -> None:
+def access(
+    app: AppContext, order_id: int, refuse: bool, delay: float | None, drop: bool, clear: bool
+) -> None:
     """Make ORDER_ID's SSH refuse, delay or drop connections, to test waits and reconnects.
 
     \b
     clore --sandbox sandbox access 1234 --delay 20    # every new connection waits 20 s
     clore --sandbox sandbox access 1234 --clear
     """
-    if (fault is None) == (delay is None):
+    given = {"refuse": refuse, "delay": delay is not None, "drop": drop, "clear": clear}
+    chosen = [name for name, on in given.items() if on]
+    if len(chosen) != 1:
         raise CliError("give exactly one of --refuse, --delay SECONDS, --drop, --clear", 2)
-    name = "delay" if delay is not None else fault
+    name = chosen[0]
     seconds = delay or 0.0
     sent = None if name == "clear" else name
     _Control(app).call("set_access_fault", order_id=order_id, fault=sent, seconds=seconds)
