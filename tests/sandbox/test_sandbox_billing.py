@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from clore._clock import ManualClock
 from clore._wire import CancelOrderRequest, CreateOrderRequest, SetSpotPriceRequest
 from clore.sandbox import ApiError, Sandbox
-from clore.sandbox.backend.billing import creation_fee_charged, run_seconds
+from clore.sandbox.backend.billing import (
+    creation_fee_charged,
+    exhaustion_times,
+    lazy_spend,
+    run_seconds,
+    unbilled,
+)
+from clore.sandbox.backend.records import OrderRec, WalletRec
 
 PRICE = 0.0864  # BTC per day on demand on every server of the market below
 
@@ -129,3 +136,63 @@ def _check(
                 o.price * (end - started[o.id]) / 86400, rel=1e-9, abs=1e-15
             )
         assert view.spend >= 0.0
+
+
+# --------------------------------------------------------------------------- the arithmetic's edges
+# States the API cannot reach (a billing order without a wallet, an order charging nothing)
+# are still answered: these functions are the rule, whoever calls them.
+
+
+def _record(**fields: Any) -> OrderRec:
+    base: dict[str, Any] = {
+        "id": 1,
+        "user_id": 7,
+        "server_id": 1,
+        "spot": False,
+        "currency": "bitcoin",
+        "price": PRICE,
+        "fee_rate": 0.0,
+        "image": "ubuntu",
+        "ct": 0.0,
+        "mrl": 86400.0,
+        "end_at": 86400.0,
+        "creation_fee": 0.0,
+        "billed_until": 100.0,
+        "billing": True,
+    }
+    base.update(fields)
+    return OrderRec(**base)
+
+
+class _Wallets:
+    """The one thing exhaustion_times asks of a repository: a user's wallet, if any."""
+
+    def __init__(self, balances: dict[tuple[int, str], float]) -> None:
+        self.balances = balances
+
+    def get_wallet(self, user_id: int, currency: str) -> WalletRec | None:
+        balance = self.balances.get((user_id, currency))
+        if balance is None:
+            return None
+        return WalletRec(user_id, currency, balance, deposit="", withdrawal_fee=0.0)
+
+
+def test_an_order_that_is_not_billing_owes_nothing_however_long() -> None:
+    """A paused or ended order accrues no debit, whatever the time."""
+    paused = _record(billing=False)
+    assert (unbilled(paused, 10_000.0), lazy_spend(paused, 10_000.0)) == (0.0, 0.0)
+
+
+def test_a_billing_order_without_a_wallet_runs_dry_at_once() -> None:
+    """No wallet counts as an empty one: it is exhausted where the order was billed to."""
+    times = exhaustion_times(_Wallets({}), [_record(billed_until=100.0)])  # type: ignore[arg-type]
+    assert times == [(100.0, 7, "bitcoin")]
+
+
+def test_a_group_charging_nothing_never_runs_dry_and_the_others_still_do() -> None:
+    """Orders that charge nothing give no exhaustion time; other wallets are still computed."""
+    free = _record(user_id=7, price=0.0)
+    paying = _record(id=2, user_id=8, billed_until=0.0)
+    wallets = _Wallets({(7, "bitcoin"): 1.0, (8, "bitcoin"): PRICE})
+    times = exhaustion_times(wallets, [free, paying])  # type: ignore[arg-type]
+    assert times == [(pytest.approx(86400.0), 8, "bitcoin")]

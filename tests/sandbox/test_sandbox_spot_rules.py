@@ -89,14 +89,21 @@ def test_set_spot_price_refuses_an_order_that_is_not_the_callers(
     )
 
 
-@pytest.mark.parametrize("price", [0.0, -0.1, float("nan")])
+@pytest.mark.parametrize("price", [0.0, -0.1, float("nan"), float("inf")])
 def test_a_bid_that_is_not_a_positive_number_is_refused_naming_the_field(
     backend: Backend, renter: int, price: float
 ) -> None:
-    """desired_price must be a positive number: code 2 naming desired_price."""
+    """desired_price must be a positive number below the limit: code 2 naming the endpoint
+    and the field."""
     oid = backend.create_order(renter, order(4, spotprice=0.1))
     refused = refusal(set_price, backend, renter, oid, price)
-    assert (refused.code, "desired_price" in (refused.detail or "")) == (2, True)
+    detail = refused.detail or ""
+    assert (refused.code, detail.startswith("set_spot_price: "), "$.desired_price" in detail) == (
+        2,
+        True,
+        True,
+    )
+    assert price_of(backend, renter, oid) == 0.1
 
 
 def test_a_raise_by_a_hair_is_a_change(backend: Backend, renter: int) -> None:

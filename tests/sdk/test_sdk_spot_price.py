@@ -103,17 +103,21 @@ def test_the_local_window_counts_from_the_send(
     )
 
 
+@pytest.mark.parametrize("earlier", [0.0, 100.0])
 def test_a_refusal_from_the_server_teaches_the_window(
-    sandbox: Sandbox, hooks: Hooks, client: Clore
+    sandbox: Sandbox, hooks: Hooks, client: Clore, earlier: float
 ) -> None:
-    """Lowered by another session, the server refuses with the seconds left; they are the
-    refusal's wait, and a retry 100 s later is refused locally with 100 s fewer."""
+    """Lowered by another session (just before ours arrives, or 100 s before), the server
+    refuses with the seconds left; they are the refusal's wait, and a retry 100 s later is
+    refused locally with 100 s fewer."""
     order_id, bid = place_bid(sandbox, client)
-    # Another session lowers the bid just before ours arrives (this client does not know).
     request = SetSpotPriceRequest(order_id=order_id, desired_price=bid * 0.95)
-    hooks.before(
-        "set_spot_price", 1, lambda: sandbox.backend.set_spot_price(demo_user(sandbox), request)
-    )
+    other_session = lambda: sandbox.backend.set_spot_price(demo_user(sandbox), request)  # noqa: E731
+    if earlier:
+        other_session()
+        sandbox.advance(earlier)
+    else:
+        hooks.before("set_spot_price", 1, other_session)
     with pytest.raises(clore.SpotPriceLoweringTooSoonError) as info:
         client.set_spot_price(order_id, bid * 0.9)
     first = info.value
@@ -129,8 +133,8 @@ def test_a_refusal_from_the_server_teaches_the_window(
         1,
     )
     assert (first.time_to_lowering, second.time_to_lowering) == (
-        WINDOW,
-        pytest.approx(WINDOW - 100.0, abs=0.5),
+        pytest.approx(WINDOW - earlier, abs=2.0),
+        pytest.approx(first.time_to_lowering - 100.0, abs=0.5),
     )
 
 
