@@ -180,11 +180,21 @@ _beats = _Heartbeats()
 class FleetStateFile(StateFile):
     """A ``StateFile`` kept in the fleet's Redis, with its path as this machine's copy."""
 
-    def __init__(self, path: Path | str, url: str, digest: str, *, lease: float = LOCK_LEASE):
+    def __init__(
+        self,
+        path: Path | str,
+        url: str,
+        digest: str,
+        *,
+        lease: float = LOCK_LEASE,
+        wait: float | None = None,
+    ) -> None:
         super().__init__(path)
         self.url = url
         self.digest = digest
         self.lease = lease
+        #: How long ``locked()`` waits for another holder (past two leases, it never lets go).
+        self.wait = 2 * lease + 5 if wait is None else wait
         self.key, self.lock_key, self.fence_key = ledger_keys(digest, self.path.name)
         self._held = threading.local()
         self._mirrored: bytes | None = None
@@ -295,7 +305,7 @@ class FleetStateFile(StateFile):
         if self.token is not None:
             raise RuntimeError("FleetStateFile.locked() is not re-entrant")
         owner = f"{uuid.uuid4().hex[:12]}"
-        deadline = time.monotonic() + 2 * self.lease + 5
+        deadline = time.monotonic() + self.wait
         while True:
             token, left = self._call(
                 _ACQUIRE,
@@ -308,7 +318,7 @@ class FleetStateFile(StateFile):
             if time.monotonic() >= deadline:
                 raise FleetStoreError(
                     f"ledger {self.path.name} at {redact_url(self.url)}: its lock stayed "
-                    f"taken for {2 * self.lease + 5:.0f} s"
+                    f"taken for {self.wait:g} s"
                 )
             time.sleep(min(0.05, max(0.005, (int(left) if left else 50) / 1000)))
         self._held.token = token.decode() if isinstance(token, bytes) else str(token)

@@ -24,6 +24,20 @@ retries, 130 interrupted. Full reference: docs/cli.md.
 """
 
 
+def _use_pacing(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # Through the environment, so every client of this run (and the commands its hooks
+    # run) paces the same way.
+    if value is None:
+        return
+    from clore import ConfigError
+    from clore.fleet import use_pacing
+
+    try:
+        use_pacing(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--pacing: "), ctx, param) from None
+
+
 @click.group(
     "clore",
     cls=LazyGroup,
@@ -42,6 +56,14 @@ retries, 130 interrupted. Full reference: docs/cli.md.
     "--sandbox",
     is_flag=True,
     help="Use the embedded sandbox (state in the data dir; no server, no real money).",
+)
+@click.option(
+    "--pacing",
+    metavar="local|URL",
+    callback=_use_pacing,
+    expose_value=False,
+    help="Where the key's pacing and the loops' ledgers live: 'local' (this machine's file) "
+    "or a fleet's Redis URL (else CLORE_PACING, CLORE_PACING_URL, the profile's pacing_url).",
 )
 @click.option("-v", "--verbose", count=True, help="Log requests to stderr (key redacted).")
 @click.pass_context

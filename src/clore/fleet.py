@@ -1,0 +1,36 @@
+"""Several machines on one API key: where their shared pacing and ledgers live (public).
+
+The API's limits (1 request/s, one ``create_order`` per 5 s, one spot lowering per
+600 s) belong to the key, not to the machine. With a fleet's Redis configured, every
+client of the key paces through it and every watch keeps its rental ledger there, so
+the machines together keep the limits and rent once per intent (docs/fleet.md):
+
+- ``CLORE_PACING_URL=redis://host:port/db`` (or a profile's ``pacing_url``, or
+  ``clore.Pacing(url=...)``) chooses the Redis; ``CLORE_PACING=local`` (``clore
+  --pacing local``, ``Pacing(url="local")``) keeps this machine's file whatever else says.
+- A Redis that cannot be reached fails closed: ``FleetStoreError`` (a ``ConfigError``)
+  names it without credentials, and no request is sent.
+- ``LeaseLostError``: a ledger write refused because its lock's lease had ended.
+
+Needs the ``redis`` package: ``pip install 'clore[fleet]'``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from clore._pacing import LOCAL
+from clore._redis import FleetStoreError, LeaseLostError, check_url, redact_url
+
+__all__ = ["LOCAL", "FleetStoreError", "LeaseLostError", "check_url", "redact_url", "use_pacing"]
+
+
+def use_pacing(choice: str) -> None:
+    """Make this process's clients pace on ``choice``: ``"local"`` (this machine's file)
+    or a Redis URL, through the environment (``CLORE_PACING``, ``CLORE_PACING_URL``), so
+    commands run from here (hooks) choose the same. A bad URL is a ConfigError."""
+    if choice.strip().lower() == LOCAL:
+        os.environ["CLORE_PACING"] = LOCAL
+        return
+    os.environ["CLORE_PACING_URL"] = check_url(choice, "--pacing")
+    os.environ.pop("CLORE_PACING", None)
