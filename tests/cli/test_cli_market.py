@@ -185,3 +185,24 @@ def test_market_help_shows_the_listing_options_and_the_subcommands(run: Cli) -> 
         group.stdout.split()
     )
     assert sub.stdout.startswith("Usage: clore market history [OPTIONS] [FILTER]...")
+
+
+def test_shell_completion_offers_the_subcommands_as_the_first_word() -> None:
+    """`clore market rec<TAB>` completes to record; after a filter word, no subcommand."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clore_bin = Path(sys.executable).with_name("clore")
+
+    def complete(words: str) -> list[str]:
+        env = dict(os.environ, _CLORE_COMPLETE="bash_complete", COMP_WORDS=words)
+        env["COMP_CWORD"] = str(len(words.split()) - 1)
+        done = subprocess.run([clore_bin], capture_output=True, text=True, env=env, timeout=60)
+        return [line for line in done.stdout.splitlines() if line]
+
+    assert (complete("clore market rec"), complete("clore market gpu=4090 hist")) == (
+        ["plain,record"],
+        [],
+    )

@@ -114,6 +114,17 @@ def _columns(currency: str, show_usd: bool, show_status: bool) -> list[Column]:
     return columns
 
 
+def _complete_first(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion of the first word: a subcommand's name (filter words are free)."""
+    from click.shell_completion import CompletionItem
+
+    if ctx.params.get("filters"):
+        return []
+    return [CompletionItem(name) for name in _SUBCOMMANDS if name.startswith(incomplete)]
+
+
 class MarketGroup(Group):
     """``clore market [OPTIONS] [FILTER]...`` lists servers; ``clore market record|stats|
     history ...`` runs a subcommand. Only the first word decides: a subcommand's name there
@@ -152,7 +163,7 @@ class MarketGroup(Group):
     subcommand_metavar="| record|stats|history [ARGS]...",
     epilog=_FILTER_HELP,
 )
-@click.argument("filters", nargs=-1, metavar="[FILTER]...")
+@click.argument("filters", nargs=-1, metavar="[FILTER]...", shell_complete=_complete_first)
 @click.option(
     "--sort",
     default="price",
