@@ -111,7 +111,7 @@ def build_bulk(path: Path, days: int) -> None:
 
 
 def build_simulated(path: Path, days: int) -> None:
-    """The market simulation's history (``clore history generate``)."""
+    """The market simulation's history (``clore sandbox history``)."""
     with HistoryStore(path) as store:
         generate(store, days=days, interval=INTERVAL, end=END)
 
@@ -163,7 +163,7 @@ def series_time(path: Path) -> tuple[float, int, int]:
 
 
 def command_time(path: Path) -> float:
-    """The same as a subprocess: ``clore history show ... --json`` (interpreter start too)."""
+    """The same as a subprocess: ``clore market history ... --json`` (interpreter start too)."""
     best = math.inf
     for _ in range(2):
         started = time.perf_counter()
@@ -172,8 +172,8 @@ def command_time(path: Path) -> float:
                 sys.executable,
                 "-m",
                 "clore",
+                "market",
                 "history",
-                "show",
                 "--model",
                 "4090",
                 "--since",
