@@ -1,9 +1,13 @@
 """The marketplace filter language: ``field OP value`` words as predicates over ``Server``.
 
-``OP`` is one of ``=  !=  >  >=  <  <=``. ``=`` and ``!=`` take comma lists meaning *any
-of* / *none of* (``cc=US,DE``). Text fields (``gpu``, ``cpu``) match case-insensitive
-substrings; ``spot`` alone means "has a spot price". A server whose value is unknown
-never matches. See ``FIELDS`` for every field, its unit and its accepted suffixes.
+``OP`` is one of ``=  !=  ~  !~  >  >=  <  <=``. ``=`` and ``!=`` (and ``~``, ``!~``) take
+comma lists meaning *any of* / *none of* (``cc=US,DE``). ``gpu=`` names an exact GPU model
+(``clore.market.models.matches_model``: ``gpu=4090`` is the RTX 4090, not the ``RTX 4090
+D`` nor the ``RTX 4090 Laptop GPU``), ``gpu!=`` any other model; ``~`` is a
+case-insensitive substring of the listing's text (``gpu~4090`` matches all three, ``gpu!~
+laptop`` no laptop part). ``cpu`` is matched as a substring with ``=`` and ``~`` alike.
+``spot`` alone means "has a spot price". A server whose value is unknown never matches.
+See ``FIELDS`` for every field, its unit and its accepted suffixes.
 
 Pure: no I/O, no click, no msgspec import.
 """
@@ -17,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from clore.market.models import FAMILY_WORDS, canonical_model, matches_model, model_words
 from clore.market.pricing import Amount, PriceContext, parse_amount, server_price
 
 if TYPE_CHECKING:
@@ -45,7 +50,8 @@ _OPS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
-_WORD_RE: Final = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|!=|==|=|<|>)\s*(.*?)\s*$")
+_WORD_RE: Final = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|!=|!~|==|=|~|<|>)\s*(.*?)\s*$")
+_OP_LIST: Final = "= != ~ !~ > >= < <="
 _NUMBER_RE: Final = re.compile(r"^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z%/]*)$", re.IGNORECASE)
 _TRUE: Final = frozenset({"", "1", "true", "yes", "y", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "n", "off"})
@@ -69,6 +75,8 @@ class Field:
     help: str
     getter: Getter
     units: dict[str, float] | None = None  # number suffix -> multiplier
+    #: A text field whose ``=``/``!=`` name an exact GPU model (``~``/``!~``: substrings).
+    model: bool = False
 
 
 def _disk(server: Server, _: PriceContext) -> float | None:
@@ -112,8 +120,9 @@ FIELDS: Final[dict[str, Field]] = {
         Field(
             "gpu",
             "text",
-            "GPU model, case-insensitive substring (gpu=4090)",
+            "exact GPU model (gpu=4090: not 4090 D, not a laptop); gpu~TEXT: a substring",
             lambda s, _: s.gpu_model,
+            model=True,
         ),
         Field("gpus", "number", "number of GPUs", lambda s, _: s.gpu_count, _PLAIN),
         Field("gpuram", "number", "VRAM per GPU in GB", lambda s, _: s.specs.gpuram, _GB),
@@ -124,7 +133,12 @@ FIELDS: Final[dict[str, Field]] = {
         Field("rating", "number", "average rating, 0..5", lambda s, _: s.rating.avg, _PLAIN),
         Field("cc", "choice", "country code, lists allowed (cc=US,DE)", lambda s, _: s.country),
         Field("cuda", "version", "CUDA version (cuda>=12.2)", _cuda),
-        Field("cpu", "text", "CPU model, case-insensitive substring", lambda s, _: s.specs.cpu),
+        Field(
+            "cpu",
+            "text",
+            "CPU model, case-insensitive substring (cpu=epyc)",
+            lambda s, _: s.specs.cpu,
+        ),
         Field("threads", "number", "CPU threads", lambda s, _: s.specs.cpu_threads, _PLAIN),
         Field("ram", "number", "RAM in GB", lambda s, _: s.specs.ram, _GB),
         Field("disk", "number", "disk size in GB", _disk, _GB),
@@ -190,9 +204,27 @@ def _number(text: str, units: dict[str, float], word: str) -> float:
     return value
 
 
-def _value(field: Field, text: str, word: str) -> Any:
+def _model_value(text: str, op: str, word: str) -> str:
+    """A ``gpu`` value: a substring for ``~``/``!~``, else a model query that names a model."""
+    value = text.lower()
+    if op in ("~", "!~"):
+        return value
+    _family, core, _qualifiers = model_words(value)
+    # "RTX" or "80GB" alone name a family or a size, never a model: say so, not match nothing.
+    if not [w for w in core if w not in FAMILY_WORDS]:
+        raise FilterError(
+            word,
+            f"{text!r} names no GPU model (e.g. 4090, 3060 Ti, A100 80GB); "
+            f"gpu~{text} matches a substring",
+        )
+    return value
+
+
+def _value(field: Field, text: str, word: str, op: str = "=") -> Any:
     if not text:
         raise FilterError(word, "missing value")
+    if field.model:
+        return _model_value(text, op, word)
     if field.kind == "text":
         return text.lower()
     if field.kind == "choice":
@@ -235,9 +267,13 @@ class Filter:
         actual = self.field.getter(server, ctx)
         if actual is None or (kind == "version" and actual == ()):
             return False
+        if self.field.model and self.op in ("=", "!="):
+            canonical = canonical_model(str(actual))
+            hit = any(matches_model(value, canonical) for value in self.values)
+            return hit if self.op == "=" else not hit
         if kind == "text":
             hit = any(value in str(actual).lower() for value in self.values)
-            return hit if self.op == "=" else not hit
+            return hit if self.op in ("=", "~") else not hit
         if self.op in ("=", "!="):
             hit = any(actual == value for value in self.values)
             return hit if self.op == "=" else not hit
@@ -253,11 +289,13 @@ def parse_filter(word: str) -> Filter:
             field = _lookup(bare, word)
             if field.kind == "flag":
                 return Filter(word, field, "=", (True,))
-            raise FilterError(word, f"expected {bare} OP value with OP one of = != > >= < <=")
-        raise FilterError(word, "expected field OP value with OP one of = != > >= < <=")
+            raise FilterError(word, f"expected {bare} OP value with OP one of {_OP_LIST}")
+        raise FilterError(word, f"expected field OP value with OP one of {_OP_LIST}")
     name, op, raw = match.groups()
     op = "=" if op == "==" else op
     field = _lookup(name, word)
+    if op in ("~", "!~") and field.kind != "text":
+        raise FilterError(word, f"{op} (a substring) is for the text fields gpu and cpu only")
     if field.kind == "flag":
         flag = raw.strip().lower()
         if op not in ("=", "!=") or flag not in _TRUE | _FALSE:
@@ -265,12 +303,15 @@ def parse_filter(word: str) -> Filter:
                 word, f"{field.name} is a yes/no flag ({field.name}, {field.name}=no)"
             )
         return Filter(word, field, "=", ((flag in _TRUE) is (op == "="),))
-    if field.kind in ("text", "choice") and op not in ("=", "!="):
+    if field.kind == "text" and op not in ("=", "!=", "~", "!~"):
+        raise FilterError(word, f"{field.name} compares with = != ~ !~ only")
+    if field.kind == "choice" and op not in ("=", "!="):
         raise FilterError(word, f"{field.name} compares with = or != only")
-    parts = [part.strip() for part in raw.split(",")] if op in ("=", "!=") else [raw]
+    listed = op in ("=", "!=", "~", "!~")
+    parts = [part.strip() for part in raw.split(",")] if listed else [raw]
     if len(parts) > 1 and field.kind == "price":
         raise FilterError(word, "a price takes one value, not a list")
-    values = tuple(_value(field, part, word) for part in parts)
+    values = tuple(_value(field, part, word, op) for part in parts)
     return Filter(word, field, op, values)
 
 

@@ -17,7 +17,8 @@ A canonical name is made of three kinds of word:
   These must be exactly the query's: ``4090`` matches ``RTX 4090`` but neither
   ``RTX 4090 D`` nor ``RTX 4090 Laptop``; ``3060`` never matches a laptop part.
 
-Words compare case-insensitively with dashes removed (``P102-100`` = ``P102100``).
+Words compare case-insensitively with dashes removed (``P102-100`` = ``P102100``); a family
+written against its number is split (``rtx4090`` = ``RTX 4090``, ``3060ti`` = ``3060 Ti``).
 
 Pure: no I/O, no msgspec.
 """
@@ -44,6 +45,8 @@ _QUALIFIER_RE: Final = re.compile(r"^(?:\d+(?:\.\d+)?(?:gb|g)|sxm\d*|pcie|hbm\d*
 _MEMORY_RE: Final = re.compile(r"^\d+(?:\.\d+)?(?:gb|g)$", re.I)
 # "4090D", "3060Ti" are written both ways; split the variant off the number.
 _STUCK_RE: Final = re.compile(r"^(\d{3,4})(ti|d|super)$", re.I)
+# "RTX4090", "GTX1080Ti" are typed without the space: split the family off the number.
+_FAMILY_STUCK_RE: Final = re.compile(r"^(rtx|gtx|gt|rx)(\d{3,4}[a-z]*)$", re.I)
 _SPELLING: Final = {"ti": "Ti", "super": "SUPER", "pcie": "PCIe", "laptop": "Laptop", "d": "D"}
 
 
@@ -79,9 +82,12 @@ def canonical_model(gpu: str) -> str:
     text = re.sub(r"\bAda\s+Generation\b", "Ada", text, flags=re.I)
     words: list[str] = []
     for raw in text.replace("_", " ").split():
-        for word in _split(raw):
-            stuck = _STUCK_RE.match(word)
-            words.extend([stuck.group(1), stuck.group(2)] if stuck else [word])
+        for part in _split(raw):
+            family = _FAMILY_STUCK_RE.match(part)
+            pieces = [family.group(1), family.group(2)] if family else [part]
+            for word in pieces:
+                stuck = _STUCK_RE.match(word)
+                words.extend([stuck.group(1), stuck.group(2)] if stuck else [word])
     named = [w for w in words if w.lower() not in _VENDORS]
     # A name of vendor words only ("NVIDIA") is kept as it is rather than emptied.
     words = named or words
@@ -116,6 +122,7 @@ def model_words(name: str) -> tuple[frozenset[str], tuple[str, ...], frozenset[s
     return frozenset(family), core, qualifiers
 
 
+@lru_cache(maxsize=16384)
 def matches_model(query: str, canonical: str) -> bool:
     """True when the model ``query`` (``4090``, ``RTX 4090``, ``a100 80gb``) names ``canonical``.
 
