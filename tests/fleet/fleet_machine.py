@@ -11,9 +11,10 @@ CLORE_PACING_URL. Prints JSON lines on stdout.
     COUNT times with the ledger ``watch-NAME.json``, polling every INTERVAL s for at most
     SECONDS; prints each event (``kind``, ``order_id``, ``server_id``, ``message``) and,
     on a fatal error, ``{"kind": "fatal", "type": ..., "message": ...}``.
-``hold NAME SECONDS``
-    takes the lock of ledger ``watch-NAME.json``, prints ``{"kind": "locked"}``, and holds
-    it for SECONDS (or until killed); then tries to write and prints the outcome.
+``hold NAME SECONDS LEASE``
+    takes the lock of ledger ``watch-NAME.json`` with a lease of LEASE s, prints
+    ``{"kind": "locked"}``, holds it for SECONDS (or until killed), then tries to write and
+    prints ``wrote`` or ``refused``.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def watch(name: str, count: int, interval: float, seconds: float, timeout: float
     watcher = Watcher(
         client,
         clock,
-        rent=RentSpec(image="cloreai/ubuntu22.04-jupyter", ssh_password="fleet-pass-1"),
+        rent=RentSpec(image="cloreai/ubuntu22.04-jupyter", ssh_password="fleetpass1"),
         count=count,
         interval=interval,
         until=clock.time() + seconds,
@@ -101,13 +102,14 @@ def watch(name: str, count: int, interval: float, seconds: float, timeout: float
         client.close()
 
 
-def hold(name: str, seconds: float) -> None:
-    from clore.workflows import StateFile, WatchState, workflows_dir
-    from clore.workflows.state import shared_state
+def hold(name: str, seconds: float, lease: float) -> None:
+    from clore._ledger_redis import FleetStateFile
+    from clore._redis import key_digest
+    from clore.workflows import WatchState, workflows_dir
 
-    client = Clore()
-    state = shared_state(StateFile(workflows_dir() / f"watch-{name}.json"), client)
-    assert state is not None
+    path = workflows_dir() / f"watch-{name}.json"
+    url, key = os.environ["CLORE_PACING_URL"], os.environ["CLORE_API_KEY"]
+    state = FleetStateFile(path, url, key_digest(key), lease=lease)
     with state.locked():
         _print(kind="locked", pid=os.getpid(), token=getattr(state, "token", None))
         time.sleep(seconds)
@@ -126,7 +128,7 @@ def main(argv: list[str]) -> None:
         timeout = float(args[4]) if len(args) > 4 else 30.0
         watch(args[0], int(args[1]), float(args[2]), float(args[3]), timeout)
     elif mode == "hold":
-        hold(args[0], float(args[1]))
+        hold(args[0], float(args[1]), float(args[2]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

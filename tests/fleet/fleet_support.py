@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,10 @@ import httpx
 HERE = Path(__file__).resolve().parent
 REDIS_SERVER = shutil.which("redis-server")
 NO_REDIS = "no redis-server binary on this machine (apt-get install redis-server)"
-#: The marker counting_sandbox.py writes to its log for each code-5 answer.
+#: The markers counting_sandbox.py writes to its log for each code-5 answer and for each
+#: create_order it lets through.
 REFUSAL = "clore-fleet: rate-limited"
+CREATE = "clore-fleet: create_order accepted"
 
 
 def free_port() -> int:
@@ -162,6 +165,10 @@ class CountingSandbox:
         """Code-5 answers the sandbox's rate limiter has given so far."""
         return self.log().count(REFUSAL)
 
+    def creates(self) -> int:
+        """create_order calls the limiter let through so far (each is then performed)."""
+        return self.log().count(CREATE)
+
     def control(self, method: str, path: str, **body: Any) -> Any:
         answer = httpx.request(method, f"{self.root}/_sandbox/{path}", json=body or None)
         answer.raise_for_status()
@@ -258,3 +265,43 @@ def wait_until(check: Any, timeout: float, what: str, step: float = 0.05) -> Any
             return value
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Lines:
+    """The JSON lines of a running machine, read by a thread as they come."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.items: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.items.append(json.loads(line))
+
+    def kinds(self) -> list[str]:
+        return [item["kind"] for item in self.items]
+
+    def wait_for(self, kind: str, timeout: float) -> dict[str, Any]:
+        """The first line of ``kind``, waiting up to ``timeout`` s for it."""
+
+        def seen() -> dict[str, Any] | None:
+            return next((item for item in self.items if item["kind"] == kind), None)
+
+        return wait_until(seen, timeout, f"a {kind!r} line (got {self.kinds()})")  # type: ignore[no-any-return]
+
+    def finish(self, timeout: float) -> list[dict[str, Any]]:
+        """Every line, once the machine has exited (killed after ``timeout``)."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError(
+                f"machine still running after {timeout} s: {self.kinds()}"
+            ) from None
+        self._thread.join(timeout=10)
+        return self.items
