@@ -14,7 +14,7 @@ import pytest
 
 import clore._pacing as pacing
 import clore._pacing_store as store
-from clore import Pacing
+from clore import ConfigError, Pacing
 from clore._holder import Holder, this_process
 from clore._pacing import (
     INFLIGHT_POLL,
@@ -26,7 +26,9 @@ from clore._pacing import (
     delay,
     spot_lowering_wait,
 )
+from clore._pacing_redis import RedisPacer
 from clore._pacing_store import FileStore, MemoryStore, make_pacer, release_dead_hold, state_file
+from clore._redis import key_digest as store_digest
 
 T0 = 1_700_000_000.0
 CFG = Pacing()
@@ -338,3 +340,71 @@ def test_an_unusable_state_file_is_named_in_one_warning(
         pacer.complete("request", T0)
     expected = f"pacing: cannot use {path} (Not a directory); pacing within this process only"
     assert caplog.messages == [expected]
+
+
+# --------------------------------------------------------------------------- a fleet's Redis
+
+
+URL = "redis://127.0.0.1:1/0"  # never connected to: the store connects on first use
+
+
+def test_a_pacing_url_is_checked_and_kept_trimmed() -> None:
+    """Pacing(url=...) keeps a Redis URL trimmed, 'local' as it is, and refuses others
+    naming Pacing.url."""
+    assert (Pacing(url=f"  {URL} ").url, Pacing(url="local").url) == (URL, "local")
+    with pytest.raises(ConfigError, match=r"^Pacing\.url: .* is not a Redis URL"):
+        Pacing(url="http://127.0.0.1/")
+
+
+def test_make_pacer_paces_through_the_fleets_redis_when_given_its_url() -> None:
+    """A Pacing URL makes a Redis pacer for the key, on Redis's clock unless told otherwise."""
+    config = Pacing(url=URL)
+    fleet = make_pacer(config, "key", use_file=False)
+    injected = make_pacer(config, "key", use_file=False, real_clock=False)
+    assert isinstance(fleet, RedisPacer) and isinstance(injected, RedisPacer)
+    assert (fleet.config, fleet.url, fleet.store.url, fleet.store.digest) == (
+        config,
+        URL,
+        URL,
+        store_digest("key"),
+    )
+    assert (fleet.server_clock, injected.server_clock) == (True, False)
+
+
+def test_make_pacer_takes_the_fleet_url_from_the_environment_only_for_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CLORE_PACING_URL replaces the file; a client that would pace in memory ignores it,
+    and CLORE_PACING=local or Pacing(url='local') keep the file."""
+    monkeypatch.setenv("CLORE_PACING_URL", URL)
+    from_env = make_pacer(CFG, "key", use_file=True)
+    memory = make_pacer(CFG, "key", use_file=False)
+    kept = make_pacer(Pacing(url="local"), "key", use_file=True)
+    monkeypatch.setenv("CLORE_PACING", "local")
+    local = make_pacer(CFG, "key", use_file=True)
+    assert (isinstance(from_env, RedisPacer), from_env.url) == (True, URL)
+    assert [type(p.store).__name__ for p in (memory, kept, local)] == [
+        "MemoryStore",
+        "FileStore" if sys.platform != "win32" else "MemoryStore",
+        "FileStore" if sys.platform != "win32" else "MemoryStore",
+    ]
+
+
+def test_make_pacer_reads_the_named_profiles_fleet_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The profile a client was made for decides its fleet URL (not the active one)."""
+    from clore import config as cfg
+
+    cfg.set_profile("fleet", pacing_url=URL)
+    cfg.set_profile("solo")
+    cfg.use("solo")
+    assert (
+        isinstance(make_pacer(CFG, "key", use_file=True, profile="fleet"), RedisPacer),
+        isinstance(make_pacer(CFG, "key", use_file=True).store, MemoryStore | FileStore),
+    ) == (True, True)
+
+
+def test_disabled_pacing_never_reaches_a_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pacing turned off keeps nothing anywhere, whatever URL is configured."""
+    monkeypatch.setenv("CLORE_PACING_URL", URL)
+    off = Pacing(enabled=False, url=URL)
+    assert isinstance(make_pacer(off, "key", use_file=True).store, MemoryStore)
