@@ -16,7 +16,8 @@ Where the machines run (``MachineOptions.mode``):
   ``local`` while it is held hands its machines to the holder.
 - ``background``: in the database's host process (``clore.sandbox.host``), started on
   demand, so machines outlive this process (the CLI's ``--sandbox``: one process per
-  command). ``auto`` is ``local`` for ``:memory:`` and ``background`` for a file.
+  command). ``auto`` is ``background`` for a file database on the sandbox's own clock,
+  else ``local`` (``:memory:``, or an injected clock, which no other process shares).
 - ``off``: none; orders get loopback ports where nothing listens.
 
 A sandbox on real time settles itself four times a second while it hosts machines, so an
@@ -172,13 +173,14 @@ class Fleet:
         db: str | None,
         realtime: bool,
         tick: Callable[[], None] | None = None,
+        shared_clock: bool = True,
     ) -> None:
         self.backend = backend
         self.options = options
         self._db = None if db is None else Path(db).expanduser()
         mode = options.mode
         if mode == "auto":
-            mode = "local" if self._db is None else "background"
+            mode = "background" if self._db is not None and shared_clock else "local"
         self.mode: MachinesMode = mode
         if options.root is not None:
             self.root: Path | None = Path(options.root)
@@ -252,6 +254,8 @@ class Fleet:
         """Start and stop machines to match the orders (cheap when nothing was written)."""
         if self.mode == "off" or self._closed.is_set():
             return
+        if self.backend.writes == self._synced and not force:
+            return  # the common case, without the lock: nothing was written since
         with self._lock:
             writes = self.backend.writes
             if writes == self._synced and not force:

@@ -119,6 +119,7 @@ class Sandbox:
             db=None if self.store.memory else self.db,
             realtime=clock_scale(self.clock) > 0,
             tick=self._machines_tick,
+            shared_clock=self._sim is not None,  # another process can follow the database's
         )
         if self.fleet.mode != "off":
             self.backend.endpoints = self.fleet

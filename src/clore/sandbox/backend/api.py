@@ -78,16 +78,22 @@ class Backend:
         return settle(repo, now, self.market_activity, self._ticker, self.endpoints)
 
     def _write(self, action: Callable[[Repository, float], T]) -> T:
+        try:
+            with self.store.write() as repo:
+                # Read the clock inside the lock, so transactions see time in their order.
+                now = self.now()
+                self._settle(repo, now)
+                result = action(repo, now)
+                schedule(repo, self.market_activity)
+                # Simulated time never runs backwards across restarts (see SimClock's start).
+                repo.set_meta("clock_high", repr(now))
+                return result
+        finally:
+            self._wrote()
+
+    def _wrote(self) -> None:
+        # After the commit (or rollback): whoever sees the new count sees what was written.
         self.writes += 1
-        with self.store.write() as repo:
-            # Read the clock inside the lock, so that transactions see time in their order.
-            now = self.now()
-            self._settle(repo, now)
-            result = action(repo, now)
-            schedule(repo, self.market_activity)
-            # Simulated time never runs backwards across restarts (see SimClock's start).
-            repo.set_meta("clock_high", repr(now))
-            return result
 
     def _read(self, action: Callable[[Repository, float], T]) -> T:
         # Reads run statement by statement (no snapshot): within this process the store's
@@ -99,11 +105,13 @@ class Backend:
             if due is not None and float(due) > now:
                 # Nothing is due: answer without taking the write lock.
                 return action(repo, now)
-        self.writes += 1
-        with self.store.write() as repo:
-            now = self.now()
-            self._settle(repo, now)
-            return action(repo, now)
+        try:
+            with self.store.write() as repo:
+                now = self.now()
+                self._settle(repo, now)
+                return action(repo, now)
+        finally:
+            self._wrote()
 
     # ---- public API -------------------------------------------------------------------
     def authenticate(self, api_key: str) -> int | None:
@@ -219,7 +227,12 @@ class Backend:
 
     def reset(self, records: SeedRecords) -> None:
         """Back to the seed state; the demo user keeps its key."""
-        self.writes += 1
+        try:
+            self._reset(records)
+        finally:
+            self._wrote()
+
+    def _reset(self, records: SeedRecords) -> None:
         with self.store.write() as repo:
             now = self.now()
             key = self._demo(repo).api_key or new_api_key()
