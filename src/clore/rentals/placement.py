@@ -10,12 +10,19 @@ could rent twice. (The SDK raises a plain refusal only when no attempt may have 
 
 The caller decides what each attempt is preceded by (``before``: a confirmation, which may
 raise to stop) and hears of each lost race (``on_lost``); nothing here prints.
+
+``place_verified`` adds verification inside Clore's free window (``clore.rentals.verify``):
+after each placement it waits for the order, verifies it and settles it; an order that
+failed and was cancelled while free moves on to the next candidate (the failed host is on
+the bad-host list by then, and candidates it rules out are passed over), at most
+``verify_tries`` orders in all. ``avoid_bad_hosts`` drops the listed hosts beforehand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from clore._errors import (
     OrderUnconfirmedError,
@@ -27,7 +34,20 @@ from clore._wire import Order, Server
 from clore.workflows._protocols import SupportsCreateOrder
 from clore.workflows.plan import RentSpec
 
-__all__ = ["Candidate", "Placed", "Skipped", "place", "race_lost"]
+if TYPE_CHECKING:
+    from clore.rentals.verify import BadHostList, BadHosts, Credentials, Settlement, VerifyOptions
+
+__all__ = [
+    "Candidate",
+    "PlaceVerifiedClient",
+    "Placed",
+    "Skipped",
+    "Verified",
+    "avoid_bad_hosts",
+    "place",
+    "place_verified",
+    "race_lost",
+]
 
 
 @dataclass(frozen=True)
@@ -115,3 +135,110 @@ def place(
             continue
         return Placed(order, candidate, skipped)
     raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+
+def avoid_bad_hosts(
+    candidates: Sequence[Candidate], bad: BadHostList
+) -> tuple[list[Candidate], list[Skipped]]:
+    """``candidates`` without those on the bad-host list ``bad`` (by server, by owner, or
+    by the owner's strikes), and the ones passed over with why."""
+    kept: list[Candidate] = []
+    passed: list[Skipped] = []
+    for candidate in candidates:
+        server = candidate.server
+        found = bad.is_bad(server if server is not None else candidate.server_id)
+        if found is None:
+            kept.append(candidate)
+        else:
+            passed.append(Skipped(candidate.server_id, f"bad host: {found.reason}"))
+    return kept, passed
+
+
+class PlaceVerifiedClient(SupportsCreateOrder, Protocol):
+    """What ``place_verified`` calls: create and cancel orders, the server's time
+    (``clore.Clore`` has it)."""
+
+    def cancel_order(self, order_id: int, issue: str | None = None) -> None: ...
+
+    def server_time(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Verified:
+    """How ``place_verified`` ended: the last placement and its settlement (``kept``, or
+    the outcome that stopped it), and every settlement in turn (cancelled ones first)."""
+
+    placed: Placed
+    settlement: Settlement
+    settlements: list[Settlement] = field(default_factory=list)
+
+    @property
+    def order(self) -> Order:
+        """The last order placed (kept, or ended by its settlement)."""
+        return self.placed.order
+
+
+def place_verified(
+    client: PlaceVerifiedClient,
+    candidates: Sequence[Candidate],
+    spec: RentSpec,
+    *,
+    credentials: Callable[[Order], Credentials],
+    wait: Callable[[Order], Order],
+    bid: float | None = None,
+    tries: int = 1,
+    verify_tries: int = 1,
+    bad_hosts: BadHosts | None = None,
+    options: Callable[[Order], VerifyOptions] | None = None,
+    before: Callable[[Candidate], None] | None = None,
+    on_lost: Callable[[Candidate, Skipped, Candidate], None] | None = None,
+    on_placed: Callable[[Placed], None] | None = None,
+    on_settled: Callable[[Settlement, Candidate | None], None] | None = None,
+) -> Verified:
+    """Place an order (``place``), ``wait`` for it, verify and settle it
+    (``verify_and_settle``, created by us); while the settlement moves on (the order
+    failed and was cancelled in the free window) and fewer than ``verify_tries`` orders
+    were made, place again on the candidates after the one that failed, without the hosts
+    the bad-host list now rules out.
+
+    ``credentials(order)`` says how to log in, ``options(order)`` how to verify (its
+    known-hosts file, say). ``on_placed`` hears of each order as soon as it exists (so a
+    caller interrupted later knows what is running); ``on_settled(settlement, next)`` of
+    each settlement and the candidate tried next (None: no more). Errors of ``place`` and
+    ``wait`` propagate; a verification never raises for an unreachable machine.
+    """
+    from clore.rentals.verify import verify_and_settle
+
+    remaining = list(candidates)
+    settlements: list[Settlement] = []
+    while True:
+        placed = place(
+            client, remaining, spec, bid=bid, tries=tries, before=before, on_lost=on_lost
+        )
+        if on_placed is not None:
+            on_placed(placed)
+        ready = wait(placed.order)
+        settled = verify_and_settle(
+            client,
+            ready,
+            credentials(ready),
+            created_by_us=True,
+            listing=placed.candidate.server if placed.candidate.server is not None else ready,
+            bad_hosts=bad_hosts,
+            options=None if options is None else options(ready),
+        )
+        settlements.append(settled)
+        following: list[Candidate] = []
+        if settled.move_on and len(settlements) < verify_tries:
+            index = next(
+                (i for i, c in enumerate(remaining) if c.server_id == placed.candidate.server_id),
+                len(remaining) - 1,
+            )
+            following = remaining[index + 1 :]
+            if bad_hosts is not None:
+                following, _ = avoid_bad_hosts(following, bad_hosts.load())
+        if on_settled is not None:
+            on_settled(settled, following[0] if following else None)
+        if not following:
+            return Verified(Placed(ready, placed.candidate, placed.skipped), settled, settlements)
+        remaining = following
