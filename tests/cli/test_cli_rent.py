@@ -36,9 +36,21 @@ class Racing:
 
 
 def _cheapest(run: Cli, *words: str) -> list[dict[str, Any]]:
-    doc = run.json("market", "gpu=4090", "gpus=1", *words, "--limit", "5", "--refresh")
-    servers: list[dict[str, Any]] = doc["servers"]
-    return servers
+    """The listed single RTX 4090s in the order `rent --cheapest` tries them: above the
+    default quality floors, by price then reliability."""
+    import msgspec
+
+    from clore import Server
+    from clore.rentals.choice import Floors
+
+    doc = run.json(
+        "market", "gpu=4090", "gpus=1", *words, "--limit", "0", "--refresh",
+        "--sort", "price,-reliability",
+    )  # fmt: skip
+    servers: list[dict[str, Any]] = [
+        s for s in doc["servers"] if Floors().admits(msgspec.convert(s, Server, strict=False))
+    ]
+    return servers[:5]
 
 
 def test_rent_cheapest_waits_and_prints_ssh_and_jupyter(run: Cli) -> None:

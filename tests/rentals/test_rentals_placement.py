@@ -12,6 +12,7 @@ import clore
 from clore import Clore, OrderUnconfirmedError, ParameterError, ServerAlreadyRentedError
 from clore.market import PriceContext, parse_filters
 from clore.rentals import Candidate, Skipped, cheapest, payable, place, race_lost
+from clore.rentals.choice import Floors
 from clore.sandbox import Sandbox
 from clore.workflows import RentSpec
 
@@ -49,12 +50,15 @@ def _candidates(client: Clore, *words: str, spot: bool = False) -> list[Candidat
 
 
 def test_cheapest_ranks_available_payable_matches_by_price(clore_client: Clore) -> None:
-    """Only available servers that take the currency and list a price, cheapest first."""
+    """Only available servers that take the currency, list a price and pass the quality
+    floors, cheapest first."""
     servers = clore_client.marketplace()
     ranked = cheapest(servers, parse_filters(["gpus>=1"]), PriceContext("bitcoin"))
     prices = [s.price_per_day("bitcoin") for s in ranked]
     expected = {
-        s.id for s in servers if not s.rented and s.gpu_count >= 1 and payable(s, "bitcoin")
+        s.id
+        for s in servers
+        if not s.rented and s.gpu_count >= 1 and payable(s, "bitcoin") and Floors().admits(s)
     }
     assert ({s.id for s in ranked}, prices) == (expected, sorted(prices))  # type: ignore[type-var]
 
