@@ -16,6 +16,7 @@ from clore.rentals.choice import (
     DEFAULT_MIN_RATINGS,
     DEFAULT_MIN_RELIABILITY,
     Floors,
+    candidate_filter,
     cheapest,
     choose,
 )
@@ -189,3 +190,20 @@ def test_the_sandbox_market_ranks_like_the_capture(clore_client: Clore) -> None:
     assert ranked and all(Floors().admits(s) for s in ranked)
     prices = [s.price_per_day("bitcoin") for s in ranked]
     assert prices == sorted(prices)  # type: ignore[type-var]
+
+
+def test_the_candidate_filter_is_the_rule_of_choose(tmp_path: Path) -> None:
+    """One server at a time (a watch's match): payable, above the floors, not a bad host."""
+    bad = BadHosts(tmp_path / "bad.json")
+    bad.add_server(4, reason="ERR! on GPU 0")
+    servers = [
+        _server(1),
+        _server(2, reliability=0.5),
+        _server(3, coins=("CLORE-Blockchain",)),
+        _server(4),
+    ]
+    admits = candidate_filter("bitcoin", bad_hosts=bad.load())
+    expected = [s.id for s in choose(servers, [], BTC, bad_hosts=bad.load()).candidates]
+    assert [s.id for s in servers if admits(s)] == expected == [1]
+    loose = candidate_filter("bitcoin", floors=Floors.off(), bad_hosts=NONE)
+    assert [s.id for s in servers if loose(s)] == [1, 2, 4]

@@ -1,7 +1,9 @@
 """``clore rent ID`` and ``clore rent --cheapest FILTER...``: create an order, optionally wait.
 
-``--cheapest`` ranks the matching servers with ``clore.rentals.cheapest`` (available,
-payable in ``--currency``, cheapest first); ``_placing.place`` tries up to ``--tries`` of
+``--cheapest`` ranks the matching servers with ``clore.rentals.choice.choose`` (available,
+payable in ``--currency``, above the quality floors of ``--min-reliability``,
+``--min-rating`` and ``--min-ratings`` unless ``--any-quality``, not on the bad-host list;
+cheapest first, ties by reliability); ``_placing.place`` tries up to ``--tries`` of
 them in turn (``clore.rentals.place``).
 """
 
@@ -19,39 +21,60 @@ from clore.cli._orderopts import OrderSpec, order_options
 from clore.cli._output import json_option
 from clore.cli._params import Integer, parse_id
 from clore.cli._placing import Placement, lookup_server, parse_bid, place
+from clore.cli._quality import floors_from, quality_options
 from clore.market import PriceContext, label, server_price
 
 if TYPE_CHECKING:
     from clore.rentals import Candidate
+    from clore.rentals.choice import Choice, Floors
 
 __all__ = ["rent"]
 
 
 def _cheapest(
-    app: AppContext, words: tuple[str, ...], placement: Placement, spot: bool
+    app: AppContext, words: tuple[str, ...], placement: Placement, spot: bool, floors: Floors
 ) -> list[Candidate]:
     from clore.cli._marketdata import load
     from clore.market import parse_filters
-    from clore.rentals import Candidate, cheapest
+    from clore.rentals import Candidate
+    from clore.rentals.choice import choose
 
     filters = parse_filters(words)
-    data = load(app, refresh=True)
+    data = load(app, refresh=True)  # the marketplace lists online servers only: fresh
     placement.rates = data.rates
     ctx = PriceContext(placement.currency, data.rates)
-    payable = cheapest(data.servers, filters, ctx, spot=spot)
-    if not payable:
-        wanted = " ".join(words) or "(no filters)"
-        raise CliError(
-            f"no available server matches {wanted} and takes {label(placement.currency)}",
-            EXIT_NOT_FOUND,
-        )
-    best = payable[0]
+    choice = choose(data.servers, filters, ctx, spot=spot, floors=floors)
+    if not choice.candidates:
+        raise CliError(_nothing_left(choice, words, placement.currency, floors), EXIT_NOT_FOUND)
+    best = choice.candidates[0]
     price = server_price(best, ctx, spot=spot)
+    quality = f"{float(best.reliability) * 100:.0f}% reliable"
+    if best.rating.cnt:
+        quality += f", rated {float(best.rating.avg):.1f} by {best.rating.cnt}"
     app.out.info(
-        f"cheapest of {len(payable)} matching: server {best.id} ({gpu_text(best)}) at "
-        f"{price_text(price, placement.currency)}"
+        f"cheapest of {len(choice.candidates)} matching: server {best.id} ({gpu_text(best)}, "
+        f"{quality}) at {price_text(price, placement.currency)}"
     )
-    return [Candidate(s.id, s) for s in payable]
+    left = choice.describe_left_out()
+    if left:
+        app.out.info(f"left out: {left} (floors: {floors.describe()}; --any-quality removes them)")
+    return [Candidate(s.id, s) for s in choice.candidates]
+
+
+def _nothing_left(choice: Choice, words: tuple[str, ...], currency: str, floors: Floors) -> str:
+    """Why ``--cheapest`` found no candidate, and what would find one."""
+    wanted = " ".join(words) or "(no filters)"
+    message = f"no available server matches {wanted} and takes {label(currency)}"
+    if choice.below_floors:
+        message += (
+            f"; {len(choice.below_floors)} more match below the quality floors "
+            f"({floors.describe()}): lower --min-reliability or --min-rating, or --any-quality"
+        )
+    if choice.bad_hosts:
+        message += f"; {len(choice.bad_hosts)} more are on the bad-host list (`clore hosts bad`)"
+    if choice.not_payable:
+        message += f"; {len(choice.not_payable)} more take other currencies (see --currency)"
+    return message
 
 
 @click.command()
@@ -66,6 +89,7 @@ def _cheapest(
     show_default=True,
     help="With --cheapest: candidates to try when a server is taken meanwhile.",
 )
+@quality_options("With --cheapest")
 @order_options
 @click.option("--spot", is_flag=True, help="Place a spot bid instead of an on-demand order.")
 @click.option("--bid", metavar="PRICE", help="Spot bid per day (e.g. 0.0001btc or 0.00001btc/h).")
@@ -86,6 +110,10 @@ def rent(
 ) -> None:
     """Rent a server by ID, or the cheapest available one matching FILTERs.
 
+    --cheapest chooses among servers that take --currency and pass the quality floors
+    (--min-reliability, --min-rating with --min-ratings; --any-quality: none) and are not
+    on the bad-host list, cheapest first, ties by reliability.
+
     \b
     Examples:
       clore rent 18811 --wait
@@ -94,6 +122,7 @@ def rent(
       clore rent 18811 --max-spend 0.0005btc --max-time 8h --guard
     """
     cur = resolve_currency(currency)
+    floors = floors_from(options, applies=cheapest, what="--cheapest")
     _limits.check(options)
     spec = OrderSpec.from_params(options)
     if bid is not None and not spot:
@@ -113,7 +142,7 @@ def rent(
         tries=tries if cheapest else 1,
     )
     if cheapest:
-        candidates = _cheapest(app, target, placement, spot)
+        candidates = _cheapest(app, target, placement, spot, floors)
     else:
         if len(target) != 1 or not target[0].strip().isdigit():
             raise CliError("give one server ID, or --cheapest with filters", EXIT_USAGE)

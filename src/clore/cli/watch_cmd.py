@@ -2,8 +2,12 @@
 or rent them; alert on conditions over the market and its history.
 
 Polls the marketplace every ``--interval`` seconds (one call per poll; the SDK paces it).
-Matches are ranked like ``clore market --sort``. With ``--rent`` the best match is rented
-with ``required_price`` locked to the price seen; a lost race moves on to the next one.
+A match is a server the FILTERs select that takes ``--currency``, passes the quality
+floors (``--min-reliability``, ``--min-rating``/``--min-ratings``; ``--any-quality``:
+none; ``clore.rentals.choice.candidate_filter``) and is not on the bad-host list.
+Matches are ranked like ``clore market --sort`` (default: price, then reliability). With
+``--rent`` the best match is rented with ``required_price`` locked to the price seen; a
+lost race moves on to the next one.
 Never more than ``--count`` rentals and never past ``--budget`` (planned cost = price per
 day × ``--max-time``, or × the server's maximum rental length without it). A state file
 (``--state NAME``, else named after the command's parameters) makes a restarted watcher
@@ -42,6 +46,7 @@ from clore.cli._loop import (
 from clore.cli._orderopts import OrderSpec, order_options
 from clore.cli._output import json_option
 from clore.cli._params import Integer
+from clore.cli._quality import floors_from, quality_options
 
 if TYPE_CHECKING:
     from clore.market import Filter
@@ -80,8 +85,9 @@ __all__ = ["watch"]
     "--sort",
     "sort_spec",
     metavar="KEYS",
-    help="Rank matches like `clore market --sort` (default: price).",
+    help="Rank matches like `clore market --sort` (default: price,-reliability).",
 )
+@quality_options("Matches")
 @click.option(
     "--when",
     "when",
@@ -149,7 +155,9 @@ def watch(
 ) -> None:
     """Watch the marketplace for servers matching FILTERs under --max-price; --rent them.
 
-    Without --rent, matches are reported as they appear and disappear. --lock-price is
+    A match takes --currency, passes the quality floors (--min-reliability,
+    --min-rating; --any-quality: none) and is not on the bad-host list. Without --rent,
+    matches are reported as they appear and disappear. --lock-price is
     implied (every rental locks the price seen); --wait waits for the rented orders to be
     ready after the watch ends; --dry-run reports what would be rented and sends nothing.
     Hooks (--on-event, --webhook) run for each event beside the watch, as for `monitor`.
@@ -176,12 +184,14 @@ def watch(
         parse_sort,
         sort_servers,
     )
+    from clore.rentals.choice import candidate_filter
     from clore.workflows import StateFile, Watcher, WatchState, state_key, workflows_dir
     from clore.workflows.events import amount
 
     cur = resolve_currency(currency)
+    floors = floors_from(options)
     parsed = parse_filters(filters)
-    keys = parse_sort(sort_spec or ("spot_price" if spot else "price"))
+    keys = parse_sort(sort_spec or ("spot_price,-reliability" if spot else "price,-reliability"))
     conditions = _conditions(when)
     if max_price is None and not conditions:
         raise CliError("give --max-price (offers to match) or --when (conditions to alert on)", 2)
@@ -239,10 +249,12 @@ def watch(
     recording = bool(conditions) if record is None else record
     store = _history_store(app, history_db, conditions, recording)
     history = _history_watch(app, store, conditions, selection, cur, rates, recording)
+    selected = selection.predicate(ctx)
+    quality = candidate_filter(cur, spot=spot, floors=floors)
     watcher = Watcher(
         app.client(),
         app.clock,
-        match=selection.predicate(ctx),
+        match=lambda server: selected(server) and quality(server),
         rank=lambda servers: sort_servers(servers, keys, ctx),
         max_price=cap,
         rent=rent,

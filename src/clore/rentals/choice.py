@@ -40,7 +40,7 @@ bid), then by reliability, highest first; remaining ties keep the marketplace's 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_MIN_RELIABILITY",
     "Choice",
     "Floors",
+    "candidate_filter",
     "cheapest",
     "choose",
     "payable",
@@ -153,6 +154,33 @@ class Choice:
         if self.bad_hosts:
             parts.append(f"{len(self.bad_hosts)} on the bad-host list")
         return ", ".join(parts)
+
+
+def candidate_filter(
+    currency: str,
+    *,
+    spot: bool = False,
+    floors: Floors | None = None,
+    bad_hosts: BadHostList | None = None,
+) -> Callable[[Server], bool]:
+    """``choose``'s rule for one server at a time (a watch's match): payable in
+    ``currency``, above ``floors`` (default ``Floors()``), not on ``bad_hosts`` (default:
+    the local list, read now, once)."""
+    floors = Floors() if floors is None else floors
+    if bad_hosts is None:
+        from clore.rentals.verify.badhosts import BadHosts
+
+        bad_hosts = BadHosts().load()
+    listed = bad_hosts
+
+    def admits(server: Server) -> bool:
+        return (
+            payable(server, currency, spot=spot)
+            and floors.admits(server)
+            and listed.is_bad(server) is None
+        )
+
+    return admits
 
 
 def _price_key(server: Server, currency: str, spot: bool) -> tuple[float, float]:
