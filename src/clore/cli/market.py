@@ -1,6 +1,10 @@
 """``clore market`` (filtered, sorted listing; ``record``, ``stats``, ``history`` of the
 market's past) and ``clore server ID`` (details + spot offers).
 
+A server that does not take ``--currency`` (or lists no price in it) is left out of the
+listing, counted in a note naming the currency that lists it: its price converted into a
+currency it cannot be paid in would be a price nobody can rent at.
+
 ``market`` is a group that lists servers unless its first word names a subcommand: filter
 words always hold an operator (``gpu=4090``) or are the bare ``spot``, so no filter word
 is a subcommand's name. The subcommands live in ``history_cmd``, named lazily.
@@ -58,7 +62,8 @@ def _row(server: Server, ctx: PriceContext, show_usd: bool, show_status: bool) -
     cur = ctx.currency
     day = server_price(server, ctx)
     usd = server_price(server, ctx, USD)
-    spot = server_price(server, ctx, spot=True)
+    # The server's own spot minimum in the currency: a converted one could not be bid.
+    spot = server.price_per_day(cur, spot=True)
     row = [
         str(server.id),
         gpu_text(server),
@@ -214,6 +219,7 @@ def market(
         return
     from clore.cli._marketdata import load
     from clore.market import parse_filters, parse_sort, select
+    from clore.rentals.choice import payable
 
     _refuse_misplaced_subcommand(filters)
     cur = resolve_currency(currency)
@@ -221,7 +227,9 @@ def market(
     keys = parse_sort(sort)
     data = load(app, refresh=refresh, max_age=max_age)
     ctx = price_context(app, data, cur)
-    matched = select(data.servers, words, ctx, sort=keys, include_rented=include_rented)
+    selected = select(data.servers, words, ctx, sort=keys, include_rented=include_rented)
+    matched = [s for s in selected if payable(s, cur)]
+    elsewhere = [s for s in selected if not payable(s, cur)]
     shown = matched[:limit] if limit else matched
     out = app.out
 
@@ -236,6 +244,8 @@ def market(
             f"{len(shown)} of {len(matched)} matching {pool} shown "
             f"(of {len(data.servers)} listed; {source}); prices per day and per hour"
         )
+        if elsewhere:
+            out.info(_elsewhere_note(elsewhere, cur))
 
     out.result(
         {
@@ -244,9 +254,23 @@ def market(
             "fetched_at": data.fetched_at,
             "cached": data.cached,
             "matched": len(matched),
+            "not_payable": len(elsewhere),
             "servers": [server_doc(s, ctx) for s in shown],
         },
         human,
+    )
+
+
+def _elsewhere_note(servers: list[Server], currency: str) -> str:
+    """``note: 12 more matching servers do not take BTC (--currency clore lists them)``."""
+    from clore.market import CURRENCY_LABELS
+    from clore.rentals.choice import payable
+
+    others = [c for c in CURRENCY_LABELS if c != currency and any(payable(s, c) for s in servers)]
+    hint = " or ".join(f"--currency {label(c).lower()}" for c in others)
+    return (
+        f"note: {len(servers)} more matching servers do not take {label(currency)} "
+        f"(or list no price in it) and are not shown" + (f" ({hint} lists them)" if hint else "")
     )
 
 
@@ -305,14 +329,23 @@ def server(app: AppContext, server_id: int, currency: str, refresh: bool) -> Non
 
 
 def _details(app: AppContext, found: Server, ctx: PriceContext) -> None:
+    from clore.rentals.choice import payable
+
     specs = found.specs
     usd = server_price(found, ctx, USD)
+    cur = ctx.currency
+    if payable(found, cur):
+        price = day_and_hour(server_price(found, ctx), cur)
+        spot = day_and_hour(found.price_per_day(cur, spot=True), cur)
+    else:
+        takes = ", ".join(label(c) for c in found.allowed_coins) or "other currencies"
+        price = spot = f"— (does not take {label(cur)}: it takes {takes})"
     pairs = [
         ("GPU", f"{gpu_text(found)} ({number(specs.gpuram, 0, ' GB')} each)"),
         ("Status", "rented" if found.rented else "available"),
-        ("Price", day_and_hour(server_price(found, ctx), ctx.currency)),
+        ("Price", price),
         ("Price in USD", day_and_hour(usd, USD)),
-        ("Spot minimum", day_and_hour(server_price(found, ctx, spot=True), ctx.currency)),
+        ("Spot minimum", spot),
         ("Max rental", duration(float(found.mrl) * 3600)),
         ("Reliability", f"{float(found.reliability) * 100:.1f}%"),
         ("Rating", f"{float(found.rating.avg):.1f} ({found.rating.cnt} votes)"),
