@@ -27,22 +27,39 @@ def _ready(run: Cli) -> tuple[int, str, int, str]:
     return order["id"], host, port, order["derived"]["http_url"]
 
 
-def test_ssh_execs_ssh_with_host_port_user_and_command(run: Cli, executed: list[list[str]]) -> None:
-    """clore ssh ORDER -- CMD runs ssh -p PORT root@HOST CMD."""
+#: ssh's options for a loopback host (a sandbox order): no host-key check, no entry.
+LOOPBACK = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+LOOPBACK += ["-o", "LogLevel=ERROR"]
+
+
+def _key() -> str:
+    """The private half of the default key the test's rent sent."""
+    return str(Path.home() / ".ssh" / "id_ed25519")
+
+
+def test_ssh_execs_ssh_with_host_port_key_user_and_command(
+    run: Cli, executed: list[list[str]]
+) -> None:
+    """clore ssh ORDER -- CMD runs ssh -p PORT -i KEY root@HOST CMD, KEY the private half
+    of the key the order was rented with."""
     oid, host, port, _ = _ready(run)
     result = run("ssh", str(oid), "--", "nvidia-smi", "-L")
     assert result.exit_code == 0, result.output
-    assert executed == [["ssh", "-p", str(port), f"root@{host}", "nvidia-smi", "-L"]]
+    assert executed == [
+        ["ssh", "-p", str(port), "-i", _key(), *LOOPBACK, f"root@{host}", "nvidia-smi", "-L"]
+    ]
 
 
 def test_ssh_print_and_json_show_the_command(run: Cli, executed: list[list[str]]) -> None:
     """--print prints the command line; --json the argv, host, port and user; nothing runs."""
     oid, host, port, _ = _ready(run)
     printed = run("ssh", str(oid), "--print", "--user", "ubuntu", "-i", "~/.ssh/k")
-    assert printed.stdout.strip() == f"ssh -p {port} -i '~/.ssh/k' ubuntu@{host}"
+    assert printed.stdout.strip() == " ".join(
+        ["ssh", "-p", str(port), "-i", "'~/.ssh/k'", *LOOPBACK, f"ubuntu@{host}"]
+    )
     doc = run.json("ssh", str(oid))
-    assert doc == {"argv": ["ssh", "-p", str(port), f"root@{host}"], "host": host, "port": port,
-                   "user": "root"}  # fmt: skip
+    assert doc == {"argv": ["ssh", "-p", str(port), "-i", _key(), *LOOPBACK, f"root@{host}"],
+                   "host": host, "port": port, "user": "root"}  # fmt: skip
     assert executed == []
 
 
@@ -66,16 +83,19 @@ def test_ssh_config_prints_host_entries(run: Cli) -> None:
     assert doc["hosts"][0]["alias"] == f"clore-{oid}" and doc["hosts"][0]["port"] == port
 
 
+@pytest.mark.no_default_key
 def test_ssh_config_write_creates_a_private_include_file(run: Cli) -> None:
-    """--write replaces ~/.ssh/clore_config (0600) and reminds about the Include line."""
-    oid, _, _, _ = _ready(run)
+    """--write replaces ~/.ssh/clore_config (0600, ~/.ssh made 0700) and puts the Include
+    line in a new ~/.ssh/config."""
+    order = run.rent_cheapest_4090("--ssh-password", "Secret123")
     result = run("ssh-config", "--write")
     assert result.exit_code == 0, result.output
     path = Path.home() / ".ssh" / "clore_config"
-    assert f"Host clore-{oid}" in path.read_text()
+    assert f"Host clore-{order['id']}" in path.read_text()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700  # ~/.ssh did not exist
-    assert f"Include {path}" in result.stderr
+    assert "Include ~/.ssh/clore_config" in (Path.home() / ".ssh" / "config").read_text()
+    assert "added `Include ~/.ssh/clore_config` at the top of" in result.stderr
     assert result.stdout == ""
 
 
@@ -100,7 +120,8 @@ def test_copy_uses_rsync_over_ssh_port(run: Cli, executed: list[list[str]]) -> N
     result = run("copy", "./data", f"{oid}:/workspace/data", "--tool", "rsync")
     assert result.exit_code == 0, result.output
     argv = executed[0]
-    assert argv[0] == "rsync" and argv[argv.index("-e") + 1] == f"ssh -p {port}"
+    shell = " ".join(["ssh", "-p", str(port), "-i", _key(), *LOOPBACK])
+    assert argv[0] == "rsync" and argv[argv.index("-e") + 1] == shell
     # Options the rsync 2.6.9 / openrsync of macOS knows too (no --info=progress2).
     assert argv[1 : argv.index("-e")] == ["-az", "--partial", "--progress"]
     assert argv[-2:] == ["./data", f"root@{host}:/workspace/data"]
@@ -110,7 +131,9 @@ def test_copy_from_the_order_with_scp(run: Cli, executed: list[list[str]]) -> No
     """copy ORDER:path LOCAL with --tool scp uses scp -P PORT (and -r when asked)."""
     oid, host, port, _ = _ready(run)
     doc = run.json("copy", f"{oid}:/root/out", ".", "--tool", "scp", "-r")
-    assert doc["argv"] == ["scp", "-P", str(port), "-r", f"root@{host}:/root/out", "."]
+    assert doc["argv"] == [
+        "scp", "-P", str(port), "-i", _key(), *LOOPBACK, "-r", f"root@{host}:/root/out", ".",
+    ]  # fmt: skip
     assert executed == []
 
 

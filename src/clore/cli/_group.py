@@ -35,6 +35,11 @@ SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
                 "Rent a server by id, or the cheapest matching filters.",
             ),
             ("spot", "clore.cli.spot:spot", "Bid on a server (spot) and change your bids."),
+            (
+                "hosts",
+                "clore.cli.hosts_cmd:hosts",
+                "Bad hosts verification caught (`host` is for servers you host).",
+            ),
         ],
     ),
     (
@@ -47,6 +52,11 @@ SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
                 "Show one order: state, endpoints, spend, time left.",
             ),
             ("cancel", "clore.cli.orders:cancel", "Cancel orders, optionally reporting an issue."),
+            (
+                "verify",
+                "clore.cli.verify_cmd:verify",
+                "Check an order's machine against its listing over SSH.",
+            ),
             ("ssh", "clore.cli.access:ssh", "SSH into an order, or run a command there."),
             (
                 "ssh-config",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import click
 
-from clore.cli._context import CliError
+from clore.cli._context import EXIT_USAGE, CliError
 from clore.cli._loop import seconds_option
 
 if TYPE_CHECKING:
@@ -107,8 +107,8 @@ def container_options(*, recovery: bool = False) -> Callable[[Callable[..., Any]
             "--ssh-key",
             metavar="FILE|KEY",
             help=f"OpenSSH public key{tail}: a .pub file or the key itself (default "
-            "~/.ssh/id_ed25519.pub or id_rsa.pub). A private key is refused; for FILE "
-            "without .pub, FILE.pub is used when it exists.",
+            "$CLORE_SSH_KEY, else ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub). A "
+            "private key is refused; for FILE without .pub, FILE.pub is used when it exists.",
         ),
         click.option(
             "--ssh-password", metavar="TEXT", help=f"SSH password{tail} (letters, digits)."
@@ -167,6 +167,7 @@ class OrderSpec:
     command: str | None
     jupyter_token: str | None
     token_generated: bool
+    key_default: bool = False
 
     @classmethod
     def from_options(
@@ -188,6 +189,7 @@ class OrderSpec:
             key_text, key_path = _public_key(str(ssh_key))
         elif ssh_password is None:
             key_text, key_path = _default_key()
+        key_default = ssh_key is None and key_text is not None
         has_http = bool(ports) and "http" in (ports or {}).values()
         generated = jupyter_token is None and has_http
         token = secrets.token_hex(12) if generated else jupyter_token
@@ -201,6 +203,7 @@ class OrderSpec:
             command=command,
             jupyter_token=token,
             token_generated=generated,
+            key_default=key_default,
         )
 
     @classmethod
@@ -237,6 +240,29 @@ class OrderSpec:
             command=self.command,
             lock_price=lock_price,
         )
+
+    def require_login(self) -> None:
+        """Exit 2 (nothing sent) when port 22 is forwarded with neither a key nor a
+        password: an order nobody could log in to."""
+        from clore.rentals import login_problem
+
+        problem = login_problem(self.ports, ssh_key=self.ssh_key, ssh_password=self.ssh_password)
+        if problem is not None:
+            raise CliError(problem, EXIT_USAGE)
+
+    def key_note(self) -> str | None:
+        """How the order is logged in to, for the confirmation and the dry run: the key
+        file sent (``your default key`` when found, not given), the key given inline, a
+        password (never shown); None when nothing is set."""
+        parts: list[str] = []
+        if self.ssh_key_path is not None:
+            shown = _home_relative(self.ssh_key_path)
+            parts.append(f"{shown} (your default key)" if self.key_default else shown)
+        elif self.ssh_key is not None:
+            parts.append("the public key given to --ssh-key")
+        if self.ssh_password:
+            parts.append("the --ssh-password (not shown)")
+        return " and ".join(parts) or None
 
     def token_note(self) -> str | None:
         """The line that shows a generated Jupyter token (the API never returns it)."""
@@ -277,9 +303,18 @@ def _public_key(value: str) -> tuple[str, Path | None]:
     return key.text, key.path
 
 
+def _home_relative(path: Path) -> str:
+    """``~/.ssh/id_ed25519.pub`` for a file under the home directory, else the path."""
+    try:
+        return "~/" + path.absolute().relative_to(Path.home()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _default_key() -> tuple[str | None, Path | None]:
-    """The renter's default public key (``~/.ssh/id_ed25519.pub``, ``id_rsa.pub``), read;
-    (None, None) when there is none; exit 2 when the file found is not a public key."""
+    """The renter's default public key (``$CLORE_SSH_KEY``, else ``~/.ssh/id_ed25519.pub``,
+    ``id_ecdsa.pub``, ``id_rsa.pub``), read; (None, None) when there is none; exit 2 when
+    the file found is not a public key."""
     from clore import ParameterError
     from clore.rentals import default_public_key
 

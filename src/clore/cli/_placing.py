@@ -1,20 +1,35 @@
 """How the order-creating commands (``rent``, ``spot bid``) place an order, around
 ``clore.rentals.place``: the confirmation (server, price per day and hour, balance and
-runway), ``--dry-run`` (``RentSpec.preview``: exactly the body create_order would send,
-secrets redacted), the report of a lost race, the stop when the order may exist, the
-limits registered, ``--wait`` until SSH is ready, and what to do next.
+runway, the SSH key sent), ``--dry-run`` (``RentSpec.preview``: exactly the body
+create_order would send, secrets redacted), the report of a lost race, the stop when the
+order may exist, the limits registered, the login remembered (``rentals.RentalLogins``),
+``--wait`` until SSH is ready, and what to do next. ``rent --verify`` goes through
+``_verifying`` (``rentals.place_verified``) instead.
+
+Once an order exists, whatever stops the command before the user has it (Ctrl-C, a wait
+that times out, any error) ends in one line saying the order is still running and
+billing, with the commands to cancel it or wait again (``_billing``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from clore.cli import _limits
-from clore.cli._context import EXIT_API, EXIT_USAGE, AppContext, CliError
+from clore.cli._context import (
+    EXIT_API,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    AppContext,
+    CliError,
+)
 from clore.cli._format import day_and_hour, gpu_text, order_doc, price_text, server_doc
 from clore.cli._orderopts import OrderSpec, redact
 from clore.market import USD, PriceContext, label
@@ -24,7 +39,16 @@ if TYPE_CHECKING:
     from clore.rentals import Candidate, Skipped
     from clore.workflows import Limits
 
-__all__ = ["Placement", "lookup_server", "parse_bid", "place"]
+__all__ = [
+    "Hooks",
+    "Placement",
+    "created",
+    "lookup_server",
+    "parse_bid",
+    "place",
+    "report_access",
+    "wait_ready",
+]
 
 
 @dataclass
@@ -43,6 +67,12 @@ class Placement:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     limits: Limits | None = None
     guard: bool = False
+    verify: bool = False
+    verify_tries: int = 1
+    # The server whose create_order is running (a Ctrl-C then may leave an order).
+    creating: int | None = None
+    # What a wait for the new order waits on ("provisioning", a spot bid not winning).
+    why: str = "provisioning"
 
     @property
     def spot(self) -> bool:
@@ -53,9 +83,10 @@ def place(
     app: AppContext, candidates: list[Candidate], spec: OrderSpec, placement: Placement
 ) -> None:
     """Create one order on the first candidate that accepts it, then report (and wait)."""
-    from clore import InvalidInputError
     from clore.rentals import place as place_order
 
+    spec.require_login()
+    candidates = _without_bad_hosts(app, candidates)
     rent = spec.rent_spec(
         "spot" if placement.spot else "on-demand",
         placement.currency,
@@ -64,12 +95,14 @@ def place(
     if placement.dry_run:
         first = candidates[0]
         price = placement.spot_bid if placement.spot else first.listed_price(rent.currency)
-        _print_dry_run(app, rent.preview(first.server_id, price), first.server, placement)
+        body = rent.preview(first.server_id, price)
+        _print_dry_run(app, body, first.server, spec, placement)
         return
 
     def confirm(candidate: Candidate) -> None:
         if not placement.yes:
-            _confirm(app, candidate, placement)
+            _confirm(app, candidate, spec, placement)
+        placement.creating = candidate.server_id
 
     def lost(candidate: Candidate, skipped: Skipped, following: Candidate) -> None:
         app.out.info(
@@ -78,7 +111,14 @@ def place(
         )
         placement.skipped.append({"server_id": skipped.server_id, "error": skipped.reason})
 
-    try:
+    if placement.verify:
+        from clore.cli._verifying import place_and_verify
+
+        hooks = Hooks(confirm, lost)
+        with _creating(app, candidates, placement):
+            place_and_verify(app, candidates, rent, spec, placement, hooks)
+        return
+    with _creating(app, candidates, placement):
         placed = place_order(
             app.api(),
             candidates,
@@ -88,6 +128,73 @@ def place(
             before=confirm,
             on_lost=lost,
         )
+    created(app, placed.order, placed.candidate.server, spec, placement)
+    try:
+        order = wait_ready(app, placed.order, placement)
+    except BaseException as exc:
+        from clore.cli._billing import billing_error
+
+        raise billing_error(exc, placed.order.id) from exc
+    report_access(app, order, spec, placement)
+
+
+def _without_bad_hosts(app: AppContext, candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates not on the bad-host list (``clore hosts bad``), saying which were
+    passed over; a server named by id is kept, with a warning."""
+    from clore.rentals import avoid_bad_hosts
+    from clore.rentals.verify import BadHostsFileError, list_bad_hosts
+
+    try:
+        bad = list_bad_hosts()
+    except BadHostsFileError as exc:
+        app.out.warn(f"{exc}; not skipping bad hosts")
+        return candidates
+    kept, passed = avoid_bad_hosts(candidates, bad)
+    if not passed:
+        return candidates
+    if len(candidates) == 1:
+        app.out.warn(
+            f"server {passed[0].server_id} is on your bad-host list ({passed[0].reason}); "
+            "renting it as asked"
+        )
+        return candidates
+    named = ", ".join(str(p.server_id) for p in passed[:5])
+    more = f" and {len(passed) - 5} more" if len(passed) > 5 else ""
+    app.out.info(f"skipping server(s) {named}{more}: on the bad-host list (`clore hosts bad`)")
+    if not kept:
+        raise CliError(
+            "every matching server is on the bad-host list (`clore hosts bad` lists them, "
+            "`clore hosts bad --forget ID` forgets one)",
+            EXIT_NOT_FOUND,
+        )
+    return kept
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What ``place`` gives the verifying placement: the confirmation, the lost race."""
+
+    confirm: Callable[[Candidate], None]
+    lost: Callable[[Candidate, Skipped, Candidate], None]
+
+
+@contextmanager
+def _creating(app: AppContext, candidates: list[Candidate], placement: Placement) -> Iterator[None]:
+    """Around creating the order: an order that may exist stops with how to find out
+    (also when interrupted mid-create), a code 2 on a server never looked up is exit 4
+    when the server is not listed."""
+    from clore import InvalidInputError
+
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if placement.creating is not None:
+            raise CliError(
+                f"interrupted while creating the order on server {placement.creating}: it may "
+                "exist and be billing; `clore orders` lists it (`clore cancel ID` stops it)",
+                EXIT_INTERRUPTED,
+            ) from exc
+        raise
     except Exception as exc:
         _stop_if_in_doubt(exc)
         failed = candidates[min(len(placement.skipped), len(candidates) - 1)]
@@ -97,10 +204,9 @@ def place(
 
             find_server(load(app, rates=False), failed.server_id)
         raise
-    _after_create(app, placed.order, placed.candidate.server, spec, placement)
 
 
-def _confirm(app: AppContext, candidate: Candidate, placement: Placement) -> None:
+def _confirm(app: AppContext, candidate: Candidate, spec: OrderSpec, placement: Placement) -> None:
     from clore.market import convert
 
     cur = placement.currency
@@ -132,6 +238,14 @@ def _confirm(app: AppContext, candidate: Candidate, placement: Placement) -> Non
                 f"plus the {fee:g}% renter fee"
             )
         out.info(f"  balance  {left:.8g} {label(cur)}{runway}")
+    login = spec.key_note()
+    if login is not None:
+        out.info(f"  login    {login}")
+    if placement.verify:
+        out.info(
+            "  verify   after it is ready, inside the free 10 minutes; a machine that fails "
+            "is cancelled at no creation fee"
+        )
     try:
         confirmed = click.confirm("Proceed?", default=False, err=True)
     except click.Abort:
@@ -158,35 +272,49 @@ def _stop_if_in_doubt(exc: Exception) -> None:
 
 
 def _print_dry_run(
-    app: AppContext, body: CreateOrderRequest, server: Server | None, placement: Placement
+    app: AppContext,
+    body: CreateOrderRequest,
+    server: Server | None,
+    spec: OrderSpec,
+    placement: Placement,
 ) -> None:
     import msgspec
 
     shown = redact(msgspec.to_builtins(body))
     ctx = PriceContext(placement.currency, placement.rates)
+    key_file = None if spec.ssh_key_path is None else str(spec.ssh_key_path)
     document = {
         "dry_run": True,
         "method": "POST",
         "endpoint": "create_order",
         "body": shown,
         "server": None if server is None else server_doc(server, ctx),
+        "ssh_key_file": key_file,
+        "ssh_key_default": spec.key_default,
+        "verify": placement.verify,
     }
 
     def human() -> None:
         app.out.echo("Dry run: nothing was sent. The request would be:")
         app.out.echo("POST /v1/create_order")
         app.out.echo(msgspec.json.format(msgspec.json.encode(shown), indent=2).decode())
+        login = spec.key_note()
+        if login is not None:
+            app.out.echo(f"login: {login}")
+        if placement.verify:
+            app.out.echo(f"then: verify the machine (up to {placement.verify_tries} orders)")
 
     app.out.result(document, human)
 
 
-def _after_create(
+def created(
     app: AppContext, order: Order, server: Server | None, spec: OrderSpec, placement: Placement
 ) -> None:
-    import msgspec
-
+    """Right after the order exists: say so, register its limits and remember how to log
+    in to it (before any wait, so an interrupted command leaves both behind)."""
     from clore.cli._marketdata import invalidate
 
+    placement.creating = None
     invalidate(app)
     out = app.out
     limits = placement.limits
@@ -196,25 +324,66 @@ def _after_create(
         out.info(f"Placed a spot bid on server {order.si}{gpu} as order {order.id}: {price}")
     else:
         out.info(f"Rented server {order.si}{gpu} as order {order.id}: {price}, on-demand")
+    _remember_login(app, order, spec)
     if limits:
         # Before --wait, so an interrupted wait leaves them registered for `clore guard`.
         _limits.record(app, order, limits, foreground=placement.guard)
-    why = "provisioning"
+    placement.why = "provisioning"
     if order.spot and not _bid_runs(app, order):
-        why = "a spot bid runs only while it is the highest"
-    if placement.wait:
-        started = time.monotonic()
-        with out.waiting(f"waiting for order {order.id} to be ready ({why})"):
-            order = app.api().wait_for_order(order.id, timeout=placement.timeout)
-        out.info(f"Order {order.id} is ready after {time.monotonic() - started:.1f} s")
+        placement.why = "a spot bid runs only while it is the highest"
+
+
+def _remember_login(app: AppContext, order: Order, spec: OrderSpec) -> None:
+    """Keep the key file and password the order was created with (``clore verify``,
+    ``ssh`` and ``ssh-config`` log in with them later); a file that cannot be written is
+    a warning, not a failure: the order exists."""
+    from clore.rentals import LoginsFileError, RentalLogins
+
+    if spec.ssh_key_path is None and not spec.ssh_password:
+        return
+    try:
+        RentalLogins().remember(order, public_key=spec.ssh_key_path, password=spec.ssh_password)
+    except (OSError, LoginsFileError) as exc:
+        app.out.warn(f"could not remember how to log in to order {order.id}: {exc}")
+
+
+def wait_ready(app: AppContext, order: Order, placement: Placement) -> Order:
+    """With ``--wait`` (or ``--verify``), block until SSH answers; the order as it is."""
+    if not (placement.wait or placement.verify):
+        return order
+    started = time.monotonic()
+    with app.out.waiting(f"waiting for order {order.id} to be ready ({placement.why})"):
+        order = app.api().wait_for_order(order.id, timeout=placement.timeout)
+    app.out.info(f"Order {order.id} is ready after {time.monotonic() - started:.1f} s")
+    return order
+
+
+def report_access(
+    app: AppContext,
+    order: Order,
+    spec: OrderSpec,
+    placement: Placement,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Print the rented order and how to reach it (the command's result document, with
+    ``extra`` keys), then run ``--guard``."""
+    import msgspec
+
+    from clore.cli._states import state_word
+
+    out = app.out
+    limits = placement.limits
     now = app.server_time()
     jupyter = spec.jupyter_url(order.http_url)
+    record = order_doc(order, now)
+    record["derived"]["state"] = state_word(order, now)
     document = {
-        "order": order_doc(order, now),
+        "order": record,
         "jupyter_url": jupyter,
         "jupyter_token": spec.jupyter_token if spec.serves_jupyter else None,
         "skipped": placement.skipped,
         "limits": None if not limits else msgspec.to_builtins(limits),
+        **(extra or {}),
     }
 
     def human() -> None:

@@ -3,6 +3,12 @@
 Each resolves the order's public endpoint (``pub_cluster`` host, the public port mapped
 from container port 22, ``http_pub``) through the SDK, then hands over to ``ssh``,
 ``rsync``/``scp`` or the browser. ``--print`` (and ``--json``) show the command instead.
+
+The key is the private half of the one the order was rented with (``rentals.RentalLogins``
+remembers it), else of the default key. Host keys: each order has its own known-hosts
+file (``rentals.known_hosts_path``) with ``StrictHostKeyChecking accept-new``, so a
+host:port an earlier order used does not trip a "host key changed" warning; a loopback
+host (a sandbox order) is not checked at all. ``ssh --wait`` waits for the order first.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import click
 
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._format import gpu_text, timestamp
+from clore.cli._loop import seconds_option
 from clore.cli._output import json_option
 from clore.cli._params import Id, parse_id
 
@@ -34,8 +41,10 @@ def run_program(argv: Sequence[str]) -> None:
     os.execvp(argv[0], list(argv))
 
 
-def _ready_order(app: AppContext, order_id: int) -> tuple[Order, str, int]:
-    order = app.api().get_order(order_id)
+def _ready_order(
+    app: AppContext, order_id: int, *, wait: bool = False, timeout: float = 600.0
+) -> tuple[Order, str, int]:
+    order = _wait(app, order_id, timeout) if wait else app.api().get_order(order_id)
     if order.expired:
         raise CliError(f"order {order_id} has ended", 1)
     endpoint = order.ssh_endpoint
@@ -48,25 +57,64 @@ def _ready_order(app: AppContext, order_id: int) -> tuple[Order, str, int]:
     return order, endpoint[0], endpoint[1]
 
 
-def _ssh_options(host: str, identity: str | None) -> list[str]:
-    """ssh options for ``host``: the private half of the key ``rent`` sends by default
-    (``~/.ssh`` under $HOME; ssh itself looks in the passwd home), and for a loopback
-    host — a sandbox order, whose port changes with every order and whose host key with
-    every sandbox — no host-key check and no known_hosts entry."""
-    options: list[str] = []
-    if identity is None:
-        from clore.rentals import DEFAULT_KEY_NAMES
+def _wait(app: AppContext, order_id: int, timeout: float) -> Order:
+    """``--wait``: until the order is ready; stopping says it is still billing."""
+    from clore.cli._billing import billing_error
 
-        ssh_dir = Path.home() / ".ssh"
-        private = [ssh_dir / name.removesuffix(".pub") for name in DEFAULT_KEY_NAMES]
-        found = next((p for p in private if p.is_file() and p.with_suffix(".pub").is_file()), None)
-        if found is not None:
-            options += ["-i", str(found)]
-    else:
-        options += ["-i", identity]
-    if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
+    try:
+        with app.out.waiting(f"waiting for order {order_id} to be ready"):
+            return app.api().wait_for_order(order_id, timeout=timeout)
+    except BaseException as exc:
+        raise billing_error(exc, order_id) from exc
+
+
+def _loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def identity_file(order: Order) -> Path | None:
+    """The private key to log in to ``order`` with: the one beside the public key it was
+    rented with (remembered), else the private half of the default key (``~/.ssh`` under
+    $HOME; ssh itself looks in the passwd home); None when neither exists."""
+    from clore.rentals import (
+        LoginsFileError,
+        RentalLogins,
+        default_public_key,
+        private_key_beside,
+    )
+
+    try:
+        saved = RentalLogins().get(order)
+    except LoginsFileError:
+        saved = None
+    if saved is not None and saved.private_key and Path(saved.private_key).is_file():
+        return Path(saved.private_key)
+    if saved is not None and saved.password and not saved.private_key:
+        return None  # rented with a password: ssh asks for it
+    try:
+        default = default_public_key()
+    except ValueError:
+        return None
+    return None if default is None else private_key_beside(default.path)
+
+
+def _ssh_options(order: Order, host: str, identity: str | None) -> list[str]:
+    """ssh options for ``order`` at ``host``: ``-i`` the key it was rented with (or
+    ``identity``), and its own known-hosts file with accept-new; for a loopback host — a
+    sandbox order, whose port changes with every order and whose host key with every
+    sandbox — no host-key check and no known_hosts entry."""
+    options: list[str] = []
+    key = identity if identity is not None else identity_file(order)
+    if key is not None:
+        options += ["-i", str(key)]
+    if _loopback(host):
         options += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
         options += ["-o", "LogLevel=ERROR"]
+    else:
+        from clore.rentals import known_hosts_path
+
+        options += ["-o", f"UserKnownHostsFile={known_hosts_path(order)}"]
+        options += ["-o", "StrictHostKeyChecking=accept-new"]
     return options
 
 
@@ -82,6 +130,12 @@ def _show(app: AppContext, argv: list[str], **extra: object) -> None:
     "-i", "--identity", type=click.Path(dir_okay=False), help="Private key file for ssh -i."
 )
 @click.option("--print", "print_only", is_flag=True, help="Print the ssh command; do not run it.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait until ORDER is ready first (resumes an interrupted `rent --wait`).",
+)
+@seconds_option("--timeout", 600.0, "How long --wait waits.")
 @json_option
 @pass_app
 def ssh(
@@ -91,13 +145,15 @@ def ssh(
     user: str,
     identity: str | None,
     print_only: bool,
+    wait: bool,
+    timeout: float,
 ) -> None:
     """Open an SSH session to ORDER, or run CMD there (after --).
 
     Example: clore ssh 1234 -- nvidia-smi
     """
-    _, host, port = _ready_order(app, order_id)
-    argv = ["ssh", "-p", str(port), *_ssh_options(host, identity)]
+    order, host, port = _ready_order(app, order_id, wait=wait, timeout=timeout)
+    argv = ["ssh", "-p", str(port), *_ssh_options(order, host, identity)]
     argv += [f"{user}@{host}", *command]
     if print_only or app.out.json_mode:
         _show(app, argv, host=host, port=port, user=user)
@@ -109,8 +165,19 @@ def _default_config_path() -> Path:
     return Path.home() / ".ssh" / "clore_config"
 
 
+def _quoted(path: Path) -> str:
+    """A path as ssh_config reads it (quoted when it holds a space)."""
+    text = str(path)
+    return f'"{text}"' if any(ch.isspace() for ch in text) else text
+
+
 @click.command("ssh-config")
-@click.option("--write", is_flag=True, help="Write the entries to the Include file.")
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Write the entries to the Include file, and add the Include line to ~/.ssh/config "
+    "when missing (once, with a backup).",
+)
 @click.option(
     "--path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -122,9 +189,13 @@ def _default_config_path() -> Path:
 def ssh_config(app: AppContext, write: bool, path: Path | None, user: str) -> None:
     """Host clore-<id> entries for your active orders (ssh clore-1234 then just works).
 
-    Without --write the entries are printed. With --write they replace the Include file;
-    add `Include ~/.ssh/clore_config` at the top of ~/.ssh/config once.
+    Each entry names the key the order was rented with (IdentityFile) and the order's own
+    known-hosts file with StrictHostKeyChecking accept-new. Without --write the entries
+    are printed. With --write they replace the Include file, and `Include FILE` is put at
+    the top of ~/.ssh/config if it is not there (the old file kept as config.clore-backup).
     """
+    from clore.rentals import known_hosts_path
+
     found = app.api().my_orders(include_completed=False)
     hosts = []
     lines = [f"# Written by `clore ssh-config` at {timestamp(app.clock.time())}; rerun to refresh."]
@@ -133,6 +204,8 @@ def ssh_config(app: AppContext, write: bool, path: Path | None, user: str) -> No
         if order.expired or endpoint is None:
             continue
         alias = f"clore-{order.id}"
+        identity = identity_file(order)
+        known = known_hosts_path(order)
         hosts.append(
             {
                 "alias": alias,
@@ -141,6 +214,8 @@ def ssh_config(app: AppContext, write: bool, path: Path | None, user: str) -> No
                 "user": user,
                 "order_id": order.id,
                 "server_id": order.si,
+                "identity_file": None if identity is None else str(identity),
+                "known_hosts": str(known),
             }
         )
         lines += [
@@ -151,9 +226,18 @@ def ssh_config(app: AppContext, write: bool, path: Path | None, user: str) -> No
             f"    Port {endpoint[1]}",
             f"    User {user}",
         ]
+        if identity is not None:
+            lines.append(f"    IdentityFile {_quoted(identity)}")
+        lines += [
+            f"    UserKnownHostsFile {_quoted(known)}",
+            "    StrictHostKeyChecking accept-new",
+        ]
     text = "\n".join(lines) + "\n"
     target = path or _default_config_path()
+    added = None
     if write:
+        from clore.rentals import add_include
+
         if not target.parent.exists():
             # ssh refuses keys and configs in a directory others can write: keep it private.
             target.parent.mkdir(mode=0o700, parents=True)
@@ -162,12 +246,16 @@ def ssh_config(app: AppContext, write: bool, path: Path | None, user: str) -> No
         tmp.chmod(0o600)
         os.replace(tmp, target)
         app.out.info(f"wrote {len(hosts)} host(s) to {target}")
-        main_config = Path.home() / ".ssh" / "config"
-        include = f"Include {target}"
-        existing = main_config.read_text(encoding="utf-8") if main_config.is_file() else ""
-        if str(target) not in existing and "clore_config" not in existing:
-            app.out.info(f"add this line at the top of {main_config}: {include}")
-    document = {"path": str(target) if write else None, "hosts": hosts}
+        added = add_include(target)
+        if added is not None:
+            backup = f" (the old file is {added.backup})" if added.backup is not None else ""
+            app.out.info(f"added `{added.line}` at the top of {added.config}{backup}")
+    document = {
+        "path": str(target) if write else None,
+        "hosts": hosts,
+        "include_added": None if added is None else added.line,
+        "backup": None if added is None or added.backup is None else str(added.backup),
+    }
     app.out.result(document, lambda: None if write else app.out.echo(text.rstrip("\n")))
 
 
@@ -238,14 +326,14 @@ def copy(
         raise CliError("exactly one of SRC and DST must be ORDER:path (e.g. 1234:/root)", 2)
     order_id = src_order if src_order is not None else dst_order
     assert order_id is not None
-    _, host, port = _ready_order(app, order_id)
+    order, host, port = _ready_order(app, order_id)
     remote = f"{user}@{host}:"
     src = remote + src_path if src_order is not None else src_path
     dst = remote + dst_path if dst_order is not None else dst_path
     chosen = tool
     if chosen == "auto":
         chosen = "rsync" if shutil.which("rsync") else "scp"
-    options = _ssh_options(host, None)
+    options = _ssh_options(order, host, None)
     if chosen == "rsync":
         # --progress, not --info=progress2: the rsync 2.6.9 and openrsync that macOS ships
         # know no --info.

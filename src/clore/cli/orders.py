@@ -1,4 +1,9 @@
-"""``clore orders`` (table, ``--watch``), ``clore order ID`` and ``clore cancel ID...``."""
+"""``clore orders`` (table, ``--watch``), ``clore order ID`` (``--wait`` resumes waiting
+for it) and ``clore cancel ID...``.
+
+States are ``_states.state_word``: ``Order.state_at`` told apart further by what this
+client did (an order its budget guard stopped is ``budget_stopped``, not ``cancelled``).
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,20 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from clore.cli._context import AppContext, CliError, pass_app
-from clore.cli._format import (
-    STATE_STYLES,
-    day_and_hour,
-    duration,
-    gpu_text,
-    order_doc,
-    order_state,
-    timestamp,
-)
-from clore.cli._loop import interval_option
+from clore.cli._format import day_and_hour, duration, gpu_text, order_doc, timestamp
+from clore.cli._loop import interval_option, seconds_option
 from clore.cli._orders import collect
 from clore.cli._output import Column, Output, json_option
 from clore.cli._params import Id, Integer
+from clore.cli._states import STATE_STYLES, load_stops, state_word
 from clore.market import format_amount, label
 
 if TYPE_CHECKING:
     from clore import Order
+    from clore.rentals import BudgetStop
     from clore.workflows import Event, OrderMonitor
+
+Stops = dict[int, list["BudgetStop"]]
 
 __all__ = ["cancel", "order", "orders"]
 
@@ -44,9 +45,9 @@ COLUMNS = [
 ]
 
 
-def _row(order: Order, now: float, active: dict[int, bool]) -> list[str]:
+def _row(order: Order, now: float, active: dict[int, bool], stops: Stops) -> list[str]:
     cur = order.currency or "bitcoin"
-    state = order_state(order, now, active.get(order.id))
+    state = state_word(order, now, active.get(order.id), stops)
     endpoint = order.ssh_endpoint
     return [
         str(order.id),
@@ -63,26 +64,39 @@ def _row(order: Order, now: float, active: dict[int, bool]) -> list[str]:
 
 
 def _styles(
-    found: list[Order], now: float, active: dict[int, bool], changed: set[int]
+    found: list[Order], now: float, active: dict[int, bool], changed: set[int], stops: Stops
 ) -> list[str | None]:
     return [
         "bold reverse"
         if o.id in changed
-        else STATE_STYLES.get(order_state(o, now, active.get(o.id)))
+        else STATE_STYLES.get(state_word(o, now, active.get(o.id), stops))
         for o in found
     ]
 
 
-def _render(out: Output, found: list[Order], now: float, active: dict[int, bool]) -> None:
+def _render(
+    out: Output, found: list[Order], now: float, active: dict[int, bool], stops: Stops
+) -> None:
     if not found:
         out.echo("No orders.")
         return
-    rows = [_row(o, now, active) for o in found]
-    out.table(COLUMNS, rows, styles=_styles(found, now, active, set()))
+    rows = [_row(o, now, active, stops) for o in found]
+    out.table(COLUMNS, rows, styles=_styles(found, now, active, set(), stops))
 
 
-def _document(found: list[Order], now: float, active: dict[int, bool]) -> dict[str, Any]:
-    return {"orders": [order_doc(o, now, active.get(o.id)) for o in found]}
+def record(
+    order: Order, now: float, spot_active: bool | None = None, stops: Stops | None = None
+) -> dict[str, Any]:
+    """``order_doc`` with the state in this client's words (``_states.state_word``)."""
+    doc = order_doc(order, now, spot_active)
+    doc["derived"]["state"] = state_word(order, now, spot_active, stops)
+    return doc
+
+
+def _document(
+    found: list[Order], now: float, active: dict[int, bool], stops: Stops
+) -> dict[str, Any]:
+    return {"orders": [record(o, now, active.get(o.id), stops) for o in found]}
 
 
 @click.command()
@@ -107,7 +121,8 @@ def orders(
 ) -> None:
     """List your orders: state, price per day and hour, spend and time left.
 
-    States: provisioning, ready, outbid (spot, not winning), offline, expired.
+    States: provisioning, ready, outbid (spot, not winning), offline, expired (ran its
+    course), cancelled (ended early), budget_stopped (ended by your budget guard).
 
     --watch reports what `clore monitor` reports (created, ready, outbid, paused, resumed,
     price_changed, expiring, expired, cancelled, error): above a live table on a terminal,
@@ -120,7 +135,10 @@ def orders(
         return
     found, active = collect(app, include_completed)
     now = app.server_time()
-    app.out.result(_document(found, now, active), lambda: _render(app.out, found, now, active))
+    stops = load_stops()
+    app.out.result(
+        _document(found, now, active, stops), lambda: _render(app.out, found, now, active, stops)
+    )
 
 
 def _watch(app: AppContext, include_completed: bool, interval: float, count: int | None) -> None:
@@ -213,8 +231,9 @@ class _LiveView:
         }
         parts: list[Any] = []
         if found:
-            rows = [_row(o, now, active) for o in found]
-            styles = _styles(found, now, active, {c for c in changed if c is not None})
+            stops = load_stops()
+            rows = [_row(o, now, active, stops) for o in found]
+            styles = _styles(found, now, active, {c for c in changed if c is not None}, stops)
             parts.append(out.rich_table(COLUMNS, rows, styles=styles))
         else:
             parts.append(Text("No running orders.", style="dim"))
@@ -246,11 +265,17 @@ class _LiveView:
 
 @click.command()
 @click.argument("order_id", type=Id(), metavar="ORDER")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait until ORDER is ready (SSH answers) first: resumes an interrupted `rent --wait`.",
+)
+@seconds_option("--timeout", 600.0, "How long --wait waits.")
 @json_option
 @pass_app
-def order(app: AppContext, order_id: int) -> None:
+def order(app: AppContext, order_id: int, wait: bool, timeout: float) -> None:
     """Show one order: state, SSH and HTTP endpoints, price, spend and time left."""
-    found = _get(app, order_id)
+    found = wait_for(app, order_id, timeout) if wait else _get(app, order_id)
     active: dict[int, bool] = {}
     if found.spot and not found.expired:
         market = app.api().spot_marketplace(found.si)
@@ -261,7 +286,7 @@ def order(app: AppContext, order_id: int) -> None:
 
     def human() -> None:
         cur = found.currency or "bitcoin"
-        state = order_state(found, now, spot_active)
+        state = state_word(found, now, spot_active)
         pairs = [
             ("State", state),
             ("Server", f"{found.si} ({gpu_text(found)})"),
@@ -277,7 +302,24 @@ def order(app: AppContext, order_id: int) -> None:
         ]
         out.fields(pairs, title=f"Order {found.id}")
 
-    out.result({"order": order_doc(found, now, spot_active)}, human)
+    out.result({"order": record(found, now, spot_active)}, human)
+
+
+def wait_for(app: AppContext, order_id: int, timeout: float) -> Order:
+    """Wait (``wait_for_order``) until the order is ready; an interrupted or timed-out
+    wait says the order is still running and billing, and how to stop or wait again."""
+    import time
+
+    from clore.cli._billing import billing_error
+
+    started = time.monotonic()
+    try:
+        with app.out.waiting(f"waiting for order {order_id} to be ready"):
+            found = app.api().wait_for_order(order_id, timeout=timeout)
+    except BaseException as exc:
+        raise billing_error(exc, order_id) from exc
+    app.out.info(f"Order {order_id} is ready after {time.monotonic() - started:.1f} s")
+    return found
 
 
 def _access(found: Order, value: str | None) -> str:
@@ -313,7 +355,7 @@ def cancel(app: AppContext, order_ids: tuple[int, ...], issue: str | None) -> No
     results: list[dict[str, Any]] = []
     lines: list[str] = []
     for oid, ended in final.items():
-        results.append(order_doc(ended, now))
+        results.append(record(ended, now))
         cur = ended.currency or "bitcoin"
         lines.append(
             f"Cancelled order {oid} (server {ended.si}); spent "

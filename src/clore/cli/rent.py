@@ -4,7 +4,10 @@
 payable in ``--currency``, above the quality floors of ``--min-reliability``,
 ``--min-rating`` and ``--min-ratings`` unless ``--any-quality``, not on the bad-host list;
 cheapest first, ties by reliability); ``_placing.place`` tries up to ``--tries`` of
-them in turn (``clore.rentals.place``).
+them in turn (``clore.rentals.place``). ``--verify`` checks the machine once it is ready
+and cancels it inside the free window when it is not what was listed; with
+``--cheapest`` the next candidate is rented, up to ``--verify-tries`` orders
+(``_verifying``, ``clore.rentals.place_verified``).
 """
 
 from __future__ import annotations
@@ -90,6 +93,21 @@ def _nothing_left(choice: Choice, words: tuple[str, ...], currency: str, floors:
     help="With --cheapest: candidates to try when a server is taken meanwhile.",
 )
 @quality_options("With --cheapest")
+@click.option(
+    "--verify",
+    "verify",
+    is_flag=True,
+    help="Once ready (implies --wait), check the machine over SSH against its listing; "
+    "one that fails inside the free 10 minutes is cancelled at no creation fee and its "
+    "host put on the bad-host list.",
+)
+@click.option(
+    "--verify-tries",
+    type=Integer(1, 10),
+    default=3,
+    show_default=True,
+    help="With --cheapest --verify: orders to try when machines fail verification.",
+)
 @order_options
 @click.option("--spot", is_flag=True, help="Place a spot bid instead of an on-demand order.")
 @click.option("--bid", metavar="PRICE", help="Spot bid per day (e.g. 0.0001btc or 0.00001btc/h).")
@@ -103,6 +121,8 @@ def rent(
     target: tuple[str, ...],
     cheapest: bool,
     tries: int,
+    verify: bool,
+    verify_tries: int,
     spot: bool,
     bid: str | None,
     currency: str,
@@ -118,6 +138,7 @@ def rent(
     Examples:
       clore rent 18811 --wait
       clore rent --cheapest gpu=4090 gpus=1 --ports 22:tcp,8888:http --wait --yes
+      clore rent --cheapest gpu=4090 gpus=1 --verify --yes
       clore rent 18811 --spot --bid 0.00004btc
       clore rent 18811 --max-spend 0.0005btc --max-time 8h --guard
     """
@@ -125,6 +146,11 @@ def rent(
     floors = floors_from(options, applies=cheapest, what="--cheapest")
     _limits.check(options)
     spec = OrderSpec.from_params(options)
+    spec.require_login()
+    if verify:
+        from clore.cli._verifying import rent_credentials
+
+        rent_credentials(spec)  # exit 2 now, before anything is asked or sent
     if bid is not None and not spot:
         raise CliError("--bid is only for spot orders: add --spot", EXIT_USAGE)
     if spot and bid is None:
@@ -140,6 +166,8 @@ def rent(
         wait=options["wait"],
         timeout=options["timeout"],
         tries=tries if cheapest else 1,
+        verify=verify,
+        verify_tries=verify_tries if cheapest else 1,
     )
     if cheapest:
         candidates = _cheapest(app, target, placement, spot, floors)
