@@ -14,13 +14,18 @@ from clore._clock import ManualClock
 from clore._wire import CancelOrderRequest, CreateOrderRequest, SetSpotPriceRequest
 from clore.sandbox import ApiError, Sandbox
 from clore.sandbox.backend.billing import (
+    FEE_PAID_KEY,
+    accrue,
+    charge_creation_fee,
     creation_fee_charged,
+    creation_fee_due,
     exhaustion_times,
     lazy_spend,
     run_seconds,
     unbilled,
 )
 from clore.sandbox.backend.records import OrderRec, WalletRec
+from clore.sandbox.backend.rules import CREATION_FEE_AFTER
 
 PRICE = 0.0864  # BTC per day on demand on every server of the market below
 
@@ -196,3 +201,45 @@ def test_a_group_charging_nothing_never_runs_dry_and_the_others_still_do() -> No
     wallets = _Wallets({(7, "bitcoin"): 1.0, (8, "bitcoin"): PRICE})
     times = exhaustion_times(wallets, [free, paying])  # type: ignore[arg-type]
     assert times == [(pytest.approx(86400.0), 8, "bitcoin")]
+
+
+class _Debits:
+    """A repository that only records debits."""
+
+    def __init__(self) -> None:
+        self.debits: list[tuple[int, str, float]] = []
+
+    def debit(self, user_id: int, currency: str, amount: float) -> None:
+        self.debits.append((user_id, currency, amount))
+
+
+def test_running_time_adds_up_across_charges() -> None:
+    """Each charge adds the seconds since the last one; a fresh order has run none."""
+    order = _record(billed_until=100.0)
+    fresh = run_seconds(order)
+    repo = _Debits()
+    accrue(repo, order, 400.0)  # type: ignore[arg-type]
+    accrue(repo, order, 700.0)  # type: ignore[arg-type]
+    assert (fresh, run_seconds(order), order.billed_until) == (0.0, 600.0, 700.0)
+
+
+def test_the_creation_fee_is_taken_once_and_only_when_there_is_one() -> None:
+    """Charging the fee twice debits it once; an order without a fee is never debited."""
+    repo = _Debits()
+    with_fee = _record(creation_fee=0.0001)
+    charge_creation_fee(repo, with_fee)  # type: ignore[arg-type]
+    charge_creation_fee(repo, with_fee)  # type: ignore[arg-type]
+    charge_creation_fee(repo, _record(creation_fee=0.0))  # type: ignore[arg-type]
+    assert (repo.debits, creation_fee_charged(with_fee)) == ([(7, "bitcoin", 0.0001)], 0.0001)
+
+
+def test_a_creation_fee_falls_due_only_for_a_running_order_that_owes_one() -> None:
+    """Due CREATION_FEE_AFTER seconds of running after its start; never for a paused order,
+    one without a fee, or one that paid."""
+    running = _record(creation_fee=0.0001, billed_until=100.0)
+    paid = _record(creation_fee=0.0001, extra={FEE_PAID_KEY: True})
+    others = [_record(creation_fee=0.0001, billing=False), _record(creation_fee=0.0), paid]
+    assert (creation_fee_due(running), [creation_fee_due(o) for o in others]) == (
+        100.0 + CREATION_FEE_AFTER,
+        [None, None, None],
+    )
