@@ -19,7 +19,14 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         ("CLORE_DATA_DIR", "data"),
     ):
         monkeypatch.setenv(name, str(tmp_path / "clore-dirs" / sub))
-    for name in ("CLORE_API_KEY", "CLORE_BASE_URL", "CLORE_PROFILE", "NO_COLOR"):
+    for name in (
+        "CLORE_API_KEY",
+        "CLORE_BASE_URL",
+        "CLORE_PROFILE",
+        "CLORE_PACING",
+        "CLORE_PACING_URL",
+        "NO_COLOR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     yield
