@@ -30,6 +30,11 @@ SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
             ),
             ("server", "clore.cli.market:server", "Show one server and the spot offers on it."),
             (
+                "gpus",
+                "clore.cli.gpus_cmd:gpus",
+                "List the GPU models on the market: servers, GPUs, prices per GPU-day.",
+            ),
+            (
                 "rent",
                 "clore.cli.rent:rent",
                 "Rent a server by id, or the cheapest matching filters.",
