@@ -92,6 +92,7 @@ class Sandbox:
             self.store, self.now, market_activity=market_activity, rng_seed=rng_seed
         )
         self._sim: SimClock | None = None
+        self._offset_seen = 0.0
         if clock is None:
             self._sim = SimClock(time_scale, start=self._resume_time())
             clock = self._sim
@@ -133,6 +134,7 @@ class Sandbox:
 
     def _resume_time(self) -> float:
         offset = float(self.backend.meta("clock_offset") or 0.0)
+        self._offset_seen = offset  # what _machines_tick follows from
         high = float(self.backend.meta("clock_high") or 0.0)
         return max(time.time() + offset, high)
 
@@ -157,7 +159,8 @@ class Sandbox:
         else:
             self._extra += seconds
         if self._sim is not None and not self.store.memory:
-            self.backend.set_meta("clock_offset", repr(self._sim.offset()))
+            self._offset_seen = self._sim.offset()
+            self.backend.set_meta("clock_offset", repr(self._offset_seen))
         self.backend.settle()
         self.dispatcher.apply_held()  # late commits whose time came
         self.fleet.sync()
@@ -165,11 +168,12 @@ class Sandbox:
 
     def _machines_tick(self) -> None:
         """A timer's step while machines run: follow the database's clock (another
-        process may have advanced it) and settle what is due."""
+        process's ``advance`` moved its stored offset by as much) and settle what is due."""
         if self._sim is not None and not self.store.memory:
-            ahead = self._resume_time() - self.now()
-            if ahead > 0:
-                self._sim.advance(ahead)
+            stored = float(self.backend.meta("clock_offset") or 0.0)
+            if stored > self._offset_seen:
+                self._sim.advance(stored - self._offset_seen)
+            self._offset_seen = max(self._offset_seen, stored)
         self.backend.settle_due()
 
     # ---- identity -------------------------------------------------------------------------

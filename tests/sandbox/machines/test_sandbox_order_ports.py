@@ -111,3 +111,21 @@ def test_a_machines_ports_are_bound_to_loopback(small: Sandbox) -> None:
         _, port = client.get_order(order.id).ssh_endpoint or ("", 0)
     assert banner("127.0.0.1", port).startswith(b"SSH-")
     assert not banner("127.0.0.2", port).startswith(b"SSH-")
+
+
+def test_the_machines_timer_follows_advances_of_other_processes_only(
+    tmp_path: Path, small_seed: Path
+) -> None:
+    """The process running a file database's machines moves its clock by what another
+    process advanced, and otherwise keeps its own time scale (a slowed sandbox stays slow)."""
+    db = tmp_path / "shared.db"
+    options: dict[str, Any] = {"seed": str(small_seed), "rate_limit": False}
+    with Sandbox(db=db, time_scale=1e-6, machines="local", **options) as host:
+        assert host.fleet.start_hosting()
+        before = host.now()
+        time.sleep(0.6)  # a couple of timer ticks
+        assert host.now() - before < 0.1  # 0.6 s at 1e-6
+        with Sandbox(db=db, time_scale=1e-6, machines="off", **options) as other:
+            other.advance(3600)
+        assert _until(lambda: host.now() - before >= 3599, timeout=5)
+        assert host.now() - before < 3601
