@@ -213,3 +213,17 @@ def test_reprs_mask_the_key() -> None:
     key = "abcdefghijklmnopqrstuvwxyz"
     assert key not in repr(Profile(api_key=key))
     assert key not in repr(config.resolve(api_key=key))
+
+
+def test_mask_key_is_the_one_masker_of_the_client_and_the_cli_logs() -> None:
+    """The client's error scrubbing and the CLI's log filter mask a key as mask_key does."""
+    import logging
+
+    from clore._client import _scrub
+    from clore.cli._context import _RedactFilter
+
+    key = "abcdefghijkl"
+    record = logging.LogRecord("clore", logging.INFO, __file__, 1, f"sent {key}", None, None)
+    _RedactFilter([key]).filter(record)
+    expected = f"sent {config.mask_key(key)}"
+    assert (expected, expected) == (_scrub(f"sent {key}", key), record.getMessage())

@@ -64,16 +64,14 @@ class _RedactFilter(logging.Filter):
         self.secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from clore.config import mask_key  # the one masker; loaded only once logging is on
+
         text = record.getMessage()
         for secret in self.secrets:
-            text = text.replace(secret, _mask(secret))
+            text = text.replace(secret, mask_key(secret))
         text = re.sub(r"(?i)(['\"]?auth['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+)", r"\1***", text)
         record.msg, record.args = text, None
         return True
-
-
-def _mask(key: str) -> str:
-    return f"{key[:4]}…{key[-4:]}" if len(key) > 12 else "***"
 
 
 @dataclass
