@@ -112,3 +112,24 @@ def test_ssh_config_write_adds_the_include_once_with_a_backup(run: Cli) -> None:
     assert again["include_added"] is None and again["backup"] is None
     assert config.read_text().count("Include") == 1
     assert not config.with_name("config.clore-backup.1").exists()
+
+
+def test_the_ssh_line_names_a_key_ssh_would_not_try_itself(
+    run: Cli, tmp_path: Path, default_ssh_key: Path
+) -> None:
+    """A key outside ~/.ssh's default names: the printed ssh command carries -i KEY; the
+    default key: no -i (ssh tries it)."""
+    import shutil
+
+    elsewhere = tmp_path / "keys"
+    elsewhere.mkdir()
+    for name in ("id_ed25519", "id_ed25519.pub"):
+        shutil.copy(default_ssh_key.parent / name, elsewhere / f"work{name[10:]}")
+    result = run("rent", "--cheapest", "gpu=4090", "--yes", "--wait", "--ssh-key",
+                 str(elsewhere / "work.pub"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.startswith("ssh:"))
+    assert line.split()[1:4] == ["ssh", "-i", str(elsewhere / "work")]
+    plain = run("rent", "--cheapest", "gpu=4090", "--yes", "--wait")
+    line = next(x for x in plain.stdout.splitlines() if x.startswith("ssh:"))
+    assert line.split()[1:3] == ["ssh", "root@127.0.0.1"]

@@ -388,7 +388,7 @@ def report_access(
 
     def human() -> None:
         if order.ready:
-            out.echo(f"ssh:      {order.ssh_command()}")
+            out.echo(f"ssh:      {_ssh_line(order, spec)}")
             if order.http_url:
                 out.echo(f"http:     {order.http_url}")
             if jupyter:
@@ -402,6 +402,23 @@ def report_access(
     out.result(document, human)
     if placement.guard and limits:
         _limits.guard(app, order, limits)
+
+
+def _ssh_line(order: Order, spec: OrderSpec) -> str:
+    """The order's ssh command, with ``-i KEY`` when the key sent is one ssh would not try
+    by itself (not ``~/.ssh/id_*``: ``--ssh-key`` elsewhere, ``$CLORE_SSH_KEY``)."""
+    import shlex
+    from pathlib import Path
+
+    from clore.rentals import DEFAULT_KEY_NAMES, private_key_beside
+
+    command = order.ssh_command() or ""
+    private = None if spec.ssh_key_path is None else private_key_beside(spec.ssh_key_path)
+    ssh_dir = Path.home() / ".ssh"
+    tried = {ssh_dir / name.removesuffix(".pub") for name in DEFAULT_KEY_NAMES}
+    if private is None or private.absolute() in tried or not command.startswith("ssh "):
+        return command
+    return f"ssh -i {shlex.quote(str(private))} {command.removeprefix('ssh ')}"
 
 
 def _bid_runs(app: AppContext, order: Order) -> bool:
