@@ -65,9 +65,9 @@ def _exposure(host: str, port: int) -> str:
 def _machines_exposure(host: str) -> str:
     return (
         f"WARNING: every order's SSH server and forwarded ports listen on {host}, which other "
-        "machines may reach: anyone holding an order's SSH password or key logs in, and its "
-        "forwarded ports answer anyone; commands run as this user "
-        "(--expose-machines-publicly).\n"
+        "machines may reach: anyone who can connect may try to log in (an order's password "
+        "or key lets them), its forwarded ports answer anyone, and commands run as this "
+        "user (--expose-machines-publicly).\n"
     )
 
 
