@@ -136,3 +136,26 @@ def test_avoid_bad_hosts_passes_over_listed_servers_and_owners(tmp_path: Path) -
         (1, "bad host: gpu_count: 1 fewer than listed"),
         (2, "bad host: owner 20: sells laptops"),
     ]
+
+
+def test_a_machine_that_refuses_the_login_stops_the_moving_on(
+    sandbox: Sandbox, client: Clore, tmp_path: Path
+) -> None:
+    """Wrong credentials: the first order is cancelled (free) but its host is not listed
+    and no other server is rented: the next one would refuse them too."""
+    orders: list[Order] = []
+    bad = BadHosts(tmp_path / "bad.json")
+    result = place_verified(
+        client,
+        [Candidate(s.id, s) for s in single_4090s(client)],
+        SPEC,
+        credentials=lambda _o: Credentials(password="WrongPass1"),
+        wait=lambda o: client.wait_for_order(o.id, timeout=120),
+        verify_tries=3,
+        bad_hosts=bad,
+        options=lambda _o: QUICK,
+        on_placed=lambda p: orders.append(p.order),
+    )
+    assert len(orders) == 1 and result.settlement.outcome == "cancelled"
+    assert not result.settlement.report.reachable
+    assert bad.load().servers == () and client.my_orders() == []

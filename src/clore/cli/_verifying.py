@@ -263,6 +263,15 @@ def place_and_verify(
         if current:
             raise billing_error(exc, current[0].id, ready=ready[0]) from exc
         raise
+    if settled.outcome == "cancelled" and not settled.report.reachable:
+        ssh = settled.report.check("ssh")
+        why = ssh.reason if ssh is not None else "could not log in"
+        raise CliError(
+            f"could not verify order {settled.order_id} ({why}); it was cancelled inside the "
+            "free window (no creation fee) and no other server was tried: check the key or "
+            "password it was rented with",
+            EXIT_API,
+        )
     if settled.outcome == "cancelled":
         count = len(rejected)
         raise CliError(

@@ -199,7 +199,8 @@ def place_verified(
     (``verify_and_settle``, created by us); while the settlement moves on (the order
     failed and was cancelled in the free window) and fewer than ``verify_tries`` orders
     were made, place again on the candidates after the one that failed, without the hosts
-    the bad-host list now rules out.
+    the bad-host list now rules out. A machine that could not be logged in to ends it (the
+    credentials, not the host, are the likely cause).
 
     ``credentials(order)`` says how to log in, ``options(order)`` how to verify (its
     known-hosts file, say). ``on_placed`` hears of each order as soon as it exists (so a
@@ -229,7 +230,10 @@ def place_verified(
         )
         settlements.append(settled)
         following: list[Candidate] = []
-        if settled.move_on and len(settlements) < verify_tries:
+        # A machine that could not be logged in to says more about the credentials than
+        # about the host (settle cancels it, free, without listing it): another server
+        # would fail the same way, so stop there.
+        if settled.move_on and settled.report.reachable and len(settlements) < verify_tries:
             index = next(
                 (i for i, c in enumerate(remaining) if c.server_id == placed.candidate.server_id),
                 len(remaining) - 1,
