@@ -255,9 +255,44 @@ class NotEnoughBalanceError(ApplicationError):
 
 
 class TooLowPriceError(ApplicationError):
-    """The spot bid is below the server's minimum."""
+    """The spot bid is below the server's minimum.
+
+    ``minimum`` (per day, in ``currency``) when known: the API's answer does not carry it,
+    so whoever looks it up (``spot_marketplace``'s ``server.min_pricing``) makes the error
+    that says it with ``with_minimum``; the message then states it.
+    """
 
     error_string = _facts.TOO_LOW_PRICE
+
+    def __init__(
+        self,
+        *args: Any,
+        minimum: float | None = None,
+        currency: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.minimum = minimum
+        self.currency = currency
+        super().__init__(*args, **kwargs)
+
+    def _message(self) -> str:
+        text = super()._message()
+        if self.minimum is None:
+            return text
+        amount = f"{self.minimum:.8f}".rstrip("0").rstrip(".") or "0"
+        return f"{text} (the server's spot minimum is {amount} {self.currency or ''}/day)"
+
+    def with_minimum(self, minimum: float, currency: str) -> TooLowPriceError:
+        """The same refusal, stating the server's spot ``minimum`` per day in ``currency``."""
+        return type(self)(
+            self.code,
+            self.error,
+            body=self.body,
+            status_code=self.status_code,
+            endpoint=self.endpoint,
+            minimum=minimum,
+            currency=currency,
+        )
 
 
 class ServerOfflineError(ApplicationError):

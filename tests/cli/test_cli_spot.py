@@ -47,14 +47,15 @@ def test_raising_is_immediate(run: Cli) -> None:
 
 
 def test_lowering_beyond_max_step_is_refused_with_the_limit(run: Cli) -> None:
-    """Too big a cut: exit 1 naming the max step and the lowest bid allowed now."""
+    """Too big a cut: exit 1 naming the max step and the lowest bid it allows (once the
+    600 s since the last lowering have passed)."""
     oid, bid, _ = _bid(run)
     result = run("spot", "price", str(oid), f"{bid / 2:.8f}")
     assert result.exit_code == 1
     step = round(bid * 0.1, 8)
     message = result.stderr.strip()
     assert f"exceeds the max step of {step:.8f} BTC/day" in message
-    assert f"the lowest bid allowed now is {bid - step:.8f} BTC/day" in message
+    assert f"the lowest bid allowed is {bid - step:.8f} BTC/day, once 600 s have passed" in message
     assert float(run.client.get_order(oid).price) == pytest.approx(bid)
 
 
@@ -91,11 +92,11 @@ def test_spot_price_on_an_on_demand_order_is_bad_input(run: Cli) -> None:
     assert result.exit_code == 2 and "not a spot bid" in result.stderr
 
 
-def test_spot_price_in_another_currency_is_refused(run: Cli) -> None:
-    """A bid must be in the order's currency."""
+def test_spot_price_in_an_unknown_currency_is_refused(run: Cli) -> None:
+    """A price in a currency clore does not know is exit 2 naming the known ones."""
     oid, _, _ = _bid(run)
-    result = run("spot", "price", str(oid), "3usd")
-    assert result.exit_code == 2 and "use --currency usd" in result.stderr
+    result = run("spot", "price", str(oid), "3eur")
+    assert result.exit_code == 2 and "unknown currency 'eur'" in result.stderr
 
 
 def _keep_cap(run: Cli, oid: int, *args: str) -> float:
