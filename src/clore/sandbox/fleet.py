@@ -246,6 +246,8 @@ class Fleet:
 
     def remember(self, order_id: int, request: CreateOrderRequest) -> None:
         """Keep a new order's SSH password and key for its machine."""
+        if self._db is not None:
+            self._root()  # 0700 before anything is written under it
         self.credentials.put(order_id, request.ssh_password, request.ssh_key)
 
     # ---- following the backend ---------------------------------------------------------

@@ -82,6 +82,7 @@ def test_a_reopened_file_sandbox_brings_running_orders_machines_back(
     stored = machines_root(db) / "access" / f"{order.id}.json"
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(stored.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(machines_root(db).stat().st_mode) == 0o700
     assert PASSWORD.encode() not in db.read_bytes()
     with Sandbox(db=db, machines="local", **options) as again, again.client() as client:
         ready = client.get_order(order.id)
