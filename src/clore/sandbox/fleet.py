@@ -181,6 +181,8 @@ class Fleet:
         mode = options.mode
         if mode == "auto":
             mode = "background" if self._db is not None and shared_clock else "local"
+        if os.name != "posix":
+            mode = "off"  # machines need POSIX processes, signals and unix sockets
         self.mode: MachinesMode = mode
         if options.root is not None:
             self.root: Path | None = Path(options.root)
