@@ -150,7 +150,10 @@ def test_a_lost_order_is_recovered_and_kept(world: World) -> None:
 
 def test_keeper_cancels_at_max_spend(world: World) -> None:
     """--max-spend cancels the kept order before its spend crosses the limit."""
-    _client, oid, keeper = keeper_setup(world, limits=Limits(max_spend=0.00002), until=NOW + 86400)
+    # Polls every 5 min: the limit is reached after hours, and a poll's lookahead still holds.
+    _client, oid, keeper = keeper_setup(
+        world, limits=Limits(max_spend=0.00002), until=NOW + 86400, interval=300.0
+    )
     events = list(keeper.run())
     assert events[-1].kind == "guard_cancelled"
     assert world.order(oid).ended
@@ -172,7 +175,9 @@ def test_keeper_limits_are_registered_and_its_cancel_is_logged(world: World) -> 
     from clore._paths import data_dir
     from clore.workflows import registered_limits
 
-    _client, oid, keeper = keeper_setup(world, limits=Limits(max_spend=0.00002), until=NOW + 60)
+    _client, oid, keeper = keeper_setup(
+        world, limits=Limits(max_spend=0.00002), until=NOW + 60, interval=300.0
+    )
     list(keeper.run())
     assert registered_limits().get(oid) == Limits(max_spend=0.00002)
     keeper.until = NOW + 86400
