@@ -3,7 +3,9 @@
 Kinds (see ``clore.workflows.events.DETAILS`` for their fields): ``tracking`` (an order that
 existed when the monitor started), ``created``, ``ready`` (provisioned: hosts and the
 order's TCP ports are mapped, and the optional ``probe`` reaches SSH), ``outbid`` (a spot
-offer stopped being the highest), ``paused`` (the server went offline), ``resumed``,
+offer stopped being the highest: another bid is), ``paused`` (the server went offline, or
+a spot offer stopped running because the server is rented on demand: reason ``offline``
+or ``on-demand``), ``resumed`` (``was`` ``offline``, ``outbid`` or ``on-demand``),
 ``price_changed``, ``expiring`` (less than ``expiring_within`` seconds left), ``expired``,
 ``cancelled`` (ended before its time: by you, a guard, an on-demand renter or the balance;
 times left are on the server's clock, see ``clore.workflows._time``),
@@ -55,6 +57,7 @@ class _Track:
     order: Order
     ready: bool = False
     active: bool | None = None  # spot: is our offer the winning one (None: unknown)
+    stopped_by: str = "outbid"  # spot: why the offer last stopped running (resumed's was)
     expiring_sent: bool = False
     crossed: set[float] = field(default_factory=set)
 
@@ -278,28 +281,45 @@ class OrderMonitor:
         winning = market.winning
         if was is not False and not active:
             # Also reported on the first sight of an order that is already outbid.
+            if winning is None:
+                # No offer runs at all: an on-demand renter holds the server, or it is
+                # offline (which the order's own record reports, as ``paused``).
+                track.stopped_by = "on-demand" if market.server.online else "offline"
+                if track.stopped_by == "offline":
+                    return []
+                return [
+                    make_event(
+                        "monitor",
+                        "paused",
+                        now,
+                        f"order {order.id} paused: the server is rented on demand; the bid "
+                        "runs again when that rental ends",
+                        order=order,
+                        reason="on-demand",
+                    )
+                ]
+            track.stopped_by = "outbid"
             return [
                 make_event(
                     "monitor",
                     "outbid",
                     now,
                     f"order {order.id} outbid: {amount(float(order.price))} < "
-                    f"{amount(float(winning.bid) if winning else 0)} {label(order.currency)}/day",
+                    f"{amount(float(winning.bid))} {label(order.currency)}/day",
                     order=order,
                     bid=float(order.price),
-                    winning_bid=None if winning is None else float(winning.bid),
+                    winning_bid=float(winning.bid),
                 )
             ]
         if was is False and active:
+            if track.stopped_by == "offline":
+                return []  # the order's own record reports it back online
+            message = {
+                "outbid": f"order {order.id} is the highest bid again",
+                "on-demand": f"order {order.id} runs again: the on-demand rental ended",
+            }[track.stopped_by]
             return [
-                make_event(
-                    "monitor",
-                    "resumed",
-                    now,
-                    f"order {order.id} is the highest bid again",
-                    order=order,
-                    was="outbid",
-                )
+                make_event("monitor", "resumed", now, message, order=order, was=track.stopped_by)
             ]
         return []
 

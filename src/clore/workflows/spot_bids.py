@@ -11,7 +11,9 @@ Rules (prices per day, in the order's currency, rounded to 8 decimals):
   (a fraction of the current bid, 10% unless the API said otherwise) and not within
   ``lower_every`` (600 s) of the previous lowering; before that the decision is ``wait``.
 * A bid under the server's minimum (the host raised it) is raised to the minimum.
-* Nobody active (the server is rented on demand or offline): ``hold``.
+* Nobody active: ``hold``, the reason ``rented on demand`` (the server is online: an
+  on-demand renter holds it; every spot offer waits until that rental ends) or
+  ``offline``.
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ def decide_bid(
         if winning is None or winning.offer_id == order_id:
             if bid < minimum:
                 return _raise_to(round_price(minimum, up=True), max_bid, None, "below minimum")
-            return BidDecision("hold", winning=None, reason="no active offer on the server")
+            why = "rented on demand" if market.server.online else "offline"
+            return BidDecision("hold", winning=None, reason=why)
         top = float(winning.bid)
         needed = round_price(max(minimum, top + default_step(top, step)), up=True)
         return _raise_to(needed, max_bid, top, "outbid")

@@ -1,5 +1,10 @@
 """The spot keeper's state, and what it does when its order is lost: recovery.
 
+A lost order is told apart in the ``lost`` event's ``reason``: ``expired`` (it ran its
+course), ``lost to an on-demand renter`` (it ended early and the marketplace shows the
+server rented on demand), ``outbid`` (it ended early while another spot offer runs there:
+a host that ends outbid offers) or ``ended`` (cancelled elsewhere, the balance, ...).
+
 Recovery (``recover=True``), SkyPilot style: when the order is lost (expired, cancelled,
 gone) or the cap cannot beat the winning bid, the keeper cancels what is left of the old
 offer and bids on the next cheapest matching server: available servers accepting the
@@ -24,7 +29,14 @@ from typing import Literal
 import msgspec
 
 from clore._clock import Clock
-from clore._errors import APIError, ApplicationError, InvalidInputError, OrderError, ParameterError
+from clore._errors import (
+    APIError,
+    ApplicationError,
+    InvalidInputError,
+    OrderError,
+    ParameterError,
+    ServerNotFoundError,
+)
 from clore._wire import Order, Server
 from clore.market.pricing import label
 from clore.workflows._loop import RETRYABLE, error_event
@@ -135,7 +147,7 @@ class KeeperBase:
         # Ended more than a poll (in server seconds) before its end: it did not run out.
         gap = self.api_time.to_server(self.interval)
         ended_early = order is None or order.ends_at - self.api_time.now() > gap
-        reason = "ended" if ended_early else "expired"
+        reason, listing = self._why_ended(order) if ended_early else ("expired", None)
         self.state.order_id = None
         self._save()
         yield make_event(
@@ -149,7 +161,27 @@ class KeeperBase:
         )
         if not self.recover:
             return "stop"
-        return (yield from self._recover(f"order {reason}", exclude=None))
+        return (yield from self._recover(f"order {reason}", exclude=None, listing=listing))
+
+    def _why_ended(self, order: Order | None) -> tuple[str, list[Server] | None]:
+        """Why ``order`` ended before its time (see the module docstring), and the
+        marketplace listing read to tell (for the recovery to reuse)."""
+        if order is None:
+            return "ended", None
+        try:
+            listing = list(self.client.marketplace())
+        except RETRYABLE:
+            return "ended", None
+        server = next((s for s in listing if s.id == order.si), None)
+        if server is not None and server.rented:
+            return "lost to an on-demand renter", listing
+        try:
+            market = self.client.spot_marketplace(order.si)
+        except (*RETRYABLE, ServerNotFoundError):
+            return "ended", listing
+        if any(o.active and o.offer_id != order.id for o in market.offers):
+            return "outbid", listing
+        return "ended", listing
 
     def _abandon(self, order: Order) -> None:
         """Cancel an outbid offer we are replacing, so it cannot resume beside the new one."""
@@ -160,7 +192,9 @@ class KeeperBase:
         self.state.order_id = None
         self._save()
 
-    def _recover(self, reason: str, *, exclude: int | None) -> Generator[Event, None, str]:
+    def _recover(
+        self, reason: str, *, exclude: int | None, listing: list[Server] | None = None
+    ) -> Generator[Event, None, str]:
         now = self.clock.time()
         spec = self.state.spec
         match = self.match or (same_gpu(self._last) if self._last is not None else None)
@@ -176,7 +210,7 @@ class KeeperBase:
             return "stop"
         candidates = [
             s
-            for s in self.client.marketplace()
+            for s in (listing if listing is not None else self.client.marketplace())
             if not s.rented
             and s.id != exclude
             and match(s)
