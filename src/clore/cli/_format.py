@@ -102,23 +102,13 @@ def server_doc(server: Server, ctx: PriceContext) -> dict[str, Any]:
 
 #: The CLI's documented words for ``Order.state_at``'s states (docs/cli.md, JSON output):
 #: a running order is ``ready``, and every ended one ``expired``.
-_STATE_WORDS: dict[str, str] = {"running": "ready", "cancelled": "expired"}
-
-
 def order_state(order: Order, now: float, spot_active: bool | None = None) -> str:
-    """``expired``, ``outbid`` (a spot order not currently winning), ``provisioning``,
-    ``offline`` or ``ready``: ``Order.state_at`` in the CLI's documented words."""
-    state = order.state_at(now, spot_active=spot_active)
-    return _STATE_WORDS.get(state, state)
+    """``ready``, ``provisioning``, ``offline``, ``outbid`` (a spot order not currently
+    winning), ``expired``, ``cancelled`` or ``budget_stopped``: the order's status in the
+    CLI's documented words (``clore.cli._states.state_word``, one rule for every output)."""
+    from clore.cli._states import state_word
 
-
-STATE_STYLES: dict[str, str] = {
-    "ready": "green",
-    "provisioning": "yellow",
-    "outbid": "magenta",
-    "offline": "red",
-    "expired": "dim",
-}
+    return state_word(order, now, spot_active)
 
 
 def order_doc(order: Order, now: float, spot_active: bool | None = None) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def spend(app: AppContext) -> None:
     for order in found:
         cur = order.currency or "bitcoin"
         state = order_state(order, now, active.get(order.id))
-        running = state not in ("expired", "outbid")
+        running = not order.expired and state != "outbid"
         rate = burn_per_day(order, fees) if running else 0.0
         totals[cur] = totals.get(cur, 0.0) + float(order.spend)
         if running:
