@@ -59,8 +59,9 @@ def test_watch_when_alerts_once_and_a_rerun_does_not_repeat_it(run: Cli) -> None
     """`watch --model 4090 --when available>N`: one history_alert (with hooks' message),
     none from the same command run again (the episode is in its state file), and the
     listings it fetched are in the sandbox's history (one snapshot a minute at most)."""
-    listed = run.json("market", "gpu=4090", "--limit", "0")["servers"]
-    free = sum(1 for s in listed if s["specs"]["gpu"].endswith("RTX 4090"))
+    # Available whatever the currency they take (`market` lists only those taking BTC).
+    listed = run.client.marketplace()
+    free = sum(1 for s in listed if not s.rented and s.specs.gpu.endswith("RTX 4090"))
     args = ("watch", "--model", "4090", "--when", f"available>{free - 1}", "--for", "25s")
     first = run.json(*args, "--interval", "10")
     again = run.json(*args, "--interval", "10")
