@@ -52,9 +52,11 @@ _SUBCOMMANDS: Final = {
 _SUBCOMMAND_MODE: Final = "clore.cli.market.subcommand"
 
 _FILTER_HELP = (
-    "FILTER words are `field OP value` with OP one of = != > >= < <= (`=`/`!=` take comma "
-    "lists: cc=US,DE). Prices are per day in --currency unless suffixed: 3usd, 0.2usd/h, "
-    "0.0001btc, 500clore.\n\n\b\nFields:\n" + describe_fields()
+    "FILTER words are `field OP value` with OP one of = != ~ !~ > >= < <= (`=`/`!=` take "
+    "comma lists: cc=US,DE). gpu= is an exact model (gpu=4090 is not the 4090 D nor the "
+    "laptop part; `clore gpus` lists the names), gpu~ a substring. Prices are per day in "
+    "--currency unless suffixed: 3usd, 0.2usd/h, 0.0001btc, 500clore.\n\n\b\nFields:\n"
+    + describe_fields()
 )
 
 
