@@ -12,22 +12,23 @@ server use the defaults). Chosen from the real 2024 capture (1,472 available ser
 payable in bitcoin):
 
 * ``min_reliability`` **0.9**: reliability is the share of time the server was up; below
-  90 % a day-long rental is likely to be cut. The capture's lower quartile of available
-  servers runs from 0 to about 0.84, the median is 0.99; the floor keeps 1,112 of 1,472.
+  90 % a day-long rental is likely to be cut. In the capture the lowest fifth of the
+  available servers runs from 0 to 0.84 and the median is 0.99; the floor keeps 1,112
+  of 1,472 (three quarters).
 * ``min_rating`` **2.5** once a server has ``min_ratings`` **3** or more ratings: the
-  middle of the 0..5 scale, close to the median (2.6) of the servers rated 3+ times in
-  the capture, so it removes the worse-rated half of the servers renters have judged.
-  Clore's renters rate harshly (a floor of 4 would keep 10 of 77 single RTX 4090s).
+  middle of the 0..5 scale, close to the median (2.55) of the available servers rated
+  3+ times in the capture, so it removes the worse-rated half of the servers renters have judged.
+  Clore's renters rate harshly (a floor of 4 would keep 10 of 108 single RTX 4090s).
   Fewer than 3 ratings say too little either way (one angry or one friendly vote): such
   servers are judged on reliability alone, which keeps new hosts rentable.
 * **online**: the marketplace lists only online servers, so a fresh listing is the check;
   ``rent --cheapest`` always fetches one (never the cache) and ``watch`` polls.
 
-Both floors together keep 743 of the 1,472 servers and 44 of the 77 single RTX 4090s; the
-cheapest of those costs 20 % more than the cheapest single RTX 4090 overall, which has
-42 % reliability. ``Floors.off()`` (``--any-quality``) removes the reliability and
-rating floors; the currency rule and the bad-host list stay (``clore hosts bad forget``
-takes a host off the list).
+Both floors together keep 743 of the 1,472 servers and 44 of the 108 single RTX 4090s; the
+cheapest of those costs 20 % more than the cheapest single RTX 4090s overall, two at one
+price that are 85 % and 42 % reliable. ``Floors.off()`` (``--any-quality``) removes the
+reliability and rating floors; the currency rule and the bad-host list stay (``clore
+hosts bad forget`` takes a host off the list).
 
 **Bad hosts.** Servers on the local bad-host list (``clore.rentals.verify.BadHosts``: a
 server, its owner, or an owner with two servers on it) are skipped; the list is read
