@@ -110,6 +110,11 @@ def sandbox() -> None:
     help="Keep each ended order's machine directory (for debugging).",
 )
 @click.option(
+    "--no-machines",
+    is_flag=True,
+    help="Run no machines: orders get loopback ports where nothing listens (load tests).",
+)
+@click.option(
     "--expose-machines-publicly",
     is_flag=True,
     help="Let the orders' SSH and forwarded ports listen on --host too (default: loopback "
@@ -131,6 +136,7 @@ def serve(
     log_level: str,
     control_token: str | None,
     keep_machines: bool,
+    no_machines: bool,
     expose_machines_publicly: bool,
 ) -> None:
     """Run the sandbox API server until interrupted (Ctrl-C).
@@ -169,6 +175,8 @@ def serve(
         extra["keep_machines"] = True
     if expose_machines_publicly:
         extra["expose_machines"] = True
+    if no_machines:
+        extra["machines"] = False
     try:
         run_server(
             host=host,

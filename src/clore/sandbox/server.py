@@ -88,6 +88,7 @@ def serve(
     err: TextIO | None = None,
     keep_machines: bool = False,
     expose_machines: bool = False,
+    machines: bool = True,
 ) -> None:
     """Serve a sandbox on ``host:port`` until interrupted (``port=0`` picks a free port).
 
@@ -98,7 +99,8 @@ def serve(
     about on ``err``. The token itself is never printed. A fourth banner line names the
     isolation the orders' machines run under. ``keep_machines`` keeps each ended order's
     directory (for debugging); ``expose_machines`` makes the machines listen on ``host``
-    too (else loopback only), warned about on ``err``.
+    too (else loopback only), warned about on ``err``. ``machines=False`` runs none (load
+    tests: orders get loopback ports where nothing listens).
     """
     import uvicorn
 
@@ -121,10 +123,10 @@ def serve(
                 )
             (err or sys.stderr).write(_exposure(host, bound))
             (err or sys.stderr).flush()
-        machines = MachineOptions(mode="local", keep=keep_machines)
-        if expose_machines:
+        options = MachineOptions(mode="local" if machines else "off", keep=keep_machines)
+        if expose_machines and machines:
             shown = None if address in ("0.0.0.0", "::") else address
-            machines = MachineOptions(
+            options = MachineOptions(
                 mode="local", keep=keep_machines, host=address, public=True, advertise=shown
             )
             if not is_loopback_address(address):
@@ -139,9 +141,9 @@ def serve(
             rng_seed=rng_seed,
             time_scale=time_scale,
             control_token=token,
-            machines=machines,
+            machines=options,
         )
-        hosting = sandbox.fleet.take_over()
+        hosting = not machines or sandbox.fleet.take_over()
         sock.listen(2048)
         shown = f"[{host}]" if ":" in host else host
         stream = out or sys.stdout

@@ -120,3 +120,30 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_serve_without_machines_runs_none(tmp_path: Path) -> None:
+    """`clore sandbox serve --no-machines` (API load tests) says so in its banner, and its
+    provisioned orders name loopback ports where nothing listens."""
+    args = ["sandbox", "serve", "--no-machines", "--port", "0", "--db", ":memory:"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clore", *args, "--no-rate-limit"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().split()[-1]
+        key = proc.stdout.readline().split()[-1]
+        proc.stdout.readline()
+        assert proc.stdout.readline().strip() == "machines: none: machines are off"
+        with Clore(api_key=key, base_url=base, pacing=Pacing.disabled()) as client:
+            free = next(s for s in client.marketplace() if not s.rented and s.accepts("bitcoin"))
+            order = client.create_order(free.id, "img", ssh_password=PASSWORD)
+            httpx.post(base.removesuffix("/v1") + "/_sandbox/advance", json={"seconds": 15})
+            host, port = client.get_order(order.id).ssh_endpoint or ("", 0)
+        assert host == "127.0.0.1" and refused(host, port)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
