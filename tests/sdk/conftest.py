@@ -4,10 +4,6 @@ a ``Wire`` that records what was sent.
 ``sandbox`` is the public fixture's (the 3,500-server snapshot, rate limits on, a
 ``ManualClock`` shared with the clients: ``clock``); ``wire`` sees every request and the
 sandbox's answer; ``client``/``aclient`` act as the demo user through it.
-
-Transitional: tests that still ask for ``api`` get the old in-memory fake
-(``_stub/fake_api.py``) and a ``client`` bound to it. Only tests/sdk/test_sdk_pacing.py
-does; its sandbox versions are in test_sdk_wire_pacing.py, and the fake goes with them.
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -45,14 +40,6 @@ def wire(sandbox: Sandbox) -> Wire:
 @pytest.fixture
 def client(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[Clore]:
     """A Clore acting as the sandbox's demo user, through ``wire``."""
-    if "api" in request.fixturenames:  # transitional, see the module docstring
-        from _stub.fake_api import BASE_URL as FAKE_URL
-        from _stub.fake_api import KEY
-
-        fake: Any = request.getfixturevalue("api")
-        with Clore(KEY, base_url=FAKE_URL, transport=fake.transport(), clock=clock) as c:
-            yield c
-        return
     sandbox: Sandbox = request.getfixturevalue("sandbox")
     wire: Wire = request.getfixturevalue("wire")
     with Clore(sandbox.demo_key, base_url=BASE_URL, transport=wire.transport(), clock=clock) as c:
@@ -66,14 +53,6 @@ async def aclient(sandbox: Sandbox, wire: Wire, clock: ManualClock) -> AsyncIter
         sandbox.demo_key, base_url=BASE_URL, transport=wire.async_transport(), clock=clock
     ) as c:
         yield c
-
-
-@pytest.fixture
-def api(clock: ManualClock) -> Any:
-    """Transitional: the old in-memory fake, for test_sdk_pacing.py only (see the module)."""
-    from _stub.fake_api import FakeAPI
-
-    return FakeAPI(clock=clock)
 
 
 @pytest.fixture(scope="session")
