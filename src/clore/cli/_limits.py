@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
+from clore.cli._automation import check_limits, parse_limits, run_events
 from clore.cli._context import AppContext, CliError
 from clore.cli._format import duration
-from clore.cli._loop import check_limits, parse_limits, run_events
 from clore.market import format_amount, label
 
 if TYPE_CHECKING:

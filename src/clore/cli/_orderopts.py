@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import click
 
+from clore.cli._automation import seconds_option
 from clore.cli._context import EXIT_USAGE, CliError
-from clore.cli._loop import seconds_option
 
 if TYPE_CHECKING:
     from clore.workflows import RentSpec

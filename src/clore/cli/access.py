@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from clore.cli._automation import seconds_option
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._format import gpu_text, timestamp
-from clore.cli._loop import seconds_option
 from clore.cli._output import json_option
 from clore.cli._params import Id, parse_id
 

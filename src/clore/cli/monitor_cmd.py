@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from clore.cli._context import AppContext, pass_app
-from clore.cli._loop import (
+from clore.cli._automation import (
     deadline,
     events_document,
     hook_options,
@@ -17,6 +16,7 @@ from clore.cli._loop import (
     run_events,
     until_options,
 )
+from clore.cli._context import AppContext, pass_app
 from clore.cli._output import json_option
 from clore.cli._params import Id, Number
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from clore.cli._automation import interval_option, seconds_option
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._format import day_and_hour, duration, gpu_text, order_doc, timestamp
-from clore.cli._loop import interval_option, seconds_option
 from clore.cli._orders import collect
 from clore.cli._output import Column, Output, json_option
 from clore.cli._params import Id, Integer
@@ -143,7 +143,7 @@ def orders(
 
 def _watch(app: AppContext, include_completed: bool, interval: float, count: int | None) -> None:
     """Run the order monitor and show its events (see ``orders``' help for the three forms)."""
-    from clore.cli._loop import run_events
+    from clore.cli._automation import run_events
     from clore.workflows import OrderMonitor
     from clore.workflows.render import render_event
 

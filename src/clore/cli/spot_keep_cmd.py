@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from clore.cli._context import AppContext, CliError, pass_app
-from clore.cli._loop import (
+from clore.cli._automation import (
     check_amount,
     check_limits,
     deadline,
@@ -26,6 +25,7 @@ from clore.cli._loop import (
     run_events,
     until_options,
 )
+from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._orderopts import OrderSpec, container_options
 from clore.cli._output import json_option
 from clore.cli._params import Id

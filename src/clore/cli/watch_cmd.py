@@ -27,9 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from clore.cli._context import EXIT_USAGE, AppContext, CliError, pass_app
-from clore.cli._currency import resolve_currency, with_currency
-from clore.cli._loop import (
+from clore.cli._automation import (
     check_amount,
     check_limits,
     deadline,
@@ -43,6 +41,8 @@ from clore.cli._loop import (
     run_events,
     until_options,
 )
+from clore.cli._context import EXIT_USAGE, AppContext, CliError, pass_app
+from clore.cli._currency import resolve_currency, with_currency
 from clore.cli._orderopts import OrderSpec, order_options
 from clore.cli._output import json_option
 from clore.cli._params import Integer

@@ -146,11 +146,6 @@ class PriceContext:
     currency: str = "bitcoin"
     rates: Mapping[str, float] | None = field(default=None)
 
-    @property
-    def has_rates(self) -> bool:
-        """True when currencies other than USD-Blockchain can be converted to USD."""
-        return bool(self.rates)
-
 
 def _usd_hint(server: Server, source: str, *, spot: bool) -> float | None:
     """The record's own USD figure (``price.usd``) for a price in ``source``, if any."""

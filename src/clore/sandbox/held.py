@@ -11,7 +11,7 @@ from typing import Final
 
 import msgspec
 
-from clore.sandbox.backend.repository import Store
+from clore.sandbox.backend.repository import Database
 
 __all__ = ["HELD_KEY", "Held", "HeldRequests"]
 
@@ -40,7 +40,7 @@ _decode = msgspec.json.Decoder(list[Held]).decode
 class HeldRequests:
     """The held requests of a sandbox's database (any process on the file sees them)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Database) -> None:
         self.store = store
 
     def hold(self, held: Held) -> None:

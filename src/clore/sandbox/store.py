@@ -1,4 +1,4 @@
-"""SQLite implementation of the backend's ``Store``/``Repository`` interface.
+"""SQLite implementation of the backend's ``Database``/``Repository`` interface.
 
 One connection per ``SqliteStore``, shared by threads under a lock. Every mutation runs
 in a ``BEGIN IMMEDIATE`` transaction, so writers from several processes on one file are

@@ -74,9 +74,6 @@ class Schedule:
         self.interval = interval
         self.next_at = clock.time()
 
-    def due_in(self) -> float:
-        return max(0.0, self.next_at - self.clock.time())
-
     def started(self) -> None:
         """Mark a poll as starting now; the next is due one interval later (never in the past)."""
         now = self.clock.time()

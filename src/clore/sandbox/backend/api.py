@@ -30,7 +30,7 @@ from clore.sandbox.backend.records import (
     User,
     WalletRec,
 )
-from clore.sandbox.backend.repository import Repository, Store
+from clore.sandbox.backend.repository import Database, Repository
 from clore.sandbox.backend.seed import SeedRecords, seed
 from clore.sandbox.backend.settle import schedule, settle
 from clore.sandbox.backend.validate import check_id
@@ -51,11 +51,11 @@ class MachineOrder:
 
 
 class Backend:
-    """The API's behaviour over a ``Store``, at the times ``now()`` returns."""
+    """The API's behaviour over a ``Database``, at the times ``now()`` returns."""
 
     def __init__(
         self,
-        store: Store,
+        store: Database,
         now: Callable[[], float],
         *,
         market_activity: float = 0.0,

@@ -1,6 +1,6 @@
 """The storage interface the backend codes against (SQLite today, PostgreSQL possible).
 
-A ``Store`` hands out transactions; a ``Repository`` is the set of reads and writes one
+A ``Database`` hands out transactions; a ``Repository`` is the set of reads and writes one
 transaction offers. Everything the backend persists goes through these methods, so a new
 store implements this file and nothing else.
 """
@@ -12,7 +12,7 @@ from typing import Protocol
 
 from clore.sandbox.backend.records import OrderRec, ServerRec, User, WalletRec
 
-__all__ = ["Repository", "Store"]
+__all__ = ["Database", "Repository"]
 
 
 class Repository(Protocol):
@@ -191,7 +191,7 @@ class Repository(Protocol):
         ...
 
 
-class Store(Protocol):
+class Database(Protocol):
     """A database: transactions over a ``Repository``.
 
     A transaction that cannot proceed (database locked, busy, failing) raises the
