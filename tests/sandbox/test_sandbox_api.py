@@ -460,5 +460,5 @@ def test_create_order_refuses_a_port_with_a_trailing_newline(call: Callable[...,
         "type": "on-demand",
         "ports": {"22\n": "tcp"},
     }
-    assert {"code": 2} == call("POST", "create_order", json=body).json()
-    assert [] == call("GET", "my_orders").json()["orders"]
+    assert call("POST", "create_order", json=body).json() == {"code": 2}
+    assert call("GET", "my_orders").json()["orders"] == []

@@ -16,7 +16,8 @@ __all__ = ["parse_duration", "parse_until", "render_event"]
 #: Kinds that deserve attention in a terminal (the CLI may colour them).
 ALERT_KINDS: Final = frozenset(
     {"outbid", "paused", "cancelled", "low_runway", "cap_exceeded", "lost", "error",
-     "hook_failed", "hook_dropped", "recovery_failed", "guard_cancelled", "over_budget", "history_alert"}
+     "hook_failed", "hook_dropped", "recovery_failed", "guard_cancelled", "over_budget",
+     "history_alert"}
 )  # fmt: skip
 
 _UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
