@@ -27,7 +27,6 @@ request comes; on a ``ManualClock`` everything follows ``advance`` and each requ
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -35,14 +34,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from clore._files import write_atomic
 from clore.sandbox.backend.machines import Assigned, public_port
+from clore.sandbox.credentials import Credentials
+from clore.sandbox.fleet_options import MachineOptions, MachinesMode, machines_root
 from clore.sandbox.host import HostLock, HostServer, call_host, spawn_host
-from clore.sandbox.machines.isolation import IsolationMode
 from clore.sandbox.machines.spec import Delivers, MachineSpec
 
 if TYPE_CHECKING:
@@ -56,110 +54,8 @@ __all__ = ["Credentials", "Fleet", "MachineOptions", "MachinesMode", "machines_r
 
 log = logging.getLogger("clore.sandbox.machines")
 
-MachinesMode = Literal["auto", "local", "background", "off"]
 _TICK = 0.25
 _REPOKE = 5.0
-
-
-def machines_root(db: str | Path) -> Path:
-    """The machines directory of a file database: ``NAME.machines`` beside ``NAME.db``."""
-    path = Path(db).expanduser()
-    return path.with_name(f"{path.stem}.machines")
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class MachineOptions:
-    """How a sandbox runs its orders' machines.
-
-    ``host`` is where their SSH and relay ports listen; anything but loopback needs
-    ``public=True`` (``serve --expose-machines-publicly``), and orders then name
-    ``advertise`` (default: ``host``, or this machine's name for a wildcard address) as
-    their ``pub_cluster``. ``keep`` keeps each stopped order's directory; ``root`` holds
-    them (default: beside a file database, else a temporary directory).
-    """
-
-    mode: MachinesMode = "auto"
-    keep: bool = False
-    isolation: IsolationMode = "auto"
-    host: str = "127.0.0.1"
-    public: bool = False
-    advertise: str | None = None
-    root: Path | None = None
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("auto", "local", "background", "off"):
-            raise ValueError(f"machines: one of auto, local, background, off, not {self.mode!r}")
-        if not _is_loopback(self.host) and not self.public:
-            raise ValueError(
-                f"machines listen on loopback only; {self.host!r} would expose every order's "
-                "SSH and ports to the network (--expose-machines-publicly means it)"
-            )
-
-    @property
-    def shown_host(self) -> str:
-        """The host orders name in ``pub_cluster``."""
-        if self.advertise:
-            return self.advertise
-        if self.host in ("0.0.0.0", "::", ""):
-            return socket.getfqdn()
-        return self.host
-
-
-class Credentials:
-    """SSH passwords and keys of orders, kept out of the database.
-
-    In memory; with a ``directory`` (file databases) also one file per order there
-    (``ORDER.json``, mode 0600, the directory 0700), so the process that runs the machines
-    — a background host, a restarted ``serve`` — finds them. Dropped when the order ends.
-    """
-
-    def __init__(self, directory: Path | None) -> None:
-        self.directory = directory
-        self._memory: dict[int, tuple[str | None, str | None]] = {}
-        self._lock = threading.Lock()
-
-    def put(self, order_id: int, password: str | None, key: str | None) -> None:
-        with self._lock:
-            self._memory[order_id] = (password, key)
-        if self.directory is not None and (password or key):
-            body = json.dumps({"ssh_password": password, "ssh_key": key})
-            write_atomic(self.directory / f"{order_id}.json", body, mode=0o600)
-
-    def get(self, order_id: int) -> tuple[str | None, str | None]:
-        with self._lock:
-            found = self._memory.get(order_id)
-        if found is not None or self.directory is None:
-            return found or (None, None)
-        try:
-            data = json.loads((self.directory / f"{order_id}.json").read_text("utf-8"))
-        except (OSError, ValueError):
-            return None, None
-        return data.get("ssh_password"), data.get("ssh_key")
-
-    def drop(self, order_id: int) -> None:
-        with self._lock:
-            self._memory.pop(order_id, None)
-        if self.directory is not None:
-            with contextlib.suppress(FileNotFoundError):
-                (self.directory / f"{order_id}.json").unlink()
-
-    def stored(self) -> list[int]:
-        """Order ids with credentials (in memory or on disk)."""
-        ids = set(self._memory)
-        if self.directory is not None and self.directory.is_dir():
-            ids.update(int(p.stem) for p in self.directory.glob("*.json") if p.stem.isdigit())
-        return sorted(ids)
 
 
 class Fleet:
