@@ -58,11 +58,13 @@ def test_spend_after_cancel_burns_nothing(run: Cli) -> None:
 
 
 def test_the_runway_matches_what_the_wallet_is_charged(run: Cli) -> None:
-    """The balance falls by the burn rate spend reports: a day of it costs one day's burn."""
-    run.rent_cheapest_4090()
+    """The balance falls by the burn rate spend reports: a day of it costs one day's burn
+    (and the order's creation fee, taken once it has run 10 minutes)."""
+    order = run.rent_cheapest_4090()
     before = run.json("spend")
     run.sandbox.advance(86400)
     after = run.json("spend")
     wallet = {w["name"]: w["balance"] for w in before["wallets"]}["bitcoin"]
     later = {w["name"]: w["balance"] for w in after["wallets"]}["bitcoin"]
-    assert wallet - later == pytest.approx(before["burn_per_day"]["bitcoin"], rel=1e-3)
+    burn = before["burn_per_day"]["bitcoin"]
+    assert wallet - later == pytest.approx(burn + order["creation_fee"], rel=1e-3)

@@ -182,6 +182,6 @@ def test_sandbox_serve_json_prints_its_banner_as_one_document() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert set(doc) == {"base_url", "demo_key", "database"}
+    assert set(doc) == {"base_url", "demo_key", "database", "machines"}
     assert doc["base_url"].startswith("http://127.0.0.1:") and doc["base_url"].endswith("/v1")
     assert doc["database"] == ":memory:" and len(doc["demo_key"]) >= 16

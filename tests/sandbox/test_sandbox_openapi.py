@@ -104,6 +104,9 @@ def test_keys_answers_and_the_control_plane_are_documented() -> None:
         "sandbox_clear_faults",
         "sandbox_set_server",
         "sandbox_market_tick",
+        "sandbox_order_logs",
+        "sandbox_set_access_fault",
+        "sandbox_machines",
     }
     assert all({"401", "403"} <= set(op["responses"]) for op in control)
 

@@ -30,6 +30,17 @@ def parser() -> argparse.ArgumentParser:
         help="require this x-sandbox-token on /_sandbox requests (needed off loopback; "
         "default: $CLORE_SANDBOX_TOKEN)",
     )
+    run.add_argument(
+        "--keep-machines", action="store_true", help="keep ended orders' machine directories"
+    )
+    run.add_argument(
+        "--no-machines", action="store_true", help="run no machines (API load tests)"
+    )
+    run.add_argument(
+        "--expose-machines-publicly",
+        action="store_true",
+        help="let the orders' SSH and forwarded ports listen on --host too (default: loopback)",
+    )
     return root
 
 
@@ -54,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             rng_seed=args.rng_seed,
             log_level=args.log_level,
             control_token=args.control_token,
+            keep_machines=args.keep_machines,
+            expose_machines=args.expose_machines_publicly,
+            machines=not args.no_machines,
         )
     except KeyboardInterrupt:
         pass

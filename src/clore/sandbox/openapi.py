@@ -145,6 +145,14 @@ def _refused(reason: str, description: str) -> dict[str, Any]:
     return _json(_obj(props, ["code", "error"]), description)
 
 
+_ORDER_ID: dict[str, Any] = {
+    "name": "order_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
 def _control_paths() -> dict[str, Any]:
     plain = {"200": _json(_answer(), "code 0 on success, 2 for a bad body")}
     # No key; the control token when the server has one (else loopback peers only).
@@ -244,11 +252,75 @@ def _control_operations(
                             "online": {"type": "boolean"},
                             "visible": {"type": "boolean"},
                             "end_outbid": {"type": "boolean"},
+                            "delivers": {
+                                "description": "what the server's machines report instead of "
+                                "its listing (merged; a field null: back to the listing; null: "
+                                "honest)",
+                                "anyOf": [
+                                    _obj(
+                                        {
+                                            "gpu": {"type": ["string", "null"]},
+                                            "gpu_count": {"type": ["integer", "null"]},
+                                            "gpuram": {"type": ["number", "null"]},
+                                            "power_limit": {"type": ["number", "null"]},
+                                            "pcie_width": {"type": ["integer", "null"]},
+                                            "pcie_gen": {"type": ["integer", "null"]},
+                                            "gpu_error": {"type": ["boolean", "null"]},
+                                            "slow": {"type": ["number", "null"]},
+                                        }
+                                    ),
+                                    {"type": "null"},
+                                ],
+                            },
                         }
                     )
                 ),
                 "responses": plain,
             }
+        },
+        "/_sandbox/orders/{order_id}/logs": {
+            "get": {
+                "operationId": "sandbox_order_logs",
+                "security": none,
+                "parameters": [
+                    _ORDER_ID,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
+                    },
+                ],
+                "responses": {
+                    "200": _json(
+                        _answer({"order": {"type": "integer"}, "log": {"type": "string"}}),
+                        "the newest bytes of the order's command output",
+                    )
+                },
+            }
+        },
+        "/_sandbox/orders/{order_id}/access": {
+            "post": {
+                "operationId": "sandbox_set_access_fault",
+                "security": none,
+                "parameters": [_ORDER_ID],
+                "requestBody": _body(
+                    _obj(
+                        {
+                            "fault": {
+                                "type": ["string", "null"],
+                                "enum": ["refuse", "delay", "drop", None],
+                            },
+                            "seconds": {"type": "number", "minimum": 0, "maximum": 3600},
+                        },
+                        ["fault"],
+                    )
+                ),
+                "responses": plain,
+            }
+        },
+        "/_sandbox/machines": {
+            "get": {"operationId": "sandbox_machines", "security": none, "responses": plain}
         },
         "/_sandbox/market/tick": {
             "post": {

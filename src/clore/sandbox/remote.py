@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from msgspec import UNSET, UnsetType
 
 from clore import APIError, ConfigError, UnexpectedResponseError
 from clore._facts import TOKEN_HEADER
@@ -96,8 +97,10 @@ class ControlClient:
         *,
         visible: bool | None = None,
         end_outbid: bool | None = None,
+        delivers: dict[str, Any] | UnsetType | None = UNSET,
     ) -> None:
-        """Change a server as its host or the market would."""
+        """Change a server as its host or the market would; ``delivers`` (merged; None:
+        honest again) is the hardware its orders' machines report."""
         fields = {
             "price": price,
             "rented": rented,
@@ -105,8 +108,26 @@ class ControlClient:
             "visible": visible,
             "end_outbid": end_outbid,
         }
-        body = {k: v for k, v in fields.items() if v is not None}
+        body: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        if not isinstance(delivers, UnsetType):
+            body["delivers"] = delivers
         self._call("POST", f"/servers/{int(server_id)}", body)
+
+    def order_logs(self, order_id: int, limit: int = 64 * 1024) -> str:
+        """The newest ``limit`` bytes of the order's command output."""
+        answer = self._call("GET", f"/orders/{int(order_id)}/logs?limit={int(limit)}")
+        return str(answer["log"])
+
+    def set_access_fault(self, order_id: int, fault: str | None, seconds: float = 0.0) -> None:
+        """Make the order's SSH refuse, delay (``seconds``) or drop connections; None clears."""
+        body = {"fault": fault, "seconds": float(seconds)}
+        self._call("POST", f"/orders/{int(order_id)}/access", body)
+
+    def machines_info(self) -> dict[str, Any]:
+        """Where the server's machines run, their isolation, the orders running one."""
+        data = self._call("GET", "/machines")
+        data.pop("code", None)
+        return data
 
     def market_tick(self, count: int = 1) -> list[str]:
         """Run market events now; returns what happened."""
