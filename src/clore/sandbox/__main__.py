@@ -33,9 +33,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--keep-machines", action="store_true", help="keep ended orders' machine directories"
     )
-    run.add_argument(
-        "--no-machines", action="store_true", help="run no machines (API load tests)"
-    )
+    run.add_argument("--no-machines", action="store_true", help="run no machines (API load tests)")
     run.add_argument(
         "--expose-machines-publicly",
         action="store_true",
