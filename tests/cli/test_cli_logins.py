@@ -133,3 +133,12 @@ def test_the_ssh_line_names_a_key_ssh_would_not_try_itself(
     plain = run("rent", "--cheapest", "gpu=4090", "--yes", "--wait")
     line = next(x for x in plain.stdout.splitlines() if x.startswith("ssh:"))
     assert line.split()[1:3] == ["ssh", "root@127.0.0.1"]
+
+
+@pytest.mark.no_default_key
+def test_watch_rent_refuses_an_ssh_port_nobody_could_log_in_to(run: Cli) -> None:
+    """watch --rent shares the rule: exit 2 before any request, no order."""
+    result = run("watch", "gpu=4090", "--max-price", "1", "--rent", "--yes", "--count", "1")
+    assert result.exit_code == 2, result.output
+    assert NO_LOGIN in result.stderr and result.stdout == ""
+    assert run.client.my_orders() == []

@@ -66,7 +66,8 @@ def test_ctrl_c_stops_a_loop_with_exit_130_and_no_traceback(worlds: Any) -> None
         raise KeyboardInterrupt
 
     world.at(35, interrupt)
-    result = invoke(world.scripted(), world, "watch", "--max-price", "0.0002", "--rent", "--yes")
+    result = invoke(world.scripted(), world, "watch", "--max-price", "0.0002", "--rent", "--yes",
+                    "--ssh-password", "abc123")  # fmt: skip
     assert result.exit_code == 130
     assert "stopped (Ctrl-C); state kept in" in result.stderr
     assert "Traceback" not in result.stderr

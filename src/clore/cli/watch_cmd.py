@@ -210,6 +210,8 @@ def watch(
     if not do_rent and (dry_run or max_spend or max_time or budget is not None):
         raise CliError("--dry-run, --budget, --max-spend and --max-time need --rent", 2)
     spec = OrderSpec.from_params(options) if do_rent else None
+    if spec is not None:
+        spec.require_login()  # as rent: no order nobody could log in to
     rates = _rates(app, cur, named, parsed)
     ctx = PriceContext(cur, rates)
     cap = parse_money(max_price, cur, "--max-price", rates=rates)
