@@ -53,7 +53,7 @@ SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
             ("orders", "clore.cli.orders:orders", "List your orders (--watch keeps it live)."),
             (
                 "order",
-                "clore.cli.orders:order",
+                "clore.cli.order_cmd:order",
                 "Show one order: state, endpoints, spend, time left.",
             ),
             ("cancel", "clore.cli.orders:cancel", "Cancel orders, optionally reporting an issue."),

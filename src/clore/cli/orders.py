@@ -1,5 +1,5 @@
-"""``clore orders`` (table, ``--watch``), ``clore order ID`` (``--wait`` resumes waiting
-for it) and ``clore cancel ID...``.
+"""``clore orders`` (table, ``--watch``) and ``clore cancel ID...`` (``clore order ID`` is
+``order_cmd``).
 
 States are ``_states.state_word``: ``Order.state_at`` told apart further by what this
 client did (an order its budget guard stopped is ``budget_stopped``, not ``cancelled``).
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from clore.cli._automation import interval_option, seconds_option
+from clore.cli._automation import interval_option
 from clore.cli._context import AppContext, CliError, pass_app
-from clore.cli._format import day_and_hour, duration, gpu_text, order_doc, timestamp
-from clore.cli._orders import collect
+from clore.cli._format import duration, gpu_text, timestamp
+from clore.cli._orders import Stops, collect, record
 from clore.cli._output import Column, Output, json_option
 from clore.cli._params import Id, Integer
 from clore.cli._states import STATE_STYLES, load_stops, state_word
@@ -24,12 +24,9 @@ from clore.market import format_amount, label
 
 if TYPE_CHECKING:
     from clore import Order
-    from clore.rentals import BudgetStop
     from clore.workflows import Event, OrderMonitor
 
-Stops = dict[int, list["BudgetStop"]]
-
-__all__ = ["cancel", "order", "orders"]
+__all__ = ["cancel", "orders"]
 
 COLUMNS = [
     Column("ID", "right", 99),
@@ -82,15 +79,6 @@ def _render(
         return
     rows = [_row(o, now, active, stops) for o in found]
     out.table(COLUMNS, rows, styles=_styles(found, now, active, set(), stops))
-
-
-def record(
-    order: Order, now: float, spot_active: bool | None = None, stops: Stops | None = None
-) -> dict[str, Any]:
-    """``order_doc`` with the state in this client's words (``_states.state_word``)."""
-    doc = order_doc(order, now, spot_active)
-    doc["derived"]["state"] = state_word(order, now, spot_active, stops)
-    return doc
 
 
 def _document(
@@ -261,75 +249,6 @@ class _LiveView:
     def stop(self) -> None:
         if self.live is not None:
             self.live.stop()
-
-
-@click.command()
-@click.argument("order_id", type=Id(), metavar="ORDER")
-@click.option(
-    "--wait",
-    is_flag=True,
-    help="Wait until ORDER is ready (SSH answers) first: resumes an interrupted `rent --wait`.",
-)
-@seconds_option("--timeout", 600.0, "How long --wait waits.")
-@json_option
-@pass_app
-def order(app: AppContext, order_id: int, wait: bool, timeout: float) -> None:
-    """Show one order: state, SSH and HTTP endpoints, price, spend and time left."""
-    found = wait_for(app, order_id, timeout) if wait else _get(app, order_id)
-    active: dict[int, bool] = {}
-    if found.spot and not found.expired:
-        market = app.api().spot_marketplace(found.si)
-        active = {offer.offer_id: offer.active for offer in market.offers}
-    now = app.server_time()
-    spot_active = active.get(found.id)
-    out = app.out
-
-    def human() -> None:
-        cur = found.currency or "bitcoin"
-        state = state_word(found, now, spot_active)
-        pairs = [
-            ("State", state),
-            ("Server", f"{found.si} ({gpu_text(found)})"),
-            ("Type", "spot" if found.spot else "on-demand"),
-            ("Price", day_and_hour(float(found.price), cur)),
-            ("Spend", f"{format_amount(float(found.spend), cur)} {label(cur)}"),
-            ("Creation fee", f"{format_amount(float(found.creation_fee), cur)} {label(cur)}"),
-            ("Created", timestamp(float(found.ct))),
-            ("Time left", "—" if found.expired else duration(found.time_left(now).total_seconds())),
-            ("Image", found.image or "—"),
-            ("SSH", _access(found, found.ssh_command())),
-            ("HTTP", _access(found, found.http_url)),
-        ]
-        out.fields(pairs, title=f"Order {found.id}")
-
-    out.result({"order": record(found, now, spot_active)}, human)
-
-
-def wait_for(app: AppContext, order_id: int, timeout: float) -> Order:
-    """Wait (``wait_for_order``) until the order is ready; an interrupted or timed-out
-    wait says the order is still running and billing, and how to stop or wait again."""
-    import time
-
-    from clore.cli._billing import billing_error
-
-    started = time.monotonic()
-    try:
-        with app.out.waiting(f"waiting for order {order_id} to be ready"):
-            found = app.api().wait_for_order(order_id, timeout=timeout)
-    except BaseException as exc:
-        raise billing_error(exc, order_id) from exc
-    app.out.info(f"Order {order_id} is ready after {time.monotonic() - started:.1f} s")
-    return found
-
-
-def _access(found: Order, value: str | None) -> str:
-    if found.expired:
-        return "— (ended)"
-    return value or "— (not provisioned yet)"
-
-
-def _get(app: AppContext, order_id: int) -> Order:
-    return app.api().get_order(order_id)
 
 
 @click.command()
