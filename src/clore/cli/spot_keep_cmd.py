@@ -3,7 +3,12 @@
 When outbid, the bid goes just above the winner (never above ``--max-bid``); when alone,
 it walks down towards the server minimum within the API's step and 600 s rules. With
 ``--recover``, a lost order (or one the cap cannot keep) is replaced by a spot bid on the
-next cheapest matching server, with the same image, ports and env.
+next cheapest matching server, with the same image, ports and env. Recovery places new
+bids while nobody watches, so ``--recover`` needs ``--yes`` (as ``watch --rent`` does):
+without it the command stops before any request (exit 2).
+
+The keeper's state (``spot-ORDER.json`` under the workflows directory) outlives a run: a
+plain keep that saw the order end leaves it, and a later ``--recover`` starts from it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from clore.cli._params import Id
 
 if TYPE_CHECKING:
     from clore import Order
-    from clore.workflows import RentSpec
+    from clore.workflows import KeeperState, RentSpec, StateFile
 
 __all__ = ["keep"]
 
@@ -65,6 +70,12 @@ __all__ = ["keep"]
 )
 @container_options(recovery=True)
 @click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Allow --recover to place new spot bids unattended (required with --recover).",
+)
+@click.option(
     "--currency",
     "-c",
     default=None,
@@ -91,6 +102,7 @@ def keep(
     until: str | None,
     for_: str | None,
     jsonl: bool,
+    yes: bool,
     **options: Any,
 ) -> None:
     """Keep spot ORDER winning within --max-bid; lower the bid when nobody competes.
@@ -98,18 +110,24 @@ def keep(
     \b
     Examples:
       clore spot keep 4711 --max-bid 0.0003btc
-      clore spot keep 4711 --max-bid 0.0003btc --recover --env HF_TOKEN=... --max-spend 0.002
+      clore spot keep 4711 --max-bid 0.0003btc --recover --yes --env HF_TOKEN=... --max-spend 0.002
     """
     from clore import OrderNotFoundError
     from clore.cli._currency import resolve_currency
     from clore.market import PriceContext, compile_filters, parse_filters
-    from clore.workflows import SpotKeeper, StateFile, workflows_dir
+    from clore.workflows import KeeperState, SpotKeeper, StateFile, workflows_dir
 
     named = [check_amount(max_bid, "--max-bid"), check_amount(step, "--step")]
     named.append(check_limits(max_spend, max_time))
     source = resolve_currency(currency) if currency else None
     matcher = parse_filters(match_words)
     stop = deadline(app, until, for_)
+    if recover and not yes:
+        raise CliError(
+            "--recover places new spot bids on other servers while unattended: add --yes "
+            "to allow it (nothing was sent)",
+            2,
+        )
     client = app.client()
     try:
         order = client.get_order(order_id)
@@ -118,7 +136,7 @@ def keep(
     if not order.spot:
         raise CliError(f"order {order_id} is on-demand; spot keep needs a spot order", 2)
     path = workflows_dir() / f"spot-{order_id}.json"
-    if order.expired and not recover and not path.exists():
+    if order.expired and not recover and _nothing_kept(StateFile(path), KeeperState):
         raise CliError(f"order {order_id} has already ended (--recover bids on another)", 1)
     # Prices are compared with the order's bids, so every amount is converted to its currency.
     cur = order.currency
@@ -145,6 +163,16 @@ def keep(
     )
     seen = run_events(app, keeper.run(), jsonl=jsonl, state_path=path)
     events_document(app, seen, jsonl, order_id=keeper.state.order_id)
+
+
+def _nothing_kept(file: StateFile, kind: type[KeeperState]) -> bool:
+    """True when the state holds no order to keep (none yet, or its order was lost and
+    not replaced): a keep without --recover has nothing to do then."""
+    try:
+        state = file.read(kind)
+    except ValueError:  # a damaged file: the keeper itself reports it
+        return False
+    return state is None or state.order_id is None
 
 
 def _rates(app: AppContext, order: Order, named: list[str | None]) -> dict[str, float] | None:

@@ -76,6 +76,17 @@ class SpotKeeper(KeeperBase):
             if self._unsettled():
                 return "next"  # a recovery may have rented: settle it before bidding again
             # Lost earlier and not yet replaced: only recovery is left to do.
+            if not self.recover:
+                lost = self.state.lost_order_id
+                yield make_event(
+                    "spot",
+                    "lost",
+                    self.clock.time(),
+                    f"order {lost} was lost before; not recovering",
+                    order_id=lost,
+                    reason="lost before",
+                )
+                return "stop"
             return (yield from self._recover("no order", exclude=None))
         orders = {o.id: o for o in self.client.my_orders()}
         order = orders.get(self.state.order_id)
@@ -166,12 +177,12 @@ class SpotKeeper(KeeperBase):
                     "spot",
                     "cap_exceeded",
                     now,
-                    f"order {order.id}: outbid at {amount(d.winning or 0)}; winning needs "
-                    f"{amount(d.price or 0)} > cap {_per_day(self.max_bid, order)}",
+                    _cap_message(order, d, self.max_bid),
                     order=order,
                     winning_bid=d.winning,
                     needed=d.price,
                     cap=self.max_bid,
+                    reason=d.reason,
                 )
             if self.recover:
                 self._abandon(order)
@@ -258,6 +269,21 @@ class SpotKeeper(KeeperBase):
         if crossed is not None:
             yield cancelled_event(final, crossed, self.clock.time(), source="spot", reconciled=True)
         return "stop"
+
+
+def _cap_message(order: Order, d: BidDecision, cap: float) -> str:
+    """What the cap cannot do: beat the winning bid, or reach the server's minimum (its
+    host raised it above our bid; no other bid need be involved)."""
+    needed = amount(d.price or 0)
+    if d.reason == "below minimum":
+        return (
+            f"order {order.id}: bid {amount(float(order.price))} is under the server's "
+            f"minimum {needed}, which is over the cap {_per_day(cap, order)}"
+        )
+    return (
+        f"order {order.id}: outbid at {amount(d.winning or 0)}; winning needs {needed} "
+        f"> cap {_per_day(cap, order)}"
+    )
 
 
 def _per_day(value: float | None, order: Order) -> str:

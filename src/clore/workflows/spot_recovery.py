@@ -69,6 +69,9 @@ class KeeperState(msgspec.Struct, kw_only=True):
     # The order this keeper's own guard cancelled when the answer was lost: once it shows
     # ended it is reported as guard_cancelled, never treated as lost to the market.
     cancelling: int | None = None
+    # The order lost last (or abandoned at the cap): what a later recovery matches on,
+    # also when it runs in another process than the one that saw the loss.
+    lost_order_id: int | None = None
 
 
 def same_gpu(order: Order) -> Callable[[Server], bool] | None:
@@ -118,6 +121,10 @@ class KeeperBase:
         loaded = state.read(KeeperState) if state is not None else None
         self.state = loaded or KeeperState(origin_order_id=order_id, order_id=order_id, spec=rent)
         if rent is not None:
+            kept = self.state.spec
+            if rent.ports is None and kept is not None and kept.ports:
+                # An ended order lists no ports; the state kept them while it ran.
+                rent = msgspec.structs.replace(rent, ports=kept.ports)
             self.state.spec = rent
         self._owner = ""
         self._capped = False
@@ -143,6 +150,7 @@ class KeeperBase:
         self._last = order  # its GPU is what recovery looks for
         if order is not None:
             self.state.spent_before += float(order.spend)
+        self.state.lost_order_id = lost_id
         # Not Order.time_left: that is zero for any order that has ended, cancelled or not.
         # Ended more than a poll (in server seconds) before its end: it did not run out.
         gap = self.api_time.to_server(self.interval)
@@ -189,14 +197,27 @@ class KeeperBase:
         with contextlib.suppress(ApplicationError, OrderError):
             self.client.cancel_order(order.id)
         self.state.spent_before += float(order.spend)
+        self.state.lost_order_id = order.id
         self.state.order_id = None
         self._save()
+
+    def _lost_order(self) -> Order | None:
+        """The order lost last, as ``my_orders`` shows it: a keeper started after the loss
+        (a plain keep saw it, this one recovers) has not seen it itself."""
+        wanted = self.state.lost_order_id or self.state.origin_order_id
+        try:
+            orders = self.client.my_orders(include_completed=True)
+        except RETRYABLE:
+            return None
+        return next((o for o in orders if o.id == wanted), None)
 
     def _recover(
         self, reason: str, *, exclude: int | None, listing: list[Server] | None = None
     ) -> Generator[Event, None, str]:
         now = self.clock.time()
         spec = self.state.spec
+        if self._last is None and self.match is None:
+            self._last = self._lost_order()
         match = self.match or (same_gpu(self._last) if self._last is not None else None)
         if self.state.recoveries >= self.max_recoveries or spec is None or match is None:
             why = (
