@@ -7,6 +7,8 @@ import json
 import pytest
 from cli_helpers import Cli
 
+from clore.cli._format import duration
+from clore.market import format_amount
 from clore.workflows import Limits, registered_limits, workflows_dir
 
 
@@ -16,8 +18,9 @@ def test_rent_registers_its_limits_for_clore_guard(run: Cli) -> None:
     assert result.exit_code == 0, result.output
     (order,) = run.client.my_orders()
     assert registered_limits() == {order.id: Limits(max_spend=0.0001, max_time=28800.0)}
-    assert f"Limits for order {order.id}: spend up to 0.00010000 BTC" in result.stderr
-    assert "running time up to 8 h 00 m" in result.stderr
+    spend = format_amount(0.0001, "bitcoin")
+    assert f"Limits for order {order.id}: spend up to {spend} BTC" in result.stderr
+    assert f"running time up to {duration(28800.0)}" in result.stderr
     assert "enforced only while a guard runs" in result.stderr
     assert "clore guard --all" in result.stderr
 
@@ -156,3 +159,64 @@ class _Recording:
         if callable(attr):
             self._seen.append(name)
         return attr
+
+
+def test_guard_register_merges_with_the_limits_set_at_rent(run: Cli) -> None:
+    """rent --max-spend, then guard --register --max-time: both limits are registered
+    (the spend is not silently dropped); the output names what is registered now."""
+    oid = run.json("rent", "18811", "--yes", "--max-spend", "0.0001btc")["order"]["id"]
+    result = run("guard", "--order", str(oid), "--max-time", "2h", "--register")
+    assert result.exit_code == 0, result.output
+    assert registered_limits() == {oid: Limits(max_spend=0.0001, max_time=7200.0)}
+    assert f"limits recorded for order {oid} (merged with any before)" in result.stdout
+    assert "spend up to 0.0001" in result.stdout
+    doc = run.json("guard", "--order", str(oid), "--max-spend", "0.0002", "--register")
+    assert doc == {"registered": {str(oid): {"max_spend": 0.0002, "max_time": 7200.0}}}
+
+
+def test_guard_register_replace_drops_the_limits_before(run: Cli) -> None:
+    """--replace: only the limits given stay registered; --replace alone is a usage error."""
+    oid = run.json("rent", "18811", "--yes", "--max-spend", "0.0001btc")["order"]["id"]
+    doc = run.json("guard", "--order", str(oid), "--max-time", "2h", "--register", "--replace")
+    assert doc == {"registered": {str(oid): {"max_spend": None, "max_time": 7200.0}}}
+    assert registered_limits() == {oid: Limits(max_time=7200.0)}
+    alone = run("guard", "--order", str(oid), "--max-time", "1h", "--replace")
+    assert alone.exit_code == 2
+    assert alone.stderr.strip() == "clore: error: --replace goes with --register"
+    assert registered_limits() == {oid: Limits(max_time=7200.0)}
+
+
+def test_guard_list_shows_the_registered_limits_and_who_enforces_them(run: Cli) -> None:
+    """guard --list: each order with its limits (in its currency), its state and whether a
+    guard enforces them now (none runs here); --json the same as data."""
+    oid = run.json("rent", "18811", "--yes", "--max-spend", "0.0001btc", "--max-time", "8h")[
+        "order"
+    ]["id"]
+    ended = run.json("rent", "16020", "--yes", "--max-time", "1h")["order"]["id"]
+    run.client.cancel_order(ended)
+    result = run("guard", "--list")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.strip().startswith(str(oid)))
+    assert "running" in line and f"spend up to {format_amount(0.0001, 'bitcoin')} BTC" in line
+    assert f"running time up to {duration(28800.0)}" in line and "no guard running" in line
+    assert "keep `clore guard --all` running" in result.stdout
+    doc = run.json("guard", "--list")
+    rows = {r["order_id"]: r for r in doc["limits"]}
+    assert rows[oid]["max_spend"] == 0.0001 and rows[oid]["currency"] == "bitcoin"
+    assert (rows[oid]["state"], rows[oid]["enforced"], rows[oid]["guards"]) == (
+        "running",
+        False,
+        [],
+    )
+    assert rows[ended]["state"] == "ended"
+    assert doc["guards"] == []
+    only = run.json("guard", "--list", "--order", str(oid))
+    assert [r["order_id"] for r in only["limits"]] == [oid]
+
+
+def test_guard_list_without_limits_says_so_and_refuses_other_options(run: Cli) -> None:
+    """Nothing registered: one line; --list with --all or limits is a usage error."""
+    result = run("guard", "--list")
+    assert (result.exit_code, result.stdout.strip()) == (0, "No limits registered.")
+    bad = run("guard", "--list", "--all")
+    assert bad.exit_code == 2 and "--list takes only --order" in bad.stderr

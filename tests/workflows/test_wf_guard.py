@@ -207,3 +207,70 @@ def test_a_dropped_cancel_answer_on_the_sandbox_is_reconciled(tmp_path: Path) ->
         assert order.id not in registered_limits()
     finally:
         world.close()
+
+
+# ---- merging registered limits, and the running guard's lease ----------------------------
+
+
+def test_registering_merges_with_the_limits_already_registered() -> None:
+    """A second registration keeps the limit it does not name; replace drops it."""
+    register_limits(7, Limits(max_spend=0.001))
+    assert register_limits(7, Limits(max_time=3600)) == Limits(max_spend=0.001, max_time=3600)
+    assert registered_limits() == {7: Limits(max_spend=0.001, max_time=3600)}
+    assert register_limits(7, Limits(max_spend=0.002)) == Limits(max_spend=0.002, max_time=3600)
+    assert register_limits(7, Limits(max_time=60), replace=True) == Limits(max_time=60)
+    assert registered_limits() == {7: Limits(max_time=60)}
+
+
+def test_a_running_guard_leaves_a_live_lease_until_its_rounds_stop(world: World) -> None:
+    """While the guard polls, its lease names this process and the limits it applies;
+    when my_orders fails for longer than two intervals and the slack, the guard no longer
+    counts as enforcing; at the end of the loop the lease is gone."""
+    import os
+
+    from clore.workflows.guard import LEASE_SLACK, enforcing, guard_leases
+
+    client = world.scripted()
+    order = client.create_order(2, "img")
+    limits = Limits(max_time=86400)
+    register_limits(order.id, limits)
+    seen: dict[str, list] = {}
+
+    def look(name: str) -> None:
+        seen[name] = enforcing(order.id, world.clock.time(), registered_limits().get(order.id))
+
+    world.at(90, lambda: look("running"))
+    world.at(100, lambda: world.sandbox.inject_fault("my_orders", "db_error", count=1000))
+    world.at(100 + 2 * 60 + LEASE_SLACK + 30, lambda: look("failing"))
+    events = list(guard(client, world.clock, interval=60, until=world.clock.time() + 400))
+    assert any(e.kind == "error" for e in events)
+    ((lease, applied),) = seen["running"]
+    assert (lease.pid, lease.source, applied, lease.order_ids) == (
+        os.getpid(),
+        "guard",
+        limits,
+        None,
+    )
+    assert seen["failing"] == []
+    assert guard_leases() == []
+
+
+def test_a_lease_of_a_process_that_is_gone_is_not_enforcing_and_is_removed() -> None:
+    """A guard killed without cleaning up leaves its file; whoever reads it next sees the
+    process gone, does not count it, and removes the file."""
+    import subprocess
+    import sys
+
+    from clore.workflows.guard import enforcing, guard_leases, new_lease, write_lease
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    lease = new_lease("guard", START, 60.0)
+    lease.pid = int(done.stdout)
+    lease.process = {**lease.process, "pid": lease.pid, "started": None}
+    lease.last_round_at = START
+    write_lease(lease)
+    path = data_dir() / "workflows" / "guard-leases" / f"{lease.token}.json"
+    assert path.exists()
+    assert enforcing(1, START + 1, Limits(max_time=60)) == []
+    assert not path.exists() and guard_leases() == []

@@ -21,7 +21,17 @@ if TYPE_CHECKING:
     from clore import Order
     from clore.workflows import Limits
 
-__all__ = ["GUARD_INTERVAL", "check", "describe", "guard", "guard_options", "read", "record"]
+__all__ = [
+    "GUARD_INTERVAL",
+    "check",
+    "describe",
+    "enforcement",
+    "enforcement_text",
+    "guard",
+    "guard_options",
+    "read",
+    "record",
+]
 
 #: Seconds between the checks of ``--guard`` (limits are enforced one check ahead).
 GUARD_INTERVAL: Final = 60.0
@@ -71,21 +81,68 @@ def read(
     return (limits if limits else None), rates
 
 
-def describe(limits: Limits, currency: str) -> str:
-    """``spend up to 0.00010000 BTC, running time up to 8 h 00 m (…)``."""
+def describe(limits: Limits, currency: str | None, *, note: bool = True) -> str:
+    """``spend up to 0.00010000 BTC, running time up to 8 h 00 m (…)``; a spend without
+    ``currency`` is in the order's own."""
     parts = []
     if limits.max_spend is not None:
-        parts.append(f"spend up to {format_amount(limits.max_spend, currency)} {label(currency)}")
+        unit = label(currency) if currency else "(the order's currency)"
+        shown = format_amount(limits.max_spend, currency) if currency else f"{limits.max_spend:g}"
+        parts.append(f"spend up to {shown} {unit}")
     if limits.max_time is not None:
         parts.append(f"running time up to {duration(limits.max_time)}")
-    return ", ".join(parts) + " (cancelled one check before a limit is crossed)"
+    tail = " (cancelled one check before a limit is crossed)" if note else ""
+    return ", ".join(parts) + tail
+
+
+def enforcement(app: AppContext, order_id: int, registered: Limits | None) -> list[dict[str, Any]]:
+    """The guards enforcing limits on ``order_id`` right now (their leases), as documents."""
+    import msgspec
+
+    from clore.workflows.guard import enforcing
+
+    now = app.clock.time()
+    found = []
+    for lease, applied in enforcing(order_id, now, registered):
+        last = lease.last_round_at if lease.last_round_at is not None else now
+        found.append(
+            {
+                "pid": lease.pid,
+                "source": lease.source,
+                "interval": lease.interval,
+                "last_round_at": lease.last_round_at,
+                "seconds_since_round": max(0.0, now - last),
+                "limits": msgspec.to_builtins(applied),
+                "own_limits": lease.limits is not None,
+            }
+        )
+    return found
+
+
+def enforcement_text(guards: list[dict[str, Any]], currency: str | None) -> str:
+    """``enforcing now: clore guard (pid 4242, last check 20 s ago)``, or that none is."""
+    if not guards:
+        return "none running: nothing enforces the limits now (`clore guard --all` does)"
+    parts = []
+    for found in guards:
+        who = "clore guard" if found["source"] == "guard" else f"clore {found['source']} keep"
+        ago = duration(found["seconds_since_round"])
+        text = f"{who} (pid {found['pid']}, last check {ago} ago)"
+        if found["own_limits"]:
+            from clore.workflows import Limits
+
+            own = Limits(**found["limits"])
+            text += f" with its own limits: {describe(own, currency, note=False)}"
+        parts.append(text)
+    return "enforcing now: " + "; ".join(parts)
 
 
 def record(app: AppContext, order: Order, limits: Limits, *, foreground: bool) -> None:
-    """Register ``limits`` for ``order`` (for ``clore guard``) and say who enforces them."""
+    """Register ``limits`` for ``order`` (for ``clore guard``; merged with any registered
+    before) and say who enforces them."""
     from clore.workflows import register_limits
 
-    register_limits(order.id, limits)
+    limits = register_limits(order.id, limits)
     app.out.info(f"Limits for order {order.id}: {describe(limits, order.currency)}.")
     if not foreground:
         app.out.info(

@@ -16,19 +16,36 @@ the running list by then counts as cancelled).
 
 Limits given to ``clore rent``/``watch``/``spot keep`` are also registered in
 ``data_dir()/workflows/guards.json`` so that ``clore guard --all`` keeps enforcing them after
-the loop that set them has exited.
+the loop that set them has exited. Registering limits for an order that has some merges
+them (a limit given replaces the one of its kind, the other is kept); ``replace=True``
+drops the old ones.
+
+A running guard leaves a sign of life: a lease file in ``data_dir()/workflows/guard-leases/``
+(one per running loop, mode 0600, removed when the loop ends) naming its process (PID,
+host, boot, start time: ``clore._holder``), its orders (or every order), its own limits (or
+the registered ones), its interval, and the loop-clock time of its last completed round.
+A guard is *enforcing now* when its process is not certainly gone and its last round
+ended at most twice its interval plus ``LEASE_SLACK`` ago: a guard that cannot read
+``my_orders`` (no network) stops counting after two missed rounds. The spot keeper with
+limits leaves one too (``source`` "spot"). ``enforcing`` answers it for an order; the file
+of a process certainly gone is removed by whoever reads it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import uuid
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Final, Protocol
 
 import msgspec
 
 from clore._clock import Clock
 from clore._errors import OrderError
+from clore._holder import Holder, is_gone, this_process
 from clore._wire import Order, RenterFees, Wallet
 from clore.market.pricing import label
 from clore.workflows._loop import (
@@ -47,16 +64,24 @@ from clore.workflows.plan import Limits, burn_per_day
 from clore.workflows.state import StateFile, workflows_dir
 
 __all__ = [
+    "LEASE_SLACK",
     "Breach",
     "CancelClient",
     "Guard",
+    "GuardLease",
     "RunwayWatch",
     "breach",
+    "drop_lease",
     "enforce",
+    "enforcing",
     "forget_limits",
     "guard",
+    "guard_leases",
+    "merge_limits",
+    "new_lease",
     "register_limits",
     "registered_limits",
+    "write_lease",
 ]
 
 
@@ -197,15 +222,30 @@ def _registry() -> StateFile:
     return StateFile(workflows_dir() / "guards.json")
 
 
-def register_limits(order_id: int, limits: Limits) -> None:
-    """Remember ``limits`` for ``order_id`` so ``clore guard --all`` enforces them later."""
+def merge_limits(old: Limits | None, new: Limits) -> Limits:
+    """``new`` over ``old``: each limit ``new`` sets replaces ``old``'s, the others stay."""
+    if old is None:
+        return new
+    return Limits(
+        max_spend=new.max_spend if new.max_spend is not None else old.max_spend,
+        max_time=new.max_time if new.max_time is not None else old.max_time,
+    )
+
+
+def register_limits(order_id: int, limits: Limits, *, replace: bool = False) -> Limits:
+    """Remember ``limits`` for ``order_id`` so ``clore guard --all`` enforces them later,
+    merged with the ones already registered for it (``merge_limits``) unless ``replace``;
+    the limits now registered."""
     if not limits:
-        return
+        return registered_limits().get(order_id) or limits
     file = _registry()
     with file.locked():
         reg = file.read(_Registry) or _Registry()
-        reg.orders[str(order_id)] = limits
+        key = str(order_id)
+        stored = limits if replace else merge_limits(reg.orders.get(key), limits)
+        reg.orders[key] = stored
         file.write(reg)
+    return stored
 
 
 def forget_limits(order_id: int) -> None:
@@ -223,6 +263,126 @@ def registered_limits() -> dict[int, Limits]:
     """All registered limits by order id."""
     reg = _registry().read(_Registry) or _Registry()
     return {int(key): value for key, value in reg.orders.items()}
+
+
+# --------------------------------------------------------------------------- leases
+
+#: A live guard's last round ended at most twice its interval and this many seconds ago.
+LEASE_SLACK: Final = 60.0
+
+
+class GuardLease(msgspec.Struct, kw_only=True):
+    """A running guard's sign of life (see the module docstring). Times are the loop's
+    clock; ``order_ids`` None is every order; ``limits`` None applies the registered ones."""
+
+    token: str
+    pid: int
+    process: dict[str, object]
+    source: str = "guard"
+    started_at: float
+    last_round_at: float | None = None
+    interval: float
+    order_ids: list[int] | None = None
+    limits: Limits | None = None
+    use_registered: bool = True
+
+    def gone(self) -> bool:
+        """True when its process certainly no longer runs."""
+        holder = Holder.from_json(self.process)
+        return holder is not None and is_gone(holder)
+
+    def fresh(self, now: float) -> bool:
+        """True when its last round ended recently enough (twice the interval + slack)."""
+        if self.last_round_at is None:
+            return False
+        return now - self.last_round_at <= 2 * self.interval + LEASE_SLACK
+
+    def live(self, now: float) -> bool:
+        """Enforcing now: its process runs (as far as can be told) and its rounds are recent."""
+        return self.fresh(now) and not self.gone()
+
+    def applies(self, order_id: int, registered: Limits | None) -> Limits | None:
+        """The limits this guard enforces on ``order_id`` (None: it does not guard it)."""
+        if self.order_ids is not None and order_id not in self.order_ids:
+            return None
+        if self.limits:
+            return self.limits
+        return registered if self.use_registered and registered else None
+
+
+def _leases_dir() -> Path:
+    return workflows_dir() / "guard-leases"
+
+
+def new_lease(
+    source: str,
+    started_at: float,
+    interval: float,
+    *,
+    order_ids: Sequence[int] | None = None,
+    limits: Limits | None = None,
+    use_registered: bool = True,
+) -> GuardLease:
+    """A lease of this process (not written yet: ``write_lease``)."""
+    return GuardLease(
+        token=uuid.uuid4().hex[:12],
+        pid=os.getpid(),
+        process=dict(this_process().to_json()),
+        source=source,
+        started_at=started_at,
+        interval=interval,
+        order_ids=None if order_ids is None else sorted(order_ids),
+        limits=limits if limits else None,
+        use_registered=use_registered,
+    )
+
+
+def write_lease(lease: GuardLease) -> None:
+    """Write (replace) ``lease``'s file; a file that cannot be written does not stop the
+    guard (it still enforces, only unseen)."""
+    with contextlib.suppress(OSError):
+        StateFile(_leases_dir() / f"{lease.token}.json").write(lease)
+
+
+def drop_lease(lease: GuardLease) -> None:
+    """Remove ``lease``'s file (its loop ends)."""
+    with contextlib.suppress(OSError):
+        (_leases_dir() / f"{lease.token}.json").unlink()
+
+
+def guard_leases() -> list[GuardLease]:
+    """Every lease file's lease, oldest first; the file of a process certainly gone (or
+    one that is not a lease) is removed."""
+    found: list[GuardLease] = []
+    try:
+        paths = sorted(_leases_dir().glob("*.json"))
+    except OSError:
+        return found
+    for path in paths:
+        try:
+            lease = StateFile(path).read(GuardLease)
+        except (OSError, ValueError):
+            lease = None
+        if lease is None or lease.gone():
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        found.append(lease)
+    found.sort(key=lambda lease: lease.started_at)
+    return found
+
+
+def enforcing(
+    order_id: int, now: float, registered: Limits | None = None
+) -> list[tuple[GuardLease, Limits]]:
+    """The guards enforcing limits on ``order_id`` right now (``now``: the loop clock),
+    each with the limits it applies; ``registered`` is the order's registered limits."""
+    found = []
+    for lease in guard_leases():
+        applied = lease.applies(order_id, registered)
+        if applied and lease.live(now):
+            found.append((lease, applied))
+    return found
 
 
 # --------------------------------------------------------------------------- runway
@@ -320,6 +480,7 @@ class Guard:
         # outcome is unknown (``_uncertain``, with the limit crossed, for the report).
         self._refused: dict[int, Order] = {}
         self._uncertain: dict[int, tuple[Order, Breach]] = {}
+        self.lease: GuardLease | None = None  # written while ``run`` runs
 
     @property
     def unsettled(self) -> list[int]:
@@ -332,10 +493,23 @@ class Guard:
         return sorted(self._uncertain)
 
     def run(self) -> Iterator[Event]:
-        """Poll until every listed order is gone, ``until``, or one pass with ``once``."""
-        yield from poll_loop(
-            self.clock, self.interval, "guard", self._check, wrap=as_event, until=self.until
+        """Poll until every listed order is gone, ``until``, or one pass with ``once``;
+        while it runs, its lease says so (the module docstring)."""
+        self.lease = new_lease(
+            "guard",
+            self.clock.time(),
+            self.interval,
+            order_ids=None if self.wanted is None else sorted(self.wanted),
+            limits=self.limits,
+            use_registered=self.use_registered,
         )
+        write_lease(self.lease)
+        try:
+            yield from poll_loop(
+                self.clock, self.interval, "guard", self._check, wrap=as_event, until=self.until
+            )
+        finally:
+            drop_lease(self.lease)
 
     def _check(self, _schedule: Schedule) -> Generator[Event, None, bool]:
         orders = self.client.my_orders()
@@ -357,6 +531,9 @@ class Guard:
         if self.runway is not None:
             self._fees = self._fees or renter_fees(self.client)
             yield from self.runway.check(wallets, live, self.clock.time(), self._fees)
+        if self.lease is not None:
+            self.lease.last_round_at = self.clock.time()
+            write_lease(self.lease)
         return self.once or (self.wanted is not None and not (running & self.wanted))
 
     def _enforce(self, order: Order, applied: Limits) -> Iterator[Event]:

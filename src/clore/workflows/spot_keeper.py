@@ -33,11 +33,15 @@ from clore.workflows._protocols import KeeperClient
 from clore.workflows.events import Event, amount, make_event
 from clore.workflows.guard import (
     Breach,
+    GuardLease,
     breach,
     cancelled_event,
+    drop_lease,
     ended_record,
     enforce,
+    new_lease,
     register_limits,
+    write_lease,
 )
 from clore.workflows.spot_bids import BidDecision, decide_bid
 from clore.workflows.spot_recovery import KeeperBase, KeeperState, spec_of
@@ -50,12 +54,25 @@ class SpotKeeper(KeeperBase):
     """The keeper loop; iterate ``run()`` for its events (see the module docstring)."""
 
     _cancel_breach: Breach | None = None  # the limit behind a cancel whose answer was lost
+    _lease: GuardLease | None = None  # while run() runs with limits
 
     # ---- the loop ----------------------------------------------------------------------
 
     def run(self) -> Iterator[Event]:
-        """Keep the order until a limit, ``until``, or its loss without ``recover``."""
+        """Keep the order until a limit, ``until``, or its loss without ``recover``; with
+        limits, a guard lease says it enforces them (``clore.workflows.guard``)."""
         self._owner = new_owner()
+        self._lease = None
+        if self.limits:
+            self._lease = new_lease(
+                "spot",
+                self.clock.time(),
+                self.interval,
+                order_ids=self._kept(),
+                limits=self.limits,
+                use_registered=False,
+            )
+            write_lease(self._lease)
         try:
             yield from poll_loop(
                 self.clock, self.interval, "spot", self._step, wrap=as_event, until=self.until
@@ -63,10 +80,19 @@ class SpotKeeper(KeeperBase):
         finally:
             self._save()
             release_owner(self._owner)
+            if self._lease is not None:
+                drop_lease(self._lease)
+
+    def _kept(self) -> list[int]:
+        return [] if self.state.order_id is None else [self.state.order_id]
 
     def _step(self, schedule: Schedule) -> Generator[Event, None, bool]:
         outcome = yield from self._poll(schedule)
         self._save()
+        if self._lease is not None:
+            self._lease.order_ids = self._kept()
+            self._lease.last_round_at = self.clock.time()
+            write_lease(self._lease)
         return outcome == "stop"
 
     def _poll(self, schedule: Schedule) -> Generator[Event, None, str]:
