@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -53,9 +54,11 @@ def test_ssh_execs_ssh_with_host_port_key_user_and_command(
 def test_ssh_print_and_json_show_the_command(run: Cli, executed: list[list[str]]) -> None:
     """--print prints the command line; --json the argv, host, port and user; nothing runs."""
     oid, host, port, _ = _ready(run)
+    (Path.home() / ".ssh" / "k").write_text("a key\n")
     printed = run("ssh", str(oid), "--print", "--user", "ubuntu", "-i", "~/.ssh/k")
+    assert printed.exit_code == 0, printed.output
     assert printed.stdout.strip() == " ".join(
-        ["ssh", "-p", str(port), "-i", "'~/.ssh/k'", *LOOPBACK, f"ubuntu@{host}"]
+        ["ssh", "-p", str(port), "-i", str(Path.home() / ".ssh" / "k"), *LOOPBACK, f"ubuntu@{host}"]
     )
     doc = run.json("ssh", str(oid))
     assert doc == {"argv": ["ssh", "-p", str(port), "-i", _key(), *LOOPBACK, f"root@{host}"],
@@ -104,7 +107,65 @@ def test_open_prints_the_http_url(run: Cli) -> None:
     oid, _, _, url = _ready(run)
     result = run("open", str(oid))
     assert (result.exit_code, result.stdout.strip()) == (0, url)
-    assert run.json("open", str(oid)) == {"order_id": oid, "url": url}
+    assert run.json("open", str(oid)) == {
+        "order_id": oid,
+        "url": url,
+        "token_remembered": False,
+        "login_url": None,
+    }
+
+
+def test_ssh_with_a_missing_key_file_is_refused_before_any_request(
+    run: Cli, executed: list[list[str]]
+) -> None:
+    """ssh -i KEY where KEY does not exist: one stderr line naming it, exit 2, no request,
+    nothing run."""
+    oid, _, _, _ = _ready(run)
+    seen: list[str] = []
+    result = run("ssh", str(oid), "-i", "~/.ssh/nokey", client=_Recording(run.client, seen))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "clore: error: -i: key file ~/.ssh/nokey does not exist"
+    assert (result.stdout, seen, executed) == ("", [], [])
+
+
+def _remember_token(run: Cli, oid: int, token: str) -> None:
+    from clore.rentals import RentalLogins
+
+    RentalLogins().remember(run.client.get_order(oid), jupyter_token=token)
+
+
+def test_open_opens_the_browser_logged_in_and_prints_the_token_only_on_request(
+    run: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a Jupyter token remembered: the browser gets URL/?token=TOKEN; the printed URL
+    is the plain one (a note says --with-token prints the other); --with-token prints the
+    URL that logs in."""
+    import webbrowser
+
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: opened.append(url))
+    oid, _, _, url = _ready(run)
+    _remember_token(run, oid, "t0k/en+1")
+    login = f"{url.rstrip('/')}/?token=t0k%2Fen%2B1"
+    shown = run("open", str(oid), "--browser")
+    assert (shown.exit_code, shown.stdout.strip(), opened) == (0, url, [login])
+    assert "t0k" not in shown.output
+    piped = run("open", str(oid))
+    assert piped.stdout.strip() == url and "t0k" not in piped.output
+    assert f"`clore open {oid} --with-token`" in piped.stderr
+    asked = run("open", str(oid), "--with-token")
+    assert (asked.exit_code, asked.stdout.strip()) == (0, login)
+    doc = run.json("open", str(oid), "--with-token")
+    assert (doc["url"], doc["login_url"], doc["token_remembered"]) == (url, login, True)
+    assert "t0k" not in json.dumps(run.json("open", str(oid)))
+
+
+def test_open_with_token_but_none_remembered_warns_and_prints_the_plain_url(run: Cli) -> None:
+    """--with-token for an order rented without a kept token: a warning, the plain URL."""
+    oid, _, _, url = _ready(run)
+    result = run("open", str(oid), "--with-token")
+    assert (result.exit_code, result.stdout.strip()) == (0, url)
+    assert f"no Jupyter token is remembered for order {oid}" in result.stderr
 
 
 def test_open_without_http_port_exits_1(run: Cli) -> None:
@@ -151,3 +212,16 @@ def test_missing_program_is_reported(run: Cli, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(access.shutil, "which", lambda name: None)
     result = run("ssh", str(oid))
     assert result.exit_code == 1 and "ssh is not installed" in result.stderr
+
+
+class _Recording:
+    """A client wrapper that records the names of the SDK methods called."""
+
+    def __init__(self, client: object, seen: list[str]) -> None:
+        self._client, self._seen = client, seen
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._client, name)
+        if callable(attr):
+            self._seen.append(name)
+        return attr

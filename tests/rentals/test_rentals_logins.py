@@ -230,3 +230,43 @@ def test_an_order_the_guard_cancelled_is_budget_stopped_not_cancelled() -> None:
     spot = order(10, ct, spot=True, tcp_ports=["22:1"], pub_cluster=["h"])
     assert order_status(spot, ct + 10, spot_active=False) == "outbid"
     assert budget_stops(Path("/nonexistent/guard.log")) == {}
+
+
+def test_the_jupyter_token_is_remembered_privately_and_never_shown() -> None:
+    """remember(jupyter_token=...) keeps the token in the 0600 file beside the login; the
+    entry's repr and str hide it (and the password)."""
+    logins = RentalLogins()
+    logins.remember(order(), password="Secret123", jupyter_token="tok3n")
+    found = logins.get(order())
+    assert found is not None and (found.jupyter_token, found.password) == ("tok3n", "Secret123")
+    assert stat.S_IMODE(logins.path.stat().st_mode) == 0o600
+    assert json.loads(logins.path.read_text())["logins"][0]["jupyter_token"] == "tok3n"
+    for shown in (repr(found), str(found)):
+        assert "tok3n" not in shown and "Secret123" not in shown
+        assert "jupyter_token=<hidden>" in shown
+
+
+def test_the_jupyter_url_carries_the_token_as_jupyter_takes_it() -> None:
+    """jupyter_url: URL/?token=TOKEN, the token URL-quoted; no token: the URL as it is."""
+    from clore.rentals.credentials import jupyter_url
+
+    assert (
+        jupyter_url("https://h.example:8443/", "a/b+c") == "https://h.example:8443/?token=a%2Fb%2Bc"
+    )
+    assert jupyter_url("http://127.0.0.1:9", None) == "http://127.0.0.1:9"
+
+
+def test_login_key_is_the_key_rented_with_else_the_default_one(tmp_path: Path) -> None:
+    """login_key: the remembered private key; for a password-only order none (ssh asks);
+    for an order not rented here, the default key's private half."""
+    from clore.rentals.credentials import login_key
+
+    public = key_pair(tmp_path / "keys", "work")
+    home = tmp_path / "home"
+    default = key_pair(home / ".ssh")
+    logins = RentalLogins()
+    logins.remember(order(1), public_key=public)
+    logins.remember(order(2), password="Secret123")
+    assert login_key(order(1), home=home) == public.with_suffix("")
+    assert login_key(order(2), home=home) is None
+    assert login_key(order(3), home=home) == default.with_suffix("")

@@ -8,7 +8,13 @@ The key is the private half of the one the order was rented with (``rentals.Rent
 remembers it), else of the default key. Host keys: each order has its own known-hosts
 file (``rentals.known_hosts_path``) with ``StrictHostKeyChecking accept-new``, so a
 host:port an earlier order used does not trip a "host key changed" warning; a loopback
-host (a sandbox order) is not checked at all. ``ssh --wait`` waits for the order first.
+host (a sandbox order) is not checked at all. ``ssh --wait`` waits for the order first;
+``ssh -i KEY`` checks that KEY is a file before anything is sent (exit 2).
+
+``open`` opens the order's HTTP URL logged in when a Jupyter token was remembered at rent
+time (``rentals.RentalLogins``): the browser gets ``URL/?token=TOKEN``, as Jupyter takes
+it. The token is printed only when asked for (``--with-token``: then the URL that logs in
+is what the command prints); otherwise the plain URL is printed.
 """
 
 from __future__ import annotations
@@ -76,26 +82,19 @@ def identity_file(order: Order) -> Path | None:
     """The private key to log in to ``order`` with: the one beside the public key it was
     rented with (remembered), else the private half of the default key (``~/.ssh`` under
     $HOME; ssh itself looks in the passwd home); None when neither exists."""
-    from clore.rentals import (
-        LoginsFileError,
-        RentalLogins,
-        default_public_key,
-        private_key_beside,
-    )
+    from clore.rentals.credentials import login_key
 
-    try:
-        saved = RentalLogins().get(order)
-    except LoginsFileError:
-        saved = None
-    if saved is not None and saved.private_key and Path(saved.private_key).is_file():
-        return Path(saved.private_key)
-    if saved is not None and saved.password and not saved.private_key:
-        return None  # rented with a password: ssh asks for it
-    try:
-        default = default_public_key()
-    except ValueError:
+    return login_key(order)
+
+
+def _identity(identity: str | None) -> str | None:
+    """``-i KEY`` as given, expanded; exit 2 when it is not a file (nothing sent)."""
+    if identity is None:
         return None
-    return None if default is None else private_key_beside(default.path)
+    path = Path(identity).expanduser()
+    if not path.is_file():  # a directory is refused by click already
+        raise CliError(f"-i: key file {identity} does not exist", 2)
+    return str(path)
 
 
 def _ssh_options(order: Order, host: str, identity: str | None) -> list[str]:
@@ -152,6 +151,7 @@ def ssh(
 
     Example: clore ssh 1234 -- nvidia-smi
     """
+    identity = _identity(identity)
     order, host, port = _ready_order(app, order_id, wait=wait, timeout=timeout)
     argv = ["ssh", "-p", str(port), *_ssh_options(order, host, identity)]
     argv += [f"{user}@{host}", *command]
@@ -266,19 +266,52 @@ def ssh_config(app: AppContext, write: bool, path: Path | None, user: str) -> No
     default=None,
     help="Open the URL in a browser (default: only when stdout is a terminal).",
 )
+@click.option(
+    "--with-token",
+    is_flag=True,
+    help="Print the URL that logs in (with the Jupyter token remembered at rent time).",
+)
 @json_option
 @pass_app
-def open_url(app: AppContext, order_id: int, browser: bool | None) -> None:
-    """Print ORDER's HTTP URL (the forwarded http port) and open it in a browser."""
+def open_url(app: AppContext, order_id: int, browser: bool | None, with_token: bool) -> None:
+    """Print ORDER's HTTP URL (the forwarded http port) and open it in a browser.
+
+    When the order was rented here with a Jupyter token, the browser opens it logged in;
+    --with-token prints that URL (it holds the token) instead of the plain one.
+    """
+    from clore.rentals import LoginsFileError, RentalLogins
+    from clore.rentals.credentials import jupyter_url
+
     order = app.api().get_order(order_id)
     url = order.http_url
     if not url:
         raise CliError(f"order {order_id} has no HTTP URL (no http port, or provisioning)", 1)
-    app.out.result({"order_id": order_id, "url": url}, lambda: app.out.echo(url))
+    try:
+        saved = RentalLogins().get(order)
+    except LoginsFileError as exc:
+        app.out.warn(f"{exc}: opening the URL without a login")
+        saved = None
+    token = None if saved is None else saved.jupyter_token
+    login = jupyter_url(url, token)
+    if with_token and token is None:
+        app.out.warn(f"no Jupyter token is remembered for order {order_id}: the plain URL")
+    shown = login if with_token else url
+    document = {
+        "order_id": order_id,
+        "url": url,
+        "token_remembered": token is not None,
+        "login_url": login if with_token and token is not None else None,
+    }
+    app.out.result(document, lambda: app.out.echo(shown))
     if browser or (browser is None and app.out.tty and not app.out.json_mode):
         import webbrowser
 
-        webbrowser.open(url)
+        webbrowser.open(login)
+        if token is not None and not with_token:
+            app.out.info("opened with the Jupyter token remembered at rent time")
+    elif token is not None and not with_token:
+        app.out.info(f"a Jupyter token is remembered: `clore open {order_id} --with-token` "
+                     "prints the URL that logs in")  # fmt: skip
 
 
 def _split(spec: str) -> tuple[int | None, str]:

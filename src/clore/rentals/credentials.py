@@ -4,10 +4,12 @@ the known-hosts file of each order.
 ``create_order`` takes a public key or a password and the API never gives either back, so
 whoever rented an order is the only one who knows how to log in to it. ``RentalLogins``
 keeps that per order — the public key file sent, its private half when it lies beside it,
-the password — in ``rental-logins.json`` in the data directory (mode 0600, replaced
-atomically under a lock), so ``clore verify``, ``clore ssh`` and ``ssh-config`` can log in
-later. An entry names its order by id *and* creation time (``ct``): the same id on another
-API (a sandbox) is another order. Passwords are never in a repr, a log or a message.
+the password, the Jupyter token — in ``rental-logins.json`` in the data directory (mode
+0600, replaced atomically under a lock), so ``clore verify``, ``clore ssh``,
+``ssh-config`` and ``open`` can log in later. An entry names its order by id *and*
+creation time (``ct``): the same id on another API (a sandbox) is another order.
+Passwords and tokens are never in a repr, a log or a message; ``jupyter_url`` puts the
+token where Jupyter takes it (``?token=``), for the one who asked for that URL.
 
 ``known_hosts_path`` is the order's own known-hosts file (``known_hosts/`` in the data
 directory): a rental's host key is new with each order, and a reused ``host:port`` of an
@@ -42,7 +44,9 @@ __all__ = [
     "RentalLogin",
     "RentalLogins",
     "credentials_for",
+    "jupyter_url",
     "known_hosts_path",
+    "login_key",
 ]
 
 LOGINS_FILE: Final = "rental-logins.json"
@@ -57,7 +61,8 @@ class LoginsFileError(ValueError):
 
 class RentalLogin(msgspec.Struct, frozen=True, kw_only=True):
     """How one order is logged in to: ``user``, the ``public_key`` file sent and its
-    ``private_key`` beside it (paths), the ``password`` (never shown), when saved."""
+    ``private_key`` beside it (paths), the ``password`` and the ``jupyter_token`` (never
+    shown), when saved."""
 
     order_id: int
     ct: float
@@ -65,10 +70,12 @@ class RentalLogin(msgspec.Struct, frozen=True, kw_only=True):
     public_key: str | None = None
     private_key: str | None = None
     password: str | None = None
+    jupyter_token: str | None = None
     saved_at: float = 0.0
 
     def __repr__(self) -> str:
         secret = ", password=<hidden>" if self.password else ""
+        secret += ", jupyter_token=<hidden>" if self.jupyter_token else ""
         return (
             f"RentalLogin(order_id={self.order_id}, ct={self.ct}, user={self.user!r}, "
             f"public_key={self.public_key!r}, private_key={self.private_key!r}{secret})"
@@ -129,11 +136,13 @@ class RentalLogins:
         public_key: Path | None = None,
         private_key: Path | None = None,
         password: str | None = None,
+        jupyter_token: str | None = None,
         user: str = "root",
         now: float | None = None,
     ) -> RentalLogin:
-        """Keep how ``order`` is logged in to (replacing its entry); the private key
-        defaults to the one beside ``public_key``."""
+        """Keep how ``order`` is logged in to (replacing its entry): its SSH login and the
+        Jupyter token it serves with; the private key defaults to the one beside
+        ``public_key``."""
         if private_key is None and public_key is not None:
             private_key = private_key_beside(public_key)
         entry = RentalLogin(
@@ -143,6 +152,7 @@ class RentalLogins:
             public_key=None if public_key is None else str(public_key.expanduser().absolute()),
             private_key=None if private_key is None else str(private_key.expanduser().absolute()),
             password=password or None,
+            jupyter_token=jupyter_token or None,
             saved_at=time.time() if now is None else now,
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +182,38 @@ class RentalLogins:
             blob = msgspec.json.format(msgspec.json.encode(document), indent=2)
             write_atomic(self.path, blob + b"\n", mode=0o600)
         return True
+
+
+def login_key(
+    order: Order, *, logins: RentalLogins | None = None, home: Path | None = None
+) -> Path | None:
+    """The private key to log in to ``order`` with: the one beside the public key it was
+    rented with (remembered), else the private half of the default key; None when neither
+    exists, or when it was rented with a password alone (ssh asks for it). An unreadable
+    logins file or default key counts as none."""
+    try:
+        saved = (logins if logins is not None else RentalLogins()).get(order)
+    except LoginsFileError:
+        saved = None
+    if saved is not None and saved.private_key and Path(saved.private_key).is_file():
+        return Path(saved.private_key)
+    if saved is not None and saved.password and not saved.private_key:
+        return None
+    try:
+        default = default_public_key(home)
+    except ValueError:
+        return None
+    return None if default is None else private_key_beside(default.path)
+
+
+def jupyter_url(http_url: str, token: str | None) -> str:
+    """``http_url`` with ``token`` as Jupyter takes it (``/?token=``, URL-quoted); the URL
+    itself without a token."""
+    if not token:
+        return http_url
+    from urllib.parse import quote
+
+    return f"{http_url.rstrip('/')}/?token={quote(token, safe='')}"
 
 
 def known_hosts_path(order: Order, *, create: bool = True) -> Path:
