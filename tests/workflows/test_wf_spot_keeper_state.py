@@ -113,3 +113,23 @@ def test_a_plain_keep_after_the_loss_does_not_recover(world: World) -> None:
         f"clore: error: order {oid} has already ended (--recover bids on another)"
     )
     assert len(world.wire.sent("create_order")) == sent
+
+
+def test_a_recovered_order_s_login_is_remembered_as_rent_remembers_it(world: World) -> None:
+    """The recovery's password and Jupyter token are kept for the new order (0600), so
+    `clore ssh`/`open`/`order` know them; neither is printed."""
+    from clore.rentals import RentalLogins
+
+    oid = _spot_order(world)
+    world.at(40, lambda: world.end(oid))
+    result = invoke(world, "spot", "keep", str(oid), *KEEP, "--recover", "--yes", "--for", "2m",
+                    "--ssh-password", "Pw55555", "--ports", "22:tcp,8888:http",
+                    "--jupyter-token", "JupTok9")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Pw55555" not in result.output and "JupTok9" not in result.output
+    new = next(e for e in events(result) if e["kind"] == "recovered")["order_id"]
+    client = world.client()
+    saved = RentalLogins().get(client.get_order(new))
+    client.close()
+    assert saved is not None
+    assert (saved.password, saved.jupyter_token) == ("Pw55555", "JupTok9")

@@ -13,6 +13,7 @@ plain keep that saw the order end leaves it, and a later ``--recover`` starts fr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -37,7 +38,7 @@ from clore.cli._params import Id
 
 if TYPE_CHECKING:
     from clore import Order
-    from clore.workflows import KeeperState, RentSpec, StateFile
+    from clore.workflows import Event, KeeperState, StateFile
 
 __all__ = ["keep"]
 
@@ -144,7 +145,8 @@ def keep(
     cap = parse_money(max_bid, cur, "--max-bid", rates=rates, default=source)
     increment = parse_money(step, cur, "--step", rates=rates, default=source)
     limits = parse_limits(max_spend, max_time, cur, rates=rates)
-    rent = _recovery_spec(app, order, options) if recover else None
+    spec = _recovery_spec(app, order, options) if recover else None
+    rent = None if spec is None else spec.rent_spec("spot", order.currency)
     match = compile_filters(matcher, PriceContext(cur, rates)) if match_words else None
     app.out.info(f"keeping order {order_id} on server {order.si}; state: {path}")
     keeper = SpotKeeper(
@@ -161,7 +163,8 @@ def keep(
         until=stop,
         state=StateFile(path),
     )
-    seen = run_events(app, keeper.run(), jsonl=jsonl, state_path=path)
+    remember = None if spec is None else _remember_recovered(app, spec)
+    seen = run_events(app, keeper.run(), jsonl=jsonl, state_path=path, on_event=remember)
     events_document(app, seen, jsonl, order_id=keeper.state.order_id)
 
 
@@ -183,11 +186,32 @@ def _rates(app: AppContext, order: Order, named: list[str | None]) -> dict[str, 
     return {k: float(v) for k, v in market.currency_rates_in_usd.items() if v} or None
 
 
-def _recovery_spec(app: AppContext, order: Order, options: dict[str, Any]) -> RentSpec:
+def _recovery_spec(app: AppContext, order: Order, options: dict[str, Any]) -> OrderSpec:
     """What ``--recover`` rents: the options given, else the order's image and ports."""
     ports = options["ports"] if options["ports"] is not None else order.forwarded_ports or None
     spec = OrderSpec.from_params(options, image=options["image"] or order.image, ports=ports)
     line = spec.token_note()
     if line:
         app.out.info(f"{line} (for a recovered order; the API never returns it)")
-    return spec.rent_spec("spot", order.currency)
+    return spec
+
+
+def _remember_recovered(app: AppContext, spec: OrderSpec) -> Callable[[Event], None]:
+    """Keep how each recovered order is logged in to (key, password, Jupyter token), as
+    ``rent`` does for its orders; a file that cannot be written is a warning."""
+
+    def remember(event: Event) -> None:
+        if event.kind != "recovered" or event.order is None:
+            return
+        from clore.rentals import LoginsFileError, RentalLogins
+
+        token = spec.jupyter_token if spec.serves_jupyter else None
+        if spec.ssh_key_path is None and not spec.ssh_password and not token:
+            return
+        try:
+            RentalLogins().remember(event.order, public_key=spec.ssh_key_path,
+                                    password=spec.ssh_password, jupyter_token=token)  # fmt: skip
+        except (OSError, LoginsFileError) as exc:
+            app.out.warn(f"could not remember how to log in to order {event.order.id}: {exc}")
+
+    return remember
