@@ -1,4 +1,5 @@
-"""Reaching a rental over SSH for verification: ``Credentials``, ``Target`` and one exec.
+"""Reaching a rental over SSH: ``Credentials``, ``Target``, ``connect`` (a logged-in
+asyncssh connection, shared with the job runner) and one exec for verification.
 
 asyncssh (a dependency already) rather than OpenSSH's ``ssh``: one connection carries the
 whole probe script, the library gets an async API (the agent server) and a sync one
@@ -35,6 +36,8 @@ __all__ = [
     "SshFailure",
     "Target",
     "TargetError",
+    "connect",
+    "describe",
     "run_probe_command",
     "target_of",
 ]
@@ -170,25 +173,27 @@ def _describe(exc: BaseException, target: Target, timeout: float) -> str:
     return f"SSH to {where} failed: {type(exc).__name__}"
 
 
-async def run_probe_command(
+async def connect(
     target: Target,
     credentials: Credentials,
-    command: str,
     *,
-    connect_timeout: float,
-    run_timeout: float,
     known_hosts: Path | None = None,
-) -> ProbeRun:
-    """Log in to ``target`` and run ``command`` once; ``SshFailure`` when the login fails.
+    connect_timeout: float = 20.0,
+    keepalive_interval: float | None = None,
+) -> asyncssh.SSHClientConnection:
+    """Log in to ``target`` with exactly ``credentials``; ``SshFailure`` (one line) when the
+    connection or the login fails.
 
-    ``run_timeout`` bounds the command: on timeout the output so far is returned with
-    ``timed_out`` (the connection is closed, which hangs the command up).
+    Host keys follow the module's rule: with ``known_hosts`` the first contact records the
+    key and later ones must match it; without, the key is not checked.
+    ``keepalive_interval`` (seconds) makes a silently dead link fail after three missed
+    answers instead of hanging (long sessions: the job runner). The caller closes the
+    connection.
     """
     import asyncssh  # here, not at the top: importing clore.rentals stays light
 
     keys = _load_keys(credentials)
     checked = known_hosts is not None and _known(known_hosts, target)
-    started = time.monotonic()
     try:
         conn = await asyncio.wait_for(
             asyncssh.connect(
@@ -203,18 +208,55 @@ async def run_probe_command(
                 config=None,
                 connect_timeout=connect_timeout,
                 login_timeout=connect_timeout,
+                keepalive_interval=keepalive_interval or 0,
+                keepalive_count_max=3,
                 preferred_auth="publickey,keyboard-interactive,password",
             ),
             timeout=connect_timeout + 1.0,
         )
     except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
         raise SshFailure(_describe(exc, target, connect_timeout)) from None
+    if known_hosts is not None and not checked:
+        key = conn.get_server_host_key()
+        if key is not None:
+            try:
+                _record(known_hosts, target, key)
+            except OSError as exc:
+                conn.close()
+                raise SshFailure(
+                    f"cannot record the host key in {known_hosts}: "
+                    f"{exc.strerror or type(exc).__name__}"
+                ) from None
+    return conn
+
+
+def describe(exc: BaseException, target: Target, timeout: float) -> str:
+    """One line saying why an SSH operation on ``target`` failed (no secrets)."""
+    return _describe(exc, target, timeout)
+
+
+async def run_probe_command(
+    target: Target,
+    credentials: Credentials,
+    command: str,
+    *,
+    connect_timeout: float,
+    run_timeout: float,
+    known_hosts: Path | None = None,
+) -> ProbeRun:
+    """Log in to ``target`` and run ``command`` once; ``SshFailure`` when the login fails.
+
+    ``run_timeout`` bounds the command: on timeout the output so far is returned with
+    ``timed_out`` (the connection is closed, which hangs the command up).
+    """
+    import asyncssh
+
+    started = time.monotonic()
+    conn = await connect(
+        target, credentials, known_hosts=known_hosts, connect_timeout=connect_timeout
+    )
     connected = time.monotonic()
     try:
-        if known_hosts is not None and not checked:
-            key = conn.get_server_host_key()
-            if key is not None:
-                _record(known_hosts, target, key)
         try:
             result = await conn.run(command, timeout=run_timeout, stdin=asyncssh.DEVNULL)
         except asyncssh.TimeoutError as exc:
