@@ -41,7 +41,7 @@ def test_spend_adds_up_orders_burn_rate_and_runway(run: Cli) -> None:
     assert row["burn_per_day"] == pytest.approx(burn)
     assert doc["burn_per_day"] == {"bitcoin": pytest.approx(burn)}
     wallet = next(w for w in doc["wallets"] if w["name"] == "bitcoin")
-    assert wallet["runway_days"] == pytest.approx(wallet["balance"] / burn)
+    assert wallet["runway_seconds"] == pytest.approx(wallet["balance"] / burn * 86400)
     text = run("spend").stdout
     assert "Total spent:" in text and "/day" in text and "runway" in text
 
@@ -54,7 +54,7 @@ def test_spend_after_cancel_burns_nothing(run: Cli) -> None:
     doc = run.json("spend")
     assert doc["burn_per_day"] == {}
     assert doc["totals"]["bitcoin"] > 0
-    assert all(w["runway_days"] is None for w in doc["wallets"])
+    assert all(w["runway_seconds"] is None for w in doc["wallets"])
 
 
 def test_the_runway_matches_what_the_wallet_is_charged(run: Cli) -> None:

@@ -63,11 +63,17 @@ def test_watch_when_alerts_once_and_a_rerun_does_not_repeat_it(run: Cli) -> None
     listed = run.client.marketplace()
     free = sum(1 for s in listed if not s.rented and s.specs.gpu.endswith("RTX 4090"))
     args = ("watch", "--model", "4090", "--when", f"available>{free - 1}", "--for", "25s")
-    first = run.json(*args, "--interval", "10")
-    again = run.json(*args, "--interval", "10")
+
+    def alerts(result: Any) -> list[dict[str, Any]]:
+        assert result.exit_code == 0, result.output
+        events = [json.loads(line) for line in result.stdout.splitlines()]  # JSON Lines
+        return [e for e in events if e["kind"] == "history_alert"]
+
+    first = alerts(run(*args, "--interval", "10", "--json"))
+    again = alerts(run(*args, "--interval", "10", "--json"))
     info = run.json("market", "history", "--info")
-    ((alert,),) = [first["alerts"]]
-    assert (alert["condition"], alert["value"], again["alerts"]) == (
+    ((alert,),) = [[{**e["details"], "message": e["message"]} for e in first]]
+    assert (alert["condition"], alert["value"], again) == (
         f"available>{free - 1}",
         float(free),
         [],

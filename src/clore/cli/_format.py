@@ -1,23 +1,38 @@
-"""Small formatters shared by the commands: prices with units, durations, sizes, records.
+"""The CLI's text forms of numbers, one rule each (docs/cli.md, *Output rules*): amounts,
+prices, durations, GPUs, timestamps; and the ``--json`` records of servers and orders.
 
-Prices always carry their period and currency (``0.00030 BTC/day``). ``server_doc`` and
-``order_doc`` build the ``--json`` records: the API's own fields plus a ``derived`` object.
+* **Amounts** (prices, balances, spend, fees) have a fixed number of significant digits
+  per currency (``SIGNIFICANT``): 4 for BTC (at most 8 decimals, a satoshi), 4 for CLORE,
+  3 for USD; the integer part is never cut (``1234567 CLORE``) and there is no exponent.
+  ``0.00005800 BTC``, ``0.00000029 BTC``, ``12.35 CLORE``, ``0.0975 USD``, ``146 USD``.
+* **Prices** carry their currency and period: ``0.00005800 BTC/day``.
+* **Durations** are human: ``45 s`` (under 90 s), ``12 min`` (under an hour), ``3 h 20 min``
+  (under a day), ``1 d 22 h``; JSON has the exact seconds instead.
+
+``server_doc`` and ``order_doc`` build the ``--json`` records: the API's own fields plus a
+``derived`` object.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from clore.cli._output import shorten_gpu
-from clore.market import USD, PriceContext, format_amount, label, server_price
+from clore.market import USD, PriceContext, label, server_price
 
 if TYPE_CHECKING:
     from clore import Order, Server
 
 __all__ = [
+    "MAX_DECIMALS",
+    "SIGNIFICANT",
+    "amount",
+    "day_and_hour",
     "duration",
     "gpu_text",
+    "money",
     "order_doc",
     "order_state",
     "price_text",
@@ -25,36 +40,77 @@ __all__ = [
     "timestamp",
 ]
 
+#: Significant digits of an amount, per currency (any other currency: 4).
+SIGNIFICANT: Final[Mapping[str, int]] = {
+    "bitcoin": 4,
+    "CLORE-Blockchain": 4,
+    "USD-Blockchain": 3,
+}
+#: The most decimals an amount shows: a satoshi for BTC; no limit for the others.
+MAX_DECIMALS: Final[Mapping[str, int]] = {"bitcoin": 8}
 
-def price_text(value: float | None, currency: str, *, per: str = "day") -> str:
-    """``0.00030000 BTC/day``; ``—`` when unknown."""
+
+def amount(value: float | None, currency: str) -> str:
+    """``value`` with the currency's significant digits, no exponent; ``—`` when unknown.
+
+    ``amount(0.000058, "bitcoin") == "0.00005800"``, ``amount(1234567.8,
+    "CLORE-Blockchain") == "1234568"``, ``amount(0.0975, "USD-Blockchain") == "0.0975"``.
+    """
     if value is None:
         return "—"
-    return f"{format_amount(value, currency)} {label(currency)}/{per}"
+    number = float(value)
+    if not math.isfinite(number):
+        return "—"
+    if number == 0:
+        return "0"
+    digits = SIGNIFICANT.get(currency, 4)
+    # Rounded to the digits first, so a carry (9.9996 -> 10.00) sets the magnitude.
+    rounded = float(f"{number:.{digits - 1}e}")
+    magnitude = math.floor(math.log10(abs(rounded)))
+    decimals = max(0, digits - 1 - magnitude)
+    cap = MAX_DECIMALS.get(currency)
+    if cap is not None:
+        decimals = min(decimals, cap)
+    text = f"{number:.{decimals}f}"
+    return "0" if float(text) == 0 else text
+
+
+def money(value: float | None, currency: str, per: str | None = None) -> str:
+    """``0.00005800 BTC``, or with ``per`` ``0.00005800 BTC/day``; ``—`` when unknown."""
+    if value is None:
+        return "—"
+    unit = f"{label(currency)}/{per}" if per else label(currency)
+    return f"{amount(value, currency)} {unit}"
+
+
+def price_text(value: float | None, currency: str, *, per: str = "day") -> str:
+    """``0.00005800 BTC/day``; ``—`` when unknown."""
+    return money(value, currency, per)
 
 
 def day_and_hour(value: float | None, currency: str) -> str:
-    """``0.00030000 BTC/day (0.00001250 BTC/h)``."""
+    """``0.00005800 BTC/day (0.00000242 BTC/h)``."""
     if value is None:
         return "—"
     return f"{price_text(value, currency)} ({price_text(value / 24, currency, per='h')})"
 
 
 def duration(seconds: float | None) -> str:
-    """``3 d 04 h``, ``2 h 05 m``, ``45 s``; ``—`` when unknown."""
-    if seconds is None:
+    """``45 s``, ``12 min``, ``3 h 20 min``, ``1 d 22 h`` (rounded to the last unit
+    shown); ``—`` when unknown. Never fractional, never seconds past 90."""
+    if seconds is None or not math.isfinite(float(seconds)):
         return "—"
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours:02d} h"
-    if hours:
-        return f"{hours} h {minutes:02d} m"
-    if minutes:
-        return f"{minutes} m {secs:02d} s"
-    return f"{secs} s"
+    total = max(0.0, float(seconds))
+    if round(total) <= 90:
+        return f"{round(total)} s"
+    minutes = round(total / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        hours, rest = divmod(minutes, 60)
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    days, hours = divmod(round(total / 3600), 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def timestamp(unix: float) -> str:
@@ -63,11 +119,14 @@ def timestamp(unix: float) -> str:
 
 
 def gpu_text(server_or_order: Server | Order) -> str:
-    """``2× RTX 4090`` from a record's ``specs.gpu``."""
+    """``2× RTX 4090`` from a record's ``specs.gpu``: the count and the exact model name
+    ``gpu=`` matches and ``clore gpus`` lists (``RTX 3070 Laptop``, ``A100 SXM4 80GB``)."""
+    from clore.market.models import canonical_model
+
     specs = server_or_order.specs
     if not specs.gpu:
         return "—"
-    return f"{specs.gpu_count}× {shorten_gpu(specs.gpu_model)}"
+    return f"{specs.gpu_count}× {canonical_model(specs.gpu_model) or specs.gpu_model}"
 
 
 def number(value: float | None, digits: int = 0, unit: str = "") -> str:
@@ -95,7 +154,7 @@ def server_doc(server: Server, ctx: PriceContext) -> dict[str, Any]:
         "usd_per_day": usd,
         "usd_per_hour": None if usd is None else usd / 24,
         "spot_per_day": spot,
-        "mrl_hours": float(server.mrl),
+        "mrl_seconds": float(server.mrl) * 3600,
     }
     return doc
 

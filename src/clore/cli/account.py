@@ -7,18 +7,18 @@ from typing import Any
 import click
 
 from clore.cli._context import AppContext, pass_app
-from clore.cli._format import order_state
-from clore.cli._output import Column, json_option
-from clore.market import format_amount, label
+from clore.cli._format import duration, money, order_state
+from clore.cli._output import Column, json_option, listing_options
 
 __all__ = ["fees", "spend", "wallets"]
 
 
 def _amount(value: float | None, currency: str) -> str:
-    return "—" if value is None else f"{format_amount(float(value), currency)} {label(currency)}"
+    return money(None if value is None else float(value), currency)
 
 
 @click.command()
+@listing_options("wallet", "balance", "deposit_address", "withdrawal_fee")
 @json_option
 @pass_app
 def wallets(app: AppContext) -> None:
@@ -33,8 +33,12 @@ def wallets(app: AppContext) -> None:
         ]
         for w in found
     ]
-    columns = [Column("Wallet"), Column("Balance", "right"), Column("Deposit address")]
-    columns.append(Column("Withdrawal fee", "right"))
+    columns = [
+        Column("Wallet", "left", 99),
+        Column("Balance", "right", 98),
+        Column("Deposit address", "left", 50),
+        Column("Withdrawal fee", "right", 60),
+    ]
     app.out.result({"wallets": found}, lambda: app.out.table(columns, rows))
 
 
@@ -109,9 +113,14 @@ def spend(app: AppContext) -> None:
     for wallet in balances:
         rate = burn.get(wallet.name, 0.0)
         balance = None if wallet.balance is None else float(wallet.balance)
-        runway = None if balance is None or rate <= 0 else balance / rate
+        runway = None if balance is None or rate <= 0 else balance / rate * 86400
         wallet_rows.append(
-            {"name": wallet.name, "balance": balance, "burn_per_day": rate, "runway_days": runway}
+            {
+                "name": wallet.name,
+                "balance": balance,
+                "burn_per_day": rate,
+                "runway_seconds": runway,
+            }
         )
     document = {
         "orders": per_order,
@@ -129,7 +138,7 @@ def spend(app: AppContext) -> None:
                     str(o["si"]),
                     "spot" if o["spot"] else "on-demand",
                     o["state"],
-                    f"{_amount(o['price'], o['currency'])}/day",
+                    money(o["price"], o["currency"], "day"),
                     _amount(o["spend"], o["currency"]),
                 ]
                 for o in per_order
@@ -141,13 +150,11 @@ def spend(app: AppContext) -> None:
             out.echo("No orders.")
         out.echo()
         for cur, total in sorted(totals.items()):
-            rate = _amount(burn.get(cur, 0.0), cur)
-            out.echo(
-                f"Total spent: {_amount(total, cur)}; burn rate {rate}/day (prices + renter fees)"
-            )
+            rate = money(burn.get(cur, 0.0), cur, "day")
+            out.echo(f"Total spent: {_amount(total, cur)}; burn rate {rate} (prices + renter fees)")
         for row in wallet_rows:
-            runway = row["runway_days"]
-            left = "no running orders" if runway is None else f"runway {runway:.1f} days"
+            runway = row["runway_seconds"]
+            left = "no running orders" if runway is None else f"runway {duration(runway)}"
             out.echo(f"Wallet {row['name']}: {_amount(row['balance'], row['name'])} ({left})")
 
     app.out.result(document, human)

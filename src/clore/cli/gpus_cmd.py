@@ -10,11 +10,14 @@ import click
 
 from clore.cli._context import AppContext, pass_app
 from clore.cli._currency import price_context, resolve_currency, with_currency
-from clore.cli._output import Column, json_option
+from clore.cli._output import Column, json_option, listing_options
 from clore.cli._params import Number
 from clore.market.gpus import SORT_KEYS
 
 __all__ = ["gpus"]
+
+#: ``--columns`` names (the USD ones only when --currency is not USD).
+COLUMN_NAMES = ("model", "servers", "gpus", "cheapest", "median", "cheapest_usd", "median_usd")
 
 
 @click.command()
@@ -36,6 +39,7 @@ __all__ = ["gpus"]
     metavar="SECONDS",
     help="Reuse a cached listing up to this old (default 30, or CLORE_MARKET_TTL).",
 )
+@listing_options(*COLUMN_NAMES)
 @json_option
 @pass_app
 def gpus(
@@ -61,8 +65,9 @@ def gpus(
       clore gpus gpus>=4 --sort available
       clore gpus cc=US,DE --sort price --currency clore
     """
+    from clore.cli._format import amount, duration
     from clore.cli._marketdata import load
-    from clore.market import USD, format_amount, label, parse_filters
+    from clore.market import USD, label, parse_filters
     from clore.market.gpus import sort_models, summarize
 
     cur = resolve_currency(currency)
@@ -75,34 +80,40 @@ def gpus(
     def human() -> None:
         tag = label(cur)
         columns = [
-            Column("Model", "left", 99),
-            Column("Servers", "right", 98),
-            Column("GPUs", "right", 97),
-            Column(f"cheapest {tag}/GPU-day", "right", 96),
-            Column(f"median {tag}/GPU-day", "right", 95),
+            Column("Model", "left", 99, "model"),
+            Column("Servers", "right", 98, "servers"),
+            Column("GPUs", "right", 97, "gpus"),
+            Column(f"cheapest {tag}/GPU-day", "right", 96, "cheapest"),
+            Column(f"median {tag}/GPU-day", "right", 95, "median"),
         ]
         if cur != USD:
-            columns += [Column("cheapest USD", "right", 94), Column("median USD", "right", 93)]
+            columns += [
+                Column("cheapest USD", "right", 94, "cheapest_usd"),
+                Column("median USD", "right", 93, "median_usd"),
+            ]
         rows = []
         for m in models:
             row = [
                 m.model,
                 f"{m.available}/{m.servers}",
                 f"{m.gpus_available}/{m.gpus}",
-                format_amount(m.cheapest, cur),
-                format_amount(m.median, cur),
+                amount(m.cheapest, cur),
+                amount(m.median, cur),
             ]
             if cur != USD:
-                row += [format_amount(m.cheapest_usd, USD), format_amount(m.median_usd, USD)]
+                row += [amount(m.cheapest_usd, USD), amount(m.median_usd, USD)]
             rows.append(row)
-        out.table(columns, rows)
         age = app.clock.time() - data.fetched_at
-        source = f"cached {age:.0f} s ago" if data.cached else "fresh"
-        counted = sum(m.servers for m in models)
-        out.info(
-            f"{len(models)} models on {counted} listed servers ({source}); servers and GPUs: "
-            f"available/listed; prices per GPU-day of the available servers that take {tag}"
-        )
+        source = f"cached {duration(age)} ago" if data.cached else "fresh"
+        listed = f"{len(data.servers)} listed servers; {source}"
+        out.table(columns, rows, empty=f"No GPU models match (of {listed}).")
+        if models:
+            counted = sum(m.servers for m in models)
+            out.info(
+                f"{len(models)} models on {counted} listed servers ({source}); servers and "
+                f"GPUs: available/listed; prices per GPU-day of the available servers that "
+                f"take {tag}"
+            )
 
     out.result(
         {

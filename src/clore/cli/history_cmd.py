@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from clore.cli._context import EXIT_INTERRUPTED, EXIT_USAGE, AppContext, CliError, pass_app
+from clore.cli._format import amount, duration
 from clore.cli._history import history_errors, open_history
-from clore.cli._output import Column, json_option
+from clore.cli._output import Column, json_option, listing_options
 
 if TYPE_CHECKING:
     from clore.market.history import HistoryStore, MarketStats, ModelStats, Series
@@ -184,6 +185,10 @@ def _progress(event: Any, store: HistoryStore) -> tuple[str, int]:
 )
 @_CURRENCY
 @_DB
+@listing_options(
+    "model", "listed", "avail", "occ", "min", "p10", "median", "p90", "max", "median_usd",
+    "usd_gpu_h", "cleared", "clearing",
+)  # fmt: skip
 @json_option
 @pass_app
 def stats(
@@ -218,8 +223,8 @@ def stats(
 
 
 def _stats_table(app: AppContext, result: MarketStats) -> None:
-    from clore.market import USD, format_amount, label
-    from clore.market.history import format_duration, format_time
+    from clore.market import USD, label
+    from clore.market.history import format_time
 
     cur = result.currency
     unit = label(cur)
@@ -232,38 +237,38 @@ def _stats_table(app: AppContext, result: MarketStats) -> None:
             str(m.listed),
             str(m.available),
             occ,
-            format_amount(p.min if p else None, cur),
-            format_amount(p.p10 if p else None, cur),
-            format_amount(p.median if p else None, cur),
-            format_amount(p.p90 if p else None, cur),
-            format_amount(p.max if p else None, cur),
+            amount(p.min if p else None, cur),
+            amount(p.p10 if p else None, cur),
+            amount(p.median if p else None, cur),
+            amount(p.p90 if p else None, cur),
+            amount(p.max if p else None, cur),
         ]
         if cur != USD:
-            cells.append(format_amount(u.median if u else None, USD))
+            cells.append(amount(u.median if u else None, USD))
         cells += [
-            format_amount(u.median / 24 if u else None, USD),
+            amount(u.median / 24 if u else None, USD),
             str(c.count if c else 0),
-            format_amount(c.median if c else None, cur),
+            amount(c.median if c else None, cur),
         ]
         return cells
 
     columns = [
-        Column("Model", "left", 99),
-        Column("Listed", "right", 8),
-        Column("Avail", "right", 98),
-        Column("Occ", "right", 7),
-        Column(f"min {unit}", "right", 6),
-        Column("p10", "right", 5),
-        Column(f"median {unit}", "right", 97),
-        Column("p90", "right", 5),
-        Column("max", "right", 3),
+        Column("Model", "left", 99, "model"),
+        Column("Listed", "right", 8, "listed"),
+        Column("Avail", "right", 98, "avail"),
+        Column("Occ", "right", 7, "occ"),
+        Column(f"min {unit}", "right", 6, "min"),
+        Column("p10", "right", 5, "p10"),
+        Column(f"median {unit}", "right", 97, "median"),
+        Column("p90", "right", 5, "p90"),
+        Column("max", "right", 3, "max"),
     ]
     if cur != USD:
-        columns.append(Column("median USD", "right", 9))
+        columns.append(Column("median USD", "right", 9, "median_usd"))
     columns += [
-        Column("USD/GPU-h", "right", 4),
-        Column("Cleared", "right", 6),
-        Column("clearing", "right", 6),
+        Column("USD/GPU-h", "right", 4, "usd_gpu_h"),
+        Column("Cleared", "right", 6, "cleared"),
+        Column("clearing", "right", 6, "clearing"),
     ]
     rows = [row(m, m.model or "—") for m in result.models]
     if len(result.models) > 1:
@@ -275,7 +280,7 @@ def _stats_table(app: AppContext, result: MarketStats) -> None:
         title=f"{result.selection.describe()} at {format_time(result.at)} (snapshot "
         f"{result.snapshot}); asks per GPU-day",
         caption=f"p10/median/p90: one value per host (median of its listings); min/max: all "
-        f"listings; cleared: rentals in the {format_duration(result.window)} before; {rates}",
+        f"listings; cleared: rentals in the {duration(result.window)} before; {rates}",
     )
 
 

@@ -15,7 +15,7 @@ import click
 from clore.cli._context import EXIT_NOT_FOUND, EXIT_USAGE, AppContext, CliError, pass_app
 from clore.cli._format import timestamp
 from clore.cli._group import Group
-from clore.cli._output import Column, json_option
+from clore.cli._output import Column, json_option, listing_options
 from clore.cli._params import Id
 
 if TYPE_CHECKING:
@@ -24,13 +24,13 @@ if TYPE_CHECKING:
 __all__ = ["hosts"]
 
 COLUMNS = [
-    Column("Kind", "left", 9),
-    Column("ID", "right", 99),
-    Column("Owner", "right", 5),
-    Column("Order", "right", 4),
-    Column("Added", "left", 3),
-    Column("Checks", "left", 6),
-    Column("Reason", "left", 8),
+    Column("Kind", "left", 90, "kind"),
+    Column("ID", "right", 99, "id"),
+    Column("Owner", "right", 50, "owner"),
+    Column("Order", "right", 40, "order"),
+    Column("Added", "left", 30, "added"),
+    Column("Checks", "left", 60, "checks"),
+    Column("Reason", "left", 80, "reason"),
 ]
 
 
@@ -83,6 +83,7 @@ def _rows(found: BadHostList) -> list[list[str]]:
     help="Take an owner off, with every server of theirs.",
 )
 @click.option("--clear", is_flag=True, help="Empty the list.")
+@listing_options(*(c.key for c in COLUMNS))
 @json_option
 @pass_app
 def bad(app: AppContext, forget_server: int | None, forget_owner: int | None, clear: bool) -> None:
@@ -115,9 +116,9 @@ def bad(app: AppContext, forget_server: int | None, forget_owner: int | None, cl
     def human() -> None:
         if chosen:
             return
-        if not found.servers and not found.owners:
-            app.out.echo("The bad-host list is empty.")
-            return
-        app.out.table(COLUMNS, _rows(found))
+        rows = _rows(found)
+        app.out.table(
+            COLUMNS, rows, ids=[row[1] for row in rows], empty="The bad-host list is empty."
+        )
 
     app.out.result(_document(found, str(store.path), removed), human)

@@ -19,20 +19,21 @@ import click
 from clore.cli._context import EXIT_USAGE, AppContext, CliError, pass_app
 from clore.cli._currency import price_context, resolve_currency, with_currency
 from clore.cli._format import (
+    amount,
     day_and_hour,
     duration,
     gpu_text,
+    money,
     number,
     server_doc,
 )
 from clore.cli._group import Group
-from clore.cli._output import Column, json_option
+from clore.cli._output import Column, json_option, listing_options
 from clore.cli._params import Id, Integer, Number
 from clore.market import (
     USD,
     PriceContext,
     describe_fields,
-    format_amount,
     label,
     server_price,
 )
@@ -70,16 +71,13 @@ def _row(server: Server, ctx: PriceContext, show_usd: bool, show_status: bool) -
         str(server.id),
         gpu_text(server),
         number(server.specs.gpuram, 0, " GB"),
-        format_amount(day, cur),
-        format_amount(None if day is None else day / 24, cur),
+        amount(day, cur),
+        amount(None if day is None else day / 24, cur),
     ]
     if show_usd:
-        row += [
-            number(usd, 2),
-            number(None if usd is None else usd / 24, 3),
-        ]
+        row += [amount(usd, USD), amount(None if usd is None else usd / 24, USD)]
     row += [
-        format_amount(spot, cur),
+        amount(spot, cur),
         f"{float(server.reliability) * 100:.0f}%",
         f"{float(server.rating.avg):.1f} ({server.rating.cnt})",
         server.country or "—",
@@ -94,30 +92,44 @@ def _row(server: Server, ctx: PriceContext, show_usd: bool, show_status: bool) -
     return row
 
 
+#: ``--columns`` names of the listing (``usd``/``usd_h`` only when --currency is not USD,
+#: ``status`` only with --all).
+COLUMN_NAMES: Final = (
+    "id", "gpu", "vram", "price", "price_h", "usd", "usd_h", "spot", "reliability",
+    "rating", "cc", "cuda", "threads", "ram", "disk", "net", "status",
+)  # fmt: skip
+
+
 def _columns(currency: str, show_usd: bool, show_status: bool) -> list[Column]:
+    """The listing's columns. At 80 columns a terminal keeps what a renter picks by: id,
+    GPU, price per day, spot minimum, USD per hour, reliability, country, CUDA, rating
+    (and the status with --all); -o wide shows the rest."""
     cur = label(currency)
     columns = [
-        Column("ID", "right", 99),
-        Column("GPU", "left", 99),
-        Column("VRAM", "right", 6),
-        Column(f"{cur}/day", "right", 98),
-        Column(f"{cur}/h", "right", 7),
+        Column("ID", "right", 100, "id"),
+        Column("GPU", "left", 99, "gpu"),
+        Column("VRAM", "right", 60, "vram"),
+        Column(f"{cur}/day", "right", 98, "price"),
+        Column(f"{cur}/h", "right", 50, "price_h"),
     ]
     if show_usd:
-        columns += [Column("USD/day", "right", 8), Column("USD/h", "right", 5)]
+        columns += [
+            Column("USD/day", "right", 45, "usd"),
+            Column("USD/h", "right", 88, "usd_h"),
+        ]
     columns += [
-        Column(f"spot {cur}/day", "right", 4),
-        Column("Reliab.", "right", 6),
-        Column("Rating", "right", 3),
-        Column("CC", "left", 5),
-        Column("CUDA", "left", 3),
-        Column("Threads", "right", 2),
-        Column("RAM", "right", 2),
-        Column("Disk", "right", 1),
-        Column("Net ↓/↑", "right", 1),
+        Column("spot/day", "right", 90, "spot"),
+        Column("Reliab.", "right", 86, "reliability"),
+        Column("Rating", "right", 80, "rating"),
+        Column("CC", "left", 84, "cc"),
+        Column("CUDA", "left", 82, "cuda"),
+        Column("Threads", "right", 30, "threads"),
+        Column("RAM", "right", 35, "ram"),
+        Column("Disk", "right", 25, "disk"),
+        Column("Net ↓/↑", "right", 20, "net"),
     ]
     if show_status:
-        columns.append(Column("Status", "left", 97))
+        columns.append(Column("Status", "left", 97, "status"))
     return columns
 
 
@@ -195,6 +207,7 @@ class MarketGroup(Group):
     metavar="SECONDS",
     help="Reuse a cached listing up to this old (default 30, or CLORE_MARKET_TTL).",
 )
+@listing_options(*COLUMN_NAMES)
 @json_option
 @pass_app
 def market(
@@ -237,15 +250,21 @@ def market(
 
     def human() -> None:
         show_usd = cur != USD
-        rows = [_row(s, ctx, show_usd, include_rented) for s in shown]
-        out.table(_columns(cur, show_usd, include_rented), rows)
         age = app.clock.time() - data.fetched_at
-        source = f"cached {age:.0f} s ago" if data.cached else "fresh"
+        source = f"cached {duration(age)} ago" if data.cached else "fresh"
         pool = "servers" if include_rented else "available servers"
-        out.info(
-            f"{len(shown)} of {len(matched)} matching {pool} shown "
-            f"(of {len(data.servers)} listed; {source}); prices per day and per hour"
+        listed = f"of {len(data.servers)} listed; {source}"
+        rows = [_row(s, ctx, show_usd, include_rented) for s in shown]
+        out.table(
+            _columns(cur, show_usd, include_rented),
+            rows,
+            empty=f"No matching {pool} ({listed}).",
         )
+        if shown:
+            out.info(
+                f"{len(shown)} of {len(matched)} matching {pool} shown ({listed}); "
+                "prices per day and per hour"
+            )
         if elsewhere:
             out.info(_elsewhere_note(elsewhere, cur))
 
@@ -270,9 +289,8 @@ def _elsewhere_note(servers: list[Server], currency: str) -> str:
 
     others = [c for c in CURRENCY_LABELS if c != currency and any(payable(s, c) for s in servers)]
     hint = " or ".join(f"--currency {label(c).lower()}" for c in others)
-    return (
-        f"note: {len(servers)} more matching servers do not take {label(currency)} "
-        f"(or list no price in it) and are not shown" + (f" ({hint} lists them)" if hint else "")
+    return f"note: {len(servers)} more matching servers do not take {label(currency)}" + (
+        f" ({hint} lists them)" if hint else ""
     )
 
 
@@ -314,8 +332,8 @@ def server(app: AppContext, server_id: int, currency: str, refresh: bool) -> Non
         rows = [
             [
                 str(o.offer_id),
-                f"{format_amount(float(o.bid), o.currency)} {label(o.currency)}",
-                f"{format_amount(float(o.bid) / 24, o.currency)} {label(o.currency)}",
+                money(float(o.bid), o.currency),
+                money(float(o.bid) / 24, o.currency),
                 "active" if o.active else "waiting",
                 "yours" if o.my else "",
             ]

@@ -6,7 +6,6 @@ import click
 
 from clore.cli._automation import (
     deadline,
-    events_document,
     hook_options,
     interval_option,
     jsonl_option,
@@ -17,7 +16,8 @@ from clore.cli._automation import (
     until_options,
 )
 from clore.cli._context import AppContext, pass_app
-from clore.cli._output import json_option
+from clore.cli._format import duration
+from clore.cli._output import json_lines_option
 from clore.cli._params import Id, Number
 
 __all__ = ["monitor"]
@@ -58,7 +58,7 @@ __all__ = ["monitor"]
 @hook_options
 @until_options
 @jsonl_option
-@json_option
+@json_lines_option
 @pass_app
 def monitor(
     app: AppContext,
@@ -79,9 +79,10 @@ def monitor(
     """Watch your orders and report events; run hooks on them.
 
     Events: created, ready, outbid, paused, resumed, price_changed, expiring, expired,
-    cancelled, spend, low_runway (and error, hook_failed, hook_dropped). Hooks run beside
-    the monitor, each within --hook-timeout: a failing or slow hook is reported and never
-    stops or delays a poll.
+    cancelled, spend, low_runway (and error, hook_failed, hook_dropped), one line each on
+    stdout; --json (or --jsonl) prints each as a JSON object per line instead. Hooks run
+    beside the monitor, each within --hook-timeout: a failing or slow hook is reported and
+    never stops or delays a poll.
 
     \b
     Examples:
@@ -90,6 +91,7 @@ def monitor(
       clore monitor --webhook https://hooks.example.com/clore --expiring-within 2h
     """
     from clore.workflows import OrderMonitor, tcp_probe
+    from clore.workflows.render import render_event
 
     lead = parse_duration_option("--expiring-within", expiring_within, zero=True) or 0.0
     runway = parse_duration_option("--runway-below", runway_below, zero=True)
@@ -108,6 +110,15 @@ def monitor(
         until=stop,
     )
     which = f"order(s) {', '.join(map(str, order_ids))}" if order_ids else "your orders"
-    app.out.info(f"monitoring {which}, a poll every {interval:g} s; Ctrl-C to stop")
-    seen = run_events(app, loop.run(), jsonl=jsonl, hooks=hooks)
-    events_document(app, seen, jsonl)
+    out = app.out
+    out.info(f"monitoring {which}, a poll every {duration(interval)}; Ctrl-C to stop")
+    # A stream: every event is a result (stdout), as JSON Lines with --json or --jsonl.
+    json_lines = jsonl or out.json_mode
+    run_events(
+        app,
+        loop.run(),
+        jsonl=json_lines,
+        hooks=hooks,
+        quiet=True,
+        on_event=lambda event: out.event(render_event(event), json_lines=json_lines),
+    )

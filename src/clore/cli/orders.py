@@ -9,41 +9,65 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 from clore.cli._automation import interval_option
 from clore.cli._context import AppContext, CliError, pass_app
-from clore.cli._format import duration, gpu_text, timestamp
+from clore.cli._format import amount, duration, gpu_text, money, timestamp
 from clore.cli._orders import Stops, collect, record
-from clore.cli._output import Column, Output, json_option
+from clore.cli._output import Column, Output, json_option, listing_options
 from clore.cli._params import Id, Integer
 from clore.cli._states import STATE_STYLES, load_stops, state_word
-from clore.market import format_amount, label
+from clore.market import label
 
 if TYPE_CHECKING:
     from clore import Order
+    from clore.cli._announce import Announcing
     from clore.workflows import Event, OrderMonitor
 
 __all__ = ["cancel", "orders"]
 
-COLUMNS = [
-    Column("ID", "right", 99),
-    Column("Server", "right", 6),
-    Column("GPU", "left", 7),
-    Column("Type", "left", 8),
-    Column("Price/day", "right", 9),
-    Column("Price/h", "right", 4),
-    Column("State", "left", 99),
-    Column("Spend", "right", 9),
-    Column("Time left", "right", 8),
-    Column("SSH", "left", 5),
-]
+#: ``--columns`` names of the listing.
+COLUMN_NAMES: Final = (
+    "id", "server", "gpu", "type", "price", "price_h", "state", "spend", "time_left", "ssh",
+)  # fmt: skip
 
 
-def _row(order: Order, now: float, active: dict[int, bool], stops: Stops) -> list[str]:
+def columns_for(found: list[Order]) -> list[Column]:
+    """The listing's columns; the currency goes in the price headers when every order has
+    the same one (else in each cell). At 80 columns a terminal keeps id, state, GPU, SSH,
+    time left (and the price when it fits); -o wide shows the rest."""
+    unit = _common_currency(found)
+    tag = f"{label(unit)}/" if unit else "Price/"
+    return [
+        Column("ID", "right", 100, "id"),
+        Column("Server", "right", 50, "server"),
+        Column("GPU", "left", 95, "gpu"),
+        Column("Type", "left", 60, "type"),
+        Column(f"{tag}day", "right", 85, "price"),
+        Column(f"{tag}h", "right", 40, "price_h"),
+        Column("State", "left", 99, "state"),
+        Column(f"Spend {label(unit)}" if unit else "Spend", "right", 70, "spend"),
+        Column("Time left", "right", 90, "time_left"),
+        Column("SSH", "left", 92, "ssh"),
+    ]
+
+
+def _common_currency(found: list[Order]) -> str | None:
+    currencies = {o.currency or "bitcoin" for o in found}
+    return currencies.pop() if len(currencies) == 1 else None
+
+
+def _row(
+    order: Order, now: float, active: dict[int, bool], stops: Stops, unit: str | None
+) -> list[str]:
     cur = order.currency or "bitcoin"
+
+    def cell(value: float) -> str:
+        return amount(value, cur) if unit else money(value, cur)
+
     state = state_word(order, now, active.get(order.id), stops)
     endpoint = order.ssh_endpoint
     return [
@@ -51,13 +75,18 @@ def _row(order: Order, now: float, active: dict[int, bool], stops: Stops) -> lis
         str(order.si),
         gpu_text(order),
         "spot" if order.spot else "on-demand",
-        f"{format_amount(float(order.price), cur)} {label(cur)}",
-        f"{format_amount(float(order.price) / 24, cur)} {label(cur)}",
+        cell(float(order.price)),
+        cell(float(order.price) / 24),
         state,
-        f"{format_amount(float(order.spend), cur)} {label(cur)}",
+        cell(float(order.spend)),
         "—" if order.expired else duration(order.time_left(now).total_seconds()),
         f"{endpoint[0]}:{endpoint[1]}" if endpoint else "—",
     ]
+
+
+def _rows(found: list[Order], now: float, active: dict[int, bool], stops: Stops) -> list[list[str]]:
+    unit = _common_currency(found)
+    return [_row(o, now, active, stops, unit) for o in found]
 
 
 def _styles(
@@ -72,13 +101,20 @@ def _styles(
 
 
 def _render(
-    out: Output, found: list[Order], now: float, active: dict[int, bool], stops: Stops
+    out: Output,
+    found: list[Order],
+    now: float,
+    active: dict[int, bool],
+    stops: Stops,
+    include_completed: bool,
 ) -> None:
-    if not found:
-        out.echo("No orders.")
-        return
-    rows = [_row(o, now, active, stops) for o in found]
-    out.table(COLUMNS, rows, styles=_styles(found, now, active, set(), stops))
+    empty = "No orders." if include_completed else "No running orders (--all shows ended ones)."
+    out.table(
+        columns_for(found),
+        _rows(found, now, active, stops),
+        styles=_styles(found, now, active, set(), stops),
+        empty=empty,
+    )
 
 
 def _document(
@@ -102,7 +138,8 @@ def _document(
     metavar="N",
     help="With --watch: stop after N polls.",
 )
-@json_option
+@listing_options(*COLUMN_NAMES)
+@json_option(help="Print one JSON document on stdout; with --watch, one event per line.")
 @pass_app
 def orders(
     app: AppContext, include_completed: bool, watch: bool, interval: float, count: int | None
@@ -118,6 +155,8 @@ def orders(
     """
     if count is not None and not watch:
         raise CliError("--count needs --watch", 2)
+    if watch and app.out.view.quiet:
+        raise CliError("-q lists the ids once: not with --watch", 2)
     if watch:
         _watch(app, include_completed, interval, count)
         return
@@ -125,7 +164,8 @@ def orders(
     now = app.server_time()
     stops = load_stops()
     app.out.result(
-        _document(found, now, active, stops), lambda: _render(app.out, found, now, active, stops)
+        _document(found, now, active, stops),
+        lambda: _render(app.out, found, now, active, stops, include_completed),
     )
 
 
@@ -156,8 +196,8 @@ def _watch(app: AppContext, include_completed: bool, interval: float, count: int
                 return
 
     def show(event: Event) -> None:
-        if view is None and not out.json_mode:
-            out.echo(render_event(event))
+        if view is None:
+            out.event(render_event(event), json_lines=out.json_mode)
 
     try:
         run_events(app, events(), jsonl=out.json_mode, quiet=True, on_event=show)
@@ -220,9 +260,9 @@ class _LiveView:
         parts: list[Any] = []
         if found:
             stops = load_stops()
-            rows = [_row(o, now, active, stops) for o in found]
             styles = _styles(found, now, active, {c for c in changed if c is not None}, stops)
-            parts.append(out.rich_table(COLUMNS, rows, styles=styles))
+            rows = _rows(found, now, active, stops)
+            parts.append(out.rich_table(columns_for(found), rows, styles=styles))
         else:
             parts.append(Text("No running orders.", style="dim"))
         for event in self.recent:
@@ -232,7 +272,7 @@ class _LiveView:
             parts.append(Text(render_event(event), style=style or ""))
         parts.append(
             Text(
-                f"updated {timestamp(self.app.clock.time())}, every {self.interval:g} s; "
+                f"updated {timestamp(self.app.clock.time())}, every {duration(self.interval)}; "
                 "Ctrl-C to stop",
                 style="dim",
             )
@@ -251,39 +291,82 @@ class _LiveView:
             self.live.stop()
 
 
+class _ReadOnce:
+    """The client ``cancel_orders`` is given: a ``my_orders`` read is kept, and served once
+    more when ``replay`` is set (the second pass over the orders still to cancel asks
+    nothing again)."""
+
+    def __init__(self, client: Announcing) -> None:
+        self.client = client
+        self.seen: list[Order] | None = None
+        self.replay = False
+
+    def my_orders(self, include_completed: bool = False) -> list[Order]:
+        if self.replay and self.seen is not None:
+            self.replay = False
+            return self.seen
+        self.seen = self.client.my_orders(include_completed=include_completed)
+        return self.seen
+
+    def cancel_order(self, order_id: int, issue: str | None = None) -> None:
+        self.client.cancel_order(order_id, issue)
+
+
 @click.command()
 @click.argument("order_ids", nargs=-1, required=True, type=Id(), metavar="ORDER...")
 @click.option("--issue", metavar="TEXT", help="Report a problem with the server (max 2048 chars).")
 @json_option
 @pass_app
 def cancel(app: AppContext, order_ids: tuple[int, ...], issue: str | None) -> None:
-    """Cancel orders (on-demand or spot), optionally reporting an issue with the server."""
+    """Cancel orders (on-demand or spot), optionally reporting an issue with the server.
+
+    An order that has already ended is left as it is and said so (exit 0), as the SDK's
+    cancel_order leaves it (the API answers a second cancel with success).
+    """
+    from clore import OrderExpiredError
     from clore.cli._marketdata import invalidate
     from clore.rentals import cancel_orders
 
-    # Every order is checked before any is cancelled (bad input exits 2, an unknown order
-    # 4, an ended one 1): one among them must not leave the others half done.
+    # Every order is checked before any is cancelled (bad input exits 2 before a request,
+    # an unknown order 4): one among them must not leave the others half done.
+    client = _ReadOnce(app.api())
+    unique = list(dict.fromkeys(order_ids))
     done: list[int] = []
+    ended: dict[int, Order] = {}
     try:
-        final = cancel_orders(app.api(), order_ids, issue, cancelled=done)
+        try:
+            final = cancel_orders(client, unique, issue, cancelled=done)
+        except OrderExpiredError:
+            known = {o.id: o for o in client.seen or []}
+            ended = {oid: known[oid] for oid in unique if oid in known and known[oid].expired}
+            live = [oid for oid in unique if oid not in ended]
+            client.replay = True
+            final = cancel_orders(client, live, issue, cancelled=done) if live else {}
     except Exception:
         if done:
             app.out.info(f"cancelled before the error: {', '.join(map(str, done))}")
         raise
+    if final:
+        invalidate(app)
     now = app.server_time()
-    results: list[dict[str, Any]] = []
     lines: list[str] = []
-    for oid, ended in final.items():
-        results.append(record(ended, now))
-        cur = ended.currency or "bitcoin"
-        lines.append(
-            f"Cancelled order {oid} (server {ended.si}); spent "
-            f"{format_amount(float(ended.spend), cur)} {label(cur)}"
-        )
-    invalidate(app)
+    for oid in unique:
+        found = final[oid] if oid in final else ended[oid]
+        spent = money(float(found.spend), found.currency or "bitcoin")
+        if oid in final:
+            lines.append(f"Cancelled order {oid} (server {found.si}); spent {spent}")
+        else:
+            lines.append(
+                f"Order {oid} had already ended ({state_word(found, now)}); spent {spent}; "
+                "nothing cancelled"
+            )
+    document = {
+        "cancelled": [record(o, now) for o in final.values()],
+        "already_ended": [record(o, now) for o in ended.values()],
+    }
 
     def human() -> None:
         for line in lines:
             app.out.echo(line)
 
-    app.out.result({"cancelled": results}, human)
+    app.out.result(document, human)

@@ -43,14 +43,17 @@ from clore.cli._automation import (
 )
 from clore.cli._context import EXIT_USAGE, AppContext, CliError, pass_app
 from clore.cli._currency import resolve_currency, with_currency
+from clore.cli._format import duration, money
 from clore.cli._orderopts import OrderSpec, order_options
-from clore.cli._output import json_option
+from clore.cli._output import json_lines_option
 from clore.cli._params import Integer
 from clore.cli._quality import floors_from, quality_options
 
 if TYPE_CHECKING:
+    from clore import Order
     from clore.market import Filter
     from clore.market.history import Condition, HistoryStore, Selection
+    from clore.workflows import Event
     from clore.workflows.history_watch import HistoryWatch
 
 __all__ = ["watch"]
@@ -123,7 +126,7 @@ __all__ = ["watch"]
 @order_options
 @with_currency
 @jsonl_option
-@json_option
+@json_lines_option
 @pass_app
 def watch(
     app: AppContext,
@@ -161,6 +164,8 @@ def watch(
     implied (every rental locks the price seen); --wait waits for the rented orders to be
     ready after the watch ends; --dry-run reports what would be rented and sends nothing.
     Hooks (--on-event, --webhook) run for each event beside the watch, as for `monitor`.
+    Events are printed one line each on stdout; --json (or --jsonl) prints each as a JSON
+    object per line instead.
 
     --when CONDITION alerts on the market the FILTERs and --model select: METRIC OP VALUE
     with METRIC price (the cheapest ask per GPU-day), median, available, listed, rented or
@@ -179,14 +184,13 @@ def watch(
     """
     from clore.market import (
         PriceContext,
-        label,
         parse_filters,
         parse_sort,
         sort_servers,
     )
     from clore.rentals.choice import candidate_filter
     from clore.workflows import StateFile, Watcher, WatchState, state_key, workflows_dir
-    from clore.workflows.events import amount
+    from clore.workflows.render import render_event
 
     cur = resolve_currency(currency)
     floors = floors_from(options)
@@ -273,26 +277,32 @@ def watch(
         report=cap is not None,
     )
     what = selection.describe() if model else " ".join(filters) or "any server"
+    out = app.out
+    every = f"a poll every {duration(interval)}; Ctrl-C to stop"
     if cap is not None:
         doing = f"renting up to {count}" if rent is not None else "reporting matches"
-        app.out.info(
-            f"watching for {what} at ≤ {amount(cap)} {label(cur)}/day ({doing}), a poll every "
-            f"{interval:g} s; Ctrl-C to stop"
-        )
+        out.info(f"watching for {what} at ≤ {money(cap, cur, 'day')} ({doing}), {every}")
     if store is not None:
         alerts = f"alerting when {' or '.join(when)}" if when else "recording"
-        app.out.info(
+        out.info(
             f"watching {what}: {alerts} (history: {store.path}"
-            f"{'' if recording else ', not recorded into'}), a poll every {interval:g} s; "
-            "Ctrl-C to stop"
+            f"{'' if recording else ', not recorded into'}), {every}"
         )
+    # A stream: every event is a result (stdout), as JSON Lines with --json or --jsonl.
+    json_lines = jsonl or out.json_mode
+
+    def show(event: Event) -> None:
+        out.event(render_event(event), json_lines=json_lines)
+
     try:
         seen = run_events(
             app,
             watcher.run(),
-            jsonl=jsonl,
+            jsonl=json_lines,
             hooks=hooks,
             state_path=path if rent or conditions else None,
+            quiet=True,
+            on_event=show,
         )
     finally:
         if store is not None:
@@ -301,14 +311,13 @@ def watch(
     if options["wait"] and not dry_run:
         for event in rented:
             assert event.order_id is not None
-            with app.out.waiting(f"waiting for order {event.order_id} to be ready"):
+            with out.waiting(f"waiting for order {event.order_id} to be ready"):
                 order = app.client().wait_for_order(event.order_id, timeout=options["timeout"])
-            app.out.info(f"order {order.id} ready: {order.ssh_command() or order.http_url}")
             jupyter = spec.jupyter_url(order.http_url) if spec is not None else None
-            if jupyter:
-                app.out.info(f"order {order.id} jupyter: {jupyter}")
-    token = spec.jupyter_token if spec is not None and spec.serves_jupyter else None
-    _summary(app, seen, jsonl, token)
+            ready = _ready_event(app, order, jupyter)
+            if json_lines:
+                out.json_line(ready.to_json_line())
+            show(ready)
 
 
 def _conditions(when: tuple[str, ...]) -> list[Condition]:
@@ -409,37 +418,29 @@ def _confirm(
     count: int,
     budget: float | None,
 ) -> None:
-    from clore.market import label
-
     if not sys.stdin.isatty():
         raise CliError("renting unattended needs --yes (or try --dry-run first)", 2)
     what = " ".join(filters) or "any server"
-    limit = f", budget {budget:.8g} {label(currency)}" if budget is not None else ""
+    limit = f", budget {money(budget, currency)}" if budget is not None else ""
     app.out.info(
-        f"Rent up to {count} × {what} at ≤ {cap:.8g} {label(currency)}/day as they appear{limit}."
+        f"Rent up to {count} × {what} at ≤ {money(cap, currency, 'day')} as they appear{limit}."
     )
     if not click.confirm("Proceed?", default=False, err=True):
         raise CliError("not confirmed; nothing was rented (--yes skips the question)", 1)
 
 
-def _summary(app: AppContext, seen: list[Any], jsonl: bool, token: str | None) -> None:
-    rented = [e for e in seen if e.kind == "rented"]
-    done = next((e for e in reversed(seen) if e.kind == "done"), None)
-    alerts = [e for e in seen if e.kind == "history_alert"]
-    document = {
-        "rented": [{"order_id": e.order_id, "server_id": e.server_id, **e.details} for e in rented],
-        "reason": None if done is None else done.details.get("reason"),
-        "jupyter_token": token,
-        "alerts": [
-            {"at": e.at, "server_id": e.server_id, "message": e.message, **e.details}
-            for e in alerts
-        ],
-    }
-    if jsonl:
-        return
+def _ready_event(app: AppContext, order: Order, jupyter: str | None) -> Event:
+    """The ``ready`` event of an order the watch rented, once ``--wait`` saw it ready."""
+    from clore.workflows.events import make_event
 
-    def human() -> None:
-        for e in rented:
-            app.out.echo(f"order {e.order_id} on server {e.server_id}")
-
-    app.out.result(document, human)
+    reach = order.ssh_command() or order.http_url or "no endpoint"
+    message = f"order {order.id} ready: {reach}" + (f"; jupyter: {jupyter}" if jupyter else "")
+    return make_event(
+        "watch",
+        "ready",
+        app.clock.time(),
+        message,
+        order=order,
+        ssh=order.ssh_command(),
+        http_url=order.http_url,
+    )
