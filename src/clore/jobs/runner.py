@@ -261,7 +261,7 @@ def _take_over(jobs: JobStore, job_id: str, api: Api) -> JobRecord:
         if record.final:
             return
         alive = runner_alive(record)
-        if alive is True and record.pid != os.getpid():
+        if alive is True:
             raise JobRunningError(
                 f"job {record.id} is running in process {record.pid}: stop it "
                 f"(`clore jobs stop {record.id}`) or wait for it"
