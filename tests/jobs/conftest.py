@@ -93,7 +93,7 @@ def job_client(sandbox: Sandbox) -> Iterator[Clore]:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
+def job_workdir(tmp_path: Path) -> Path:
     """A small working directory to upload."""
     root = tmp_path / "work"
     root.mkdir()

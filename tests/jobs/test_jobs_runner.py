@@ -28,14 +28,14 @@ RESULT = "mkdir -p out && cat hello.txt > out/result.txt && echo 42 >> out/resul
 
 
 def test_a_job_brings_its_result_back_and_cancels_its_order(
-    job_client: Clore, workdir: Path, tmp_path: Path
+    job_client: Clore, job_workdir: Path, tmp_path: Path
 ) -> None:
     """The working directory goes up (minus .gitignore's matches), the command writes
     out/result.txt, which comes back; exit 0; stdout and stderr arrive apart; the order
     is cancelled and the record says done."""
     seen = Seen()
     command = f"{RESULT} && ls && echo to-stdout && echo to-stderr >&2"
-    spec = job_spec(command, workdir=str(workdir), outputs=("out",))
+    spec = job_spec(command, workdir=str(job_workdir), outputs=("out",))
     result = run_job(
         job_client, spec, options=FAST, output_dir=tmp_path / "got", **seen.callbacks()
     )
