@@ -9,6 +9,7 @@ of every command group (``clore`` itself and ``spot``, ``host``, ``config``, ``s
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -97,6 +98,11 @@ SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
         [
             ("config", "clore.cli.config_cmd:config", "API keys and profiles."),
             ("sandbox", "clore.cli.sandbox_cmd:sandbox", "Run and control the local sandbox API."),
+            (
+                "completion",
+                "clore.cli.completion_cmd:completion",
+                "Print the shell completion script (bash, zsh, fish).",
+            ),
         ],
     ),
 ]
@@ -174,11 +180,18 @@ class LazyGroup(Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
-        """Run the CLI; every failure becomes one stderr line and a documented exit code."""
+        """Run the CLI; every failure becomes one stderr line and a documented exit code.
+
+        Asked to complete (``_CLORE_COMPLETE`` set by the completion script), click's
+        shell classes are replaced by ``clore.cli._completion``'s first.
+        """
+        name = prog_name or "clore"
+        if os.environ.get(complete_var or f"_{name.replace('-', '_').upper()}_COMPLETE"):
+            from clore.cli._completion import install
+
+            install()
         try:
-            result = super().main(
-                args, prog_name or "clore", complete_var, standalone_mode=False, **extra
-            )
+            result = super().main(args, name, complete_var, standalone_mode=False, **extra)
         except SystemExit:
             raise
         except BaseException as exc:  # the CLI's last line of defence

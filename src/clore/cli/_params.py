@@ -16,6 +16,9 @@ command line is parsed, so nothing is sent.
   seconds, more than zero unless ``zero``, at most ``MAX_DURATION`` (100 years).
 - ``ProfileName()``: a profile name: not empty, no control characters.
 
+``Id`` and ``ProfileName`` complete in the shell (``clore.cli._completion``: the order ids
+of the last ``clore orders``, the profiles of config.toml).
+
 The same rules for values checked outside click's parsing, raising ``CliError`` (exit 2)
 with the option's name: ``parse_id`` (``ORDER:path``), ``parse_number`` (environment
 variables), ``parse_duration``,
@@ -32,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Final
 import click
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from clore.market import Amount
 
     # click 8.2 made ParamType generic (output, input); click 8.1 cannot subscript it.
@@ -122,6 +127,14 @@ class Id(_IdType):
         if isinstance(spelt, str):
             self.fail(spelt, param, ctx)
         return spelt
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """An order argument completes the ids of the last ``clore orders``."""
+        from clore.cli._completion import complete_id
+
+        return complete_id(ctx, param, incomplete)
 
 
 class Integer(click.IntRange):
@@ -218,6 +231,14 @@ class ProfileName(_TextType):
                 ctx,
             )
         return text
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """The profiles of config.toml."""
+        from clore.cli._completion import complete_profiles
+
+        return complete_profiles(incomplete)
 
 
 # ---- the same rules outside click's parsing ----------------------------------------------
