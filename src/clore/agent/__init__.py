@@ -21,8 +21,10 @@ Modules:
 - ``context``: ``AgentContext`` (client, policy, audit, quotes, ledger, ``confirm``; the
   threading model: blocking handlers for worker threads).
 - ``quotes``: ``QuoteBook`` (tokens bound to the exact arguments and the price).
-- ``renting``: the cost of an order, the caps, quoting and renting (for the rent tools
-  and the job tools to come).
+- ``arguments``: ``RentArgs`` (what a rental asks for) and ``normalized`` (what a quote
+  binds).
+- ``caps``: ``Cost`` (what an order may cost) and ``check_caps`` (the person's caps).
+- ``renting``: ``assess`` and ``rent`` (for the rent tools and the job tools to come).
 - ``ledger``: ``AgentLedger`` (the agent's orders, across runs) and ``Usage``.
 - ``audit``: ``AuditLog`` (JSON Lines, 0600) and ``mask_arguments``.
 - ``untrusted``: ``untrusted(text, source=)`` for what comes from a rented machine.

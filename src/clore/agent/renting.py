@@ -1,19 +1,6 @@
 """Quoting and renting under the person's caps, for the rent tools and (later) the job
-tools: ``RentArgs``, ``assess``, ``check_caps``, ``rent``.
-
-**Cost of an order** (``Cost``): its price per day (the on-demand price, or the spot bid)
-over its maximum time (the person's ``order_max_time``, or less when asked, never more
-than the server's maximum rental), plus the renter fee (a percentage of the price,
-``renter_fees``) and the creation fee; in its currency and in USD at the market's rate
-(``spot_marketplace``'s ``currency_rates_in_usd``).
-
-**The caps** (``check_caps``; each refusal names the cap, the figures and what is left):
-the listed price per hour in USD; the cost of the order (``max_spend_per_order_usd``: the
-quote says how many hours the cap allows at this price); the committed cost of the
-agent's orders of the last 24 hours plus this one (``max_spend_per_day_usd``; the ledger's
-``Usage``); the agent's live orders (``max_live_orders``); the exact GPU model
-(``allowed_gpus``, matched as the ``gpu=`` filter matches). A USD cap that cannot be
-checked (no USD rate for the currency) refuses.
+tools: ``assess``, ``rent`` (the arguments are ``clore.agent.arguments``', the cost and
+the caps ``clore.agent.caps``').
 
 **Renting** (``rent``): the token is redeemed (``clore.agent.quotes``), the listing read
 again and the price compared with the quoted one (``price_tolerance``), every cap checked
@@ -31,11 +18,9 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
-import msgspec
-from msgspec import UNSET, Meta, UnsetType
-
+from clore.agent.caps import Cost, check_caps, refuse, usd_rate
 from clore.agent.ledger import AgentOrder, Usage, new_intent
 from clore.agent.spec import ToolError
 from clore.agent.views import gpu_text, money, num, sig
@@ -43,400 +28,23 @@ from clore.agent.views import gpu_text, money, num, sig
 if TYPE_CHECKING:
     from clore import Order, Server
     from clore.agent.context import AgentContext, Market
-    from clore.agent.policy import AgentPolicy
     from clore.agent.quotes import Quote
     from clore.workflows import RentSpec
 
 __all__ = [
-    "DEFAULT_IMAGE",
-    "DEFAULT_PORTS",
+    "FREE_WINDOW",
     "Assessment",
-    "Cost",
-    "RentArgs",
     "Rented",
     "assess",
-    "check_caps",
-    "normalized",
+    "confirmation_message",
+    "describe",
+    "preview",
     "refresh_usage",
     "rent",
 ]
 
-#: The vendor's Ubuntu 24.04 image with Jupyter and sshd (the CLI's default too).
-DEFAULT_IMAGE: Final = "cloreai/jupyter:ubuntu24.04-v2"
-DEFAULT_PORTS: Final = ("22:tcp",)
 #: Seconds after its creation during which an order is cancelled without a creation fee.
 FREE_WINDOW: Final = 600.0
-
-Hours = Annotated[
-    float,
-    Meta(
-        gt=0,
-        description="Maximum running time in hours (at most the person's order_max_time, "
-        "the default).",
-    ),
-]
-
-
-class RentArgs(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """What to rent (``quote_rental``'s arguments; ``rent_server`` repeats them)."""
-
-    server_id: Annotated[int, Meta(ge=1, description="The server's id (from search_market).")]
-    order_type: Annotated[
-        Literal["on-demand", "spot"],
-        Meta(description="on-demand (fixed price, cannot be taken away) or spot (a bid)."),
-    ] = "on-demand"
-    bid: (
-        Annotated[
-            str,
-            Meta(
-                max_length=40,
-                description="Spot only: the bid per day or hour, e.g. 0.00004btc, 1.2usd, "
-                "0.05usd/h (default: the server's spot minimum).",
-            ),
-        ]
-        | UnsetType
-    ) = UNSET
-    currency: (
-        Annotated[
-            str,
-            Meta(max_length=20, description="Pay with btc, clore or usd (default: the person's)."),
-        ]
-        | UnsetType
-    ) = UNSET
-    image: (
-        Annotated[
-            str,
-            Meta(
-                min_length=1, max_length=256, description=f"Docker image (default {DEFAULT_IMAGE})."
-            ),
-        ]
-        | UnsetType
-    ) = UNSET
-    ports: (
-        Annotated[
-            list[str],
-            Meta(
-                max_length=16,
-                description='Ports to expose as "PORT:tcp" or "PORT:http" (one http at most); '
-                'default ["22:tcp"].',
-            ),
-        ]
-        | UnsetType
-    ) = UNSET
-    env: (
-        Annotated[dict[str, str], Meta(description="Environment variables for the container.")]
-        | UnsetType
-    ) = UNSET
-    command: (
-        Annotated[str, Meta(max_length=8192, description="Startup script run in the container.")]
-        | UnsetType
-    ) = UNSET
-    ssh_key: (
-        Annotated[
-            str,
-            Meta(
-                max_length=3072,
-                description="An OpenSSH public key to log in with (default: the person's own "
-                "public key; a generated password is always set too).",
-            ),
-        ]
-        | UnsetType
-    ) = UNSET
-    jupyter_token: (
-        Annotated[
-            str,
-            Meta(
-                max_length=32,
-                description="Jupyter token when port 8888 is http (default: generated, not shown).",
-            ),
-        ]
-        | UnsetType
-    ) = UNSET
-    max_hours: Hours | UnsetType = UNSET
-
-
-def argument_secrets(arguments: dict[str, Any]) -> list[str]:
-    """The secrets among normalised arguments: the Jupyter token, env values whose name
-    looks secret (they must never come back in a result)."""
-    from clore.agent.audit import looks_secret
-
-    found = [arguments["jupyter_token"]] if arguments.get("jupyter_token") else []
-    for name, value in (arguments.get("env") or {}).items():
-        if looks_secret(name) and value:
-            found.append(value)
-    return found
-
-
-def _given(value: Any) -> Any:
-    return None if value is UNSET else value
-
-
-def normalized(args: RentArgs, policy: AgentPolicy) -> dict[str, Any]:
-    """The arguments a quote binds, defaults filled in and spelled one way (``btc`` and
-    ``bitcoin`` are one currency, ports are sorted); ``ToolError`` when malformed."""
-    from clore import ParameterError
-    from clore.market import parse_currency
-    from clore.rentals import looks_private, parse_ports, public_key_problem
-
-    try:
-        currency = parse_currency(args.currency) if args.currency is not UNSET else policy.currency
-    except ValueError as exc:
-        raise ToolError(str(exc), error="bad_arguments") from None
-    if args.order_type != "spot" and args.bid is not UNSET:
-        raise ToolError(
-            "bid is for spot orders only: set order_type to spot", error="bad_arguments"
-        )
-    try:
-        ports = parse_ports(list(args.ports) if args.ports is not UNSET else list(DEFAULT_PORTS))
-    except ParameterError as exc:
-        raise ToolError(f"ports: {exc}", error="bad_arguments") from None
-    key = None
-    if args.ssh_key is not UNSET:
-        key = " ".join(args.ssh_key.split())
-        if looks_private(key):
-            raise ToolError("ssh_key is a private key: give its public half", error="bad_arguments")
-        problem = public_key_problem(key)
-        if problem is not None:
-            raise ToolError(f"ssh_key: {problem}", error="bad_arguments")
-    if args.max_hours is not UNSET:
-        seconds = float(args.max_hours) * 3600.0
-        if seconds > policy.order_max_time * (1 + 1e-9):
-            raise ToolError(
-                f"max_hours {num(args.max_hours)} is over the person's order_max_time of "
-                f"{num(policy.order_max_time / 3600)} h: give at most that, or leave it out",
-                error="refused",
-                refused=[
-                    {
-                        "cap": "order_max_time",
-                        "limit_hours": sig(policy.order_max_time / 3600),
-                        "value_hours": sig(args.max_hours),
-                    }
-                ],
-            )
-    else:
-        seconds = policy.order_max_time
-    env = _given(args.env)
-    return {
-        "server_id": args.server_id,
-        "order_type": args.order_type,
-        "bid": None if args.bid is UNSET else args.bid.strip().lower(),
-        "currency": currency,
-        "image": DEFAULT_IMAGE if args.image is UNSET else args.image.strip(),
-        "ports": None if ports is None else dict(sorted(ports.items())),
-        "env": None if env is None else dict(sorted(env.items())),
-        "command": _given(args.command),
-        "ssh_key": key,
-        "jupyter_token": _given(args.jupyter_token),
-        "max_seconds": seconds,
-    }
-
-
-# --------------------------------------------------------------------------- cost
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What one order costs at most (see the module docstring)."""
-
-    currency: str
-    spot: bool
-    price_per_day: float
-    usd_rate: float | None
-    fee_percent: float
-    creation_fee: float
-    seconds: float
-
-    @property
-    def price_per_hour(self) -> float:
-        return self.price_per_day / 24.0
-
-    def usd(self, amount: float | None) -> float | None:
-        return None if amount is None or self.usd_rate is None else amount * self.usd_rate
-
-    @property
-    def price_per_hour_usd(self) -> float | None:
-        return self.usd(self.price_per_hour)
-
-    @property
-    def burn_per_hour(self) -> float:
-        """Price plus renter fee, per hour."""
-        return self.price_per_hour * (1.0 + self.fee_percent / 100.0)
-
-    @property
-    def max_cost(self) -> float:
-        return self.burn_per_hour * self.seconds / 3600.0 + self.creation_fee
-
-    @property
-    def max_cost_usd(self) -> float | None:
-        return self.usd(self.max_cost)
-
-    def hours_within(self, budget_usd: float) -> float | None:
-        """The longest running time whose cost fits ``budget_usd`` (None: no rate)."""
-        if self.usd_rate is None:
-            return None
-        left = budget_usd / self.usd_rate - self.creation_fee
-        if left <= 0:
-            return 0.0
-        return left / self.burn_per_hour if self.burn_per_hour > 0 else float("inf")
-
-    def to_json(self) -> dict[str, Any]:
-        from clore.market import label
-
-        return {
-            "currency": label(self.currency),
-            "price_per_hour": sig(self.price_per_hour),
-            "price_per_day": sig(self.price_per_day),
-            "usd_per_hour": sig(self.price_per_hour_usd),
-            "usd_per_day": sig(self.usd(self.price_per_day)),
-            "renter_fee_percent": self.fee_percent,
-            "creation_fee": sig(self.creation_fee),
-            "creation_fee_usd": sig(self.usd(self.creation_fee)),
-            "max_hours": sig(self.seconds / 3600.0),
-            "max_cost": sig(self.max_cost),
-            "max_cost_usd": sig(self.max_cost_usd),
-        }
-
-
-def _usd_rate(currency: str, rates: dict[str, float] | None) -> float | None:
-    from clore.market import USD
-
-    if currency == USD:
-        return 1.0
-    value = (rates or {}).get(currency)
-    return float(value) if value else None
-
-
-# --------------------------------------------------------------------------- caps
-
-
-def gpu_allowed(policy: AgentPolicy, server: Server) -> bool:
-    from clore.market import PriceContext, parse_filter
-
-    if policy.allowed_gpus is None:
-        return True
-    ctx = PriceContext()
-    # The gpu= filter's own matching: exact models (4090 is not the 4090 D).
-    return any(parse_filter(f"gpu={model}")(server, ctx) for model in policy.allowed_gpus)
-
-
-def check_caps(
-    policy: AgentPolicy, server: Server, cost: Cost, usage: Usage
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The refusals (each a dict naming its ``cap``) and what every cap allows now."""
-    refusals: list[dict[str, Any]] = []
-    caps: dict[str, Any] = {}
-    needs_usd = any(
-        v is not None
-        for v in (
-            policy.max_price_per_hour_usd,
-            policy.max_spend_per_order_usd,
-            policy.max_spend_per_day_usd,
-        )
-    )
-    if needs_usd and cost.usd_rate is None:
-        refusals.append(
-            {
-                "cap": "usd_rate",
-                "message": "the USD caps cannot be checked: no USD rate for this currency "
-                "now; try again in a minute, or pay in usd",
-            }
-        )
-    if policy.allowed_gpus is not None:
-        ok = gpu_allowed(policy, server)
-        caps["allowed_gpus"] = {"allowed": list(policy.allowed_gpus), "ok": ok}
-        if not ok:
-            refusals.append(
-                {
-                    "cap": "allowed_gpus",
-                    "message": f"GPU {gpu_text(server)} is not among the allowed models "
-                    f"({', '.join(policy.allowed_gpus)})",
-                    "gpu": gpu_text(server),
-                    "allowed": list(policy.allowed_gpus),
-                }
-            )
-    hourly = cost.price_per_hour_usd
-    if policy.max_price_per_hour_usd is not None:
-        limit = policy.max_price_per_hour_usd
-        ok = hourly is not None and hourly <= limit * (1 + 1e-9)
-        caps["max_price_per_hour_usd"] = {"limit": limit, "value": sig(hourly), "ok": ok}
-        if hourly is not None and not ok:
-            refusals.append(
-                {
-                    "cap": "max_price_per_hour_usd",
-                    "message": f"{num(hourly)} USD/h is over the cap of {num(limit)} USD/h",
-                    "limit": limit,
-                    "value": sig(hourly),
-                }
-            )
-    total = cost.max_cost_usd
-    if policy.max_spend_per_order_usd is not None:
-        limit = policy.max_spend_per_order_usd
-        allows = cost.hours_within(limit)
-        ok = total is not None and total <= limit * (1 + 1e-9)
-        caps["max_spend_per_order_usd"] = {
-            "limit": limit,
-            "value": sig(total),
-            "allows_hours": sig(allows),
-            "ok": ok,
-        }
-        if total is not None and not ok:
-            refusals.append(
-                {
-                    "cap": "max_spend_per_order_usd",
-                    "message": f"this order may cost {num(total)} USD, over the per-order cap "
-                    f"of {num(limit)} USD; at this price the cap allows "
-                    f"{num(allows)} h (set max_hours to at most that)",
-                    "limit": limit,
-                    "value": sig(total),
-                    "allows_hours": sig(allows),
-                }
-            )
-    if policy.max_spend_per_day_usd is not None:
-        limit = policy.max_spend_per_day_usd
-        remaining = max(0.0, limit - usage.used_usd)
-        ok = total is not None and total <= remaining * (1 + 1e-9) + 1e-12
-        caps["max_spend_per_day_usd"] = {
-            "limit": limit,
-            "used": sig(usage.used_usd),
-            "remaining": sig(remaining),
-            "allows_hours": sig(cost.hours_within(remaining)),
-            "ok": ok,
-        }
-        if total is not None and not ok:
-            refusals.append(
-                {
-                    "cap": "max_spend_per_day_usd",
-                    "message": f"this order may cost {num(total)} USD but only "
-                    f"{num(remaining)} USD of the {num(limit)} USD daily cap is left "
-                    f"({num(usage.used_usd)} USD committed in the last 24 h); that allows "
-                    f"{num(cost.hours_within(remaining))} h at this price",
-                    "limit": limit,
-                    "used": sig(usage.used_usd),
-                    "remaining": sig(remaining),
-                    "value": sig(total),
-                }
-            )
-    if policy.max_live_orders is not None:
-        limit = policy.max_live_orders
-        ok = usage.live < limit
-        caps["max_live_orders"] = {"limit": limit, "live": usage.live, "ok": ok}
-        if not ok:
-            refusals.append(
-                {
-                    "cap": "max_live_orders",
-                    "message": f"the agent has {usage.live} live order(s), the cap is {limit}: "
-                    "cancel one first (list_orders)",
-                    "limit": limit,
-                    "live": usage.live,
-                }
-            )
-    return refusals, caps
-
-
-def refuse(refusals: list[dict[str, Any]], caps: dict[str, Any]) -> ToolError:
-    """The ``refused`` error for ``refusals``."""
-    text = "refused: " + "; ".join(f"{r['cap']}: {r['message']}" for r in refusals)
-    return ToolError(text, error="refused", refused=refusals, caps=caps)
 
 
 # --------------------------------------------------------------------------- usage
@@ -587,7 +195,7 @@ def assess(
         currency=currency,
         spot=spot,
         price_per_day=day,
-        usd_rate=_usd_rate(currency, rates),
+        usd_rate=usd_rate(currency, rates),
         fee_percent=fees.fee_percent(kind, currency),
         creation_fee=fees.creation_fee(kind, currency),
         seconds=float(seconds if seconds is not None else arguments["max_seconds"]),

@@ -294,7 +294,7 @@ def show_server(ctx: AgentContext, args: ServerArgs) -> ToolResult:
     ]
     allowed = None
     if ctx.policy.allowed_gpus is not None:
-        from clore.agent.renting import gpu_allowed
+        from clore.agent.caps import gpu_allowed
 
         allowed = gpu_allowed(ctx.policy, server)
     data: dict[str, Any] = {

@@ -8,17 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from msgspec import UNSET, Meta, UnsetType
 
-from clore.agent.renting import (
-    FREE_WINDOW,
-    RentArgs,
-    argument_secrets,
-    assess,
-    describe,
-    normalized,
-    preview,
-    refuse,
-    rent,
-)
+from clore.agent.arguments import RentArgs, argument_secrets, normalized
+from clore.agent.caps import refuse
+from clore.agent.renting import FREE_WINDOW, assess, describe, preview, rent
 from clore.agent.spec import ToolError, ToolResult, ToolSpec, schema_of, typed
 from clore.agent.views import money, num
 
