@@ -227,3 +227,25 @@ async def test_an_unexpected_exception_is_a_one_line_tool_error(
     assert not after.is_error
     assert caplog.records and "RuntimeError" in caplog.text
     assert sandbox.demo_key not in caplog.text + _everything([failed])
+
+
+async def test_the_running_server_holds_the_maximum_time_of_its_orders(
+    agent: AgentContext, sandbox: Sandbox, sandbox_clock: Any, clore_client: Clore
+) -> None:
+    """While the server runs it enforces the maximum times: an order rented for at most
+    1 h through it is cancelled when its hour is (almost) up, no tool call needed."""
+    import anyio
+
+    server = build_server(agent, clock=sandbox_clock, enforce_every=0.05)
+    async with Client(server, mode="legacy") as client:
+        server_id = await _cheapest(client, "gpu=3090", "gpus=1")
+        args = {"server_id": server_id, "max_hours": 1}
+        quote = await client.call_tool("quote_rental", args)
+        rented = await client.call_tool("rent_server", {**args, "token": _data(quote)["token"]})
+        order_id = _data(rented)["order_id"]
+        await anyio.sleep(0.3)
+        assert not clore_client.get_order(order_id).expired
+        sandbox.advance(3600 - 1)
+        with anyio.fail_after(20):
+            while not clore_client.get_order(order_id).expired:
+                await anyio.sleep(0.05)
