@@ -4,8 +4,8 @@ A *flow* is a generator that yields actions — ``Send(request)`` answered with 
 ``Response`` or a ``TransportFailure``, ``Sleep(s)`` answered with None, ``Probe(host,
 port)`` answered with the bytes a TCP server sent first (``wait_for_order``'s SSH
 reachability check) — and returns the operation's result. ``call`` is the one pace →
-send → decode → retry loop; every endpoint flow, create_order's snapshot/send/reconcile
-and wait_for_order's polling are built on it.
+send → decode → retry loop; every endpoint flow, create_order's claim/snapshot/send/
+reconcile and wait_for_order's polling are built on it.
 ``clore._client`` drives the same flows with sync httpx (``Clore``) and async httpx
 (``AsyncClore``), so none of this exists twice. Requests and responses are ``clore._core``'s.
 """
@@ -44,7 +44,8 @@ from clore._errors import (
     WaitTimeoutError,
 )
 from clore._facts import APPLICATION_ERROR, LOWERING_TOO_SOON, RETRY_AFTER_HEADER, Kind
-from clore._pacing import Pacer
+from clore._pacing import CLAIM_POLL, CLAIM_WAIT, Busy, Claim, Pacer
+from clore._redis import LeaseLostError, ServerClaimedError
 from clore._retry import Outcome, backoff, decide, is_uncertain
 from clore._servertime import ServerTime
 from clore._wire import (
@@ -317,6 +318,7 @@ def _find_new_order(
     polls: int,
     spacing: float = 0.0,
     history: str = "",
+    claim: Claim | None = None,
 ) -> Flow[Order | None]:
     # The API answers create_order with {"code": 0} only: the new order is the one on
     # this server that was not in the snapshot taken before sending (newest if several).
@@ -333,8 +335,52 @@ def _find_new_order(
             ) from exc
         fresh = [o for o in orders if o.si == request.renting_server and o.id not in known]
         if fresh:
-            return max(fresh, key=lambda o: (float(o.ct), o.id))
+            found = max(fresh, key=lambda o: (float(o.ct), o.id))
+            if claim is not None:
+                # Only while the claim held (checked after this my_orders was read) can no
+                # other create_order of the fleet have sent on this server since the
+                # snapshot: then the new order is ours.
+                _confirm_claim(claim, request, history or "answered code 0", found)
+            return found
     return None
+
+
+def _confirm_claim(
+    claim: Claim, request: CreateOrderRequest, history: str, found: Order | None = None
+) -> None:
+    """Return while ``claim`` holds; else "may exist": with the claim gone another machine
+    may have rented the server since, and a new order on it may be that machine's."""
+    try:
+        claim.check()
+    except CloreError as exc:
+        seen = f"order {found.id} appeared on it, but " if found is not None else ""
+        raise OrderUnconfirmedError(
+            f"create_order on server {request.renting_server}: {history}; {seen}"
+            f"{' '.join(str(exc).split())}: another create_order of the fleet may have "
+            f"rented the server since; the order may exist (look in my_orders before "
+            f"renting again)"
+        ) from exc
+
+
+def _claim(ctx: Context, server_id: int) -> Flow[Claim]:
+    # Wait (polling, on the client's clock) while another create_order of the fleet holds
+    # the server's claim: it may be placing an order there right now.
+    started = ctx.clock.monotonic()
+    while True:
+        got = ctx.pacer.claim(f"server-{server_id}")
+        if not isinstance(got, Busy):
+            return got
+        waited = ctx.clock.monotonic() - started
+        if waited >= CLAIM_WAIT:
+            raise ServerClaimedError(
+                f"create_order on server {server_id}: another create_order of the fleet "
+                f"({got.holder}) kept the server claimed for {waited:.0f} s; nothing was "
+                "sent (its order, if it placed one, shows in my_orders)",
+                server_id=server_id,
+                holder=got.holder,
+                waited=waited,
+            )
+        yield Sleep(max(0.01, min(CLAIM_POLL, got.left, CLAIM_WAIT - waited)))
 
 
 #: Extra my_orders checks, spaced SPOT_POLL_SPACING seconds apart (on top of pacing),
@@ -379,13 +425,37 @@ def create_order(ctx: Context, request: CreateOrderRequest) -> Flow[Order]:
     what each attempt saw, with the last error as its cause. A code-0 answer whose
     order never shows up raises OrderUnconfirmedError too. Only a failure with no
     uncertain attempt before it is raised as itself: then nothing was rented.
+
+    The call holds the pacer's claim on the server (``Pacer.claim``) from before the
+    snapshot to the end: in a fleet, no other create_order of the key sends on that
+    server meanwhile, so the new order found is this call's. It waits while another
+    holds the claim (``CLAIM_WAIT`` s at most, then ServerClaimedError, nothing sent).
+    The claim is checked before each send and before an order found is returned: a
+    claim lost before the first send raises LeaseLostError (nothing sent), lost later
+    OrderUnconfirmedError.
     """
+    claim = yield from _claim(ctx, request.renting_server)
+    with claim:
+        order: Order = yield from _create_claimed(ctx, request, claim)
+    return order
+
+
+def _create_claimed(ctx: Context, request: CreateOrderRequest, claim: Claim) -> Flow[Order]:
     snapshot = yield from my_orders(ctx, include_completed=True)
     known = {order.id for order in snapshot}
     seen: list[tuple[int, str]] = []  # attempts from the first in doubt on, and what they saw
     attempt = 0
     while True:
         attempt += 1
+        if seen:
+            _confirm_claim(claim, request, _history(seen))
+        else:
+            try:
+                claim.check()
+            except LeaseLostError as exc:  # nothing was sent yet: nothing can exist
+                raise LeaseLostError(
+                    f"create_order on server {request.renting_server}: {exc}; nothing was sent"
+                ) from None
         try:
             yield from call(ctx, "create_order", body=request)
         except CloreError as exc:
@@ -403,7 +473,9 @@ def create_order(ctx: Context, request: CreateOrderRequest) -> Flow[Order]:
                 # A spot bid is never resent (a second offer), so give a server that
                 # commits late a longer window to show the first before giving up.
                 polls, spacing = ctx.confirm_polls + SPOT_EXTRA_POLLS, SPOT_POLL_SPACING
-            found = yield from _find_new_order(ctx, request, known, polls, spacing, _history(seen))
+            found = yield from _find_new_order(
+                ctx, request, known, polls, spacing, _history(seen), claim
+            )
             if found is not None:
                 return _created(ctx, request, found)
             if is_uncertain(outcome) and not spot and attempt <= ctx.max_retries:
@@ -414,7 +486,7 @@ def create_order(ctx: Context, request: CreateOrderRequest) -> Flow[Order]:
                 f"order in my_orders after {polls} check(s): the order may exist (look in "
                 f"my_orders before renting again)"
             ) from exc
-        found = yield from _find_new_order(ctx, request, known, ctx.confirm_polls)
+        found = yield from _find_new_order(ctx, request, known, ctx.confirm_polls, claim=claim)
         if found is None:
             raise OrderUnconfirmedError(
                 f"create_order on server {request.renting_server} answered code 0 but no new "

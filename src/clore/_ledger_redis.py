@@ -8,11 +8,12 @@ resumed on another machine finds its intents and orders.
 
 * **Locks** (``locked()``) are Redis keys with a lease (``PX``): a machine that dies
   while holding one blocks the others for the lease at most. Each acquisition takes the
-  next number of a fence counter (``INCR``); the lock's value is ``owner:fence``, and
-  every write checks, in the same Lua script, that the lock still holds exactly that
-  value and the fence is still the counter's. A machine that comes back after its lease
-  ended (a pause, a partition) is refused (``LeaseLostError``) instead of writing over
-  what the next holder decided.
+  next number of a fence counter (``INCR``; ``clore._redis.LEASE_ACQUIRE``, which
+  create_order's claims share); the lock's value is ``owner:fence``, and every write
+  checks, in the same Lua script, that the lock still holds exactly that value and the
+  fence is still the counter's. A machine that comes back after its lease ended (a
+  pause, a partition) is refused (``LeaseLostError``) instead of writing over what the
+  next holder decided.
 * **Owners**: a pending intent is in flight while the loop that wrote it runs. Across
   machines a PID tells nothing, so each live loop of this process with an intent keeps
   a key ``clore:owner:...`` alive (a heartbeat thread renews its lease); a loop that died
@@ -38,7 +39,16 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 
-from clore._redis import FleetStoreError, LeaseLostError, Script, connect, failure, redact_url
+from clore._redis import (
+    LEASE_ACQUIRE,
+    LEASE_RELEASE,
+    FleetStoreError,
+    LeaseLostError,
+    Script,
+    connect,
+    failure,
+    redact_url,
+)
 from clore.workflows.state import Rental, StateFile, is_live_owner
 
 if TYPE_CHECKING:
@@ -55,18 +65,6 @@ LOCK_LEASE: Final = 15.0
 OWNER_LEASE: Final = 10.0
 OWNER_BEAT: Final = 2.0
 
-_ACQUIRE = Script(
-    """
--- KEYS lock, fence; ARGV owner, lease ms -> {token, 0} or {false, ms left of the holder}
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {false, redis.call('PTTL', KEYS[1])}
-end
-local fence = redis.call('INCR', KEYS[2])
-local token = ARGV[1] .. ':' .. fence
-redis.call('SET', KEYS[1], token, 'PX', tonumber(ARGV[2]))
-return {token, 0}
-"""
-)
 _WRITE = Script(
     """
 -- KEYS data, lock, fence; ARGV token ('' = no lock: only while nobody holds one), value,
@@ -85,17 +83,6 @@ redis.call('HSET', KEYS[1], 'value', ARGV[2], 'fence', fence)
 return 1
 """
 )
-_RELEASE = Script(
-    """
--- KEYS lock; ARGV token -> 1 released, 0 not ours (any more)
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-"""
-)
-
 #: How settled a status is: a record's more settled form wins a merge.
 _SETTLED: Final = {"pending": 0, "unconfirmed": 1, "rented": 2, "void": 2}
 
@@ -307,8 +294,8 @@ class FleetStateFile(StateFile):
         owner = f"{uuid.uuid4().hex[:12]}"
         deadline = time.monotonic() + self.wait
         while True:
-            token, left = self._call(
-                _ACQUIRE,
+            token, left, _holder = self._call(
+                LEASE_ACQUIRE,
                 [self.lock_key, self.fence_key],
                 [owner, int(self.lease * 1000)],
                 f"locking the ledger {self.path.name}",
@@ -328,7 +315,7 @@ class FleetStateFile(StateFile):
             held, self._held.token = self._held.token, None
             with contextlib.suppress(FleetStoreError):
                 # A lock we cannot release lapses with its lease.
-                self._call(_RELEASE, [self.lock_key], [held], "unlocking the ledger")
+                self._call(LEASE_RELEASE, [self.lock_key], [held], "unlocking the ledger")
 
     # ---- owners ----------------------------------------------------------------------
 

@@ -25,6 +25,12 @@ instead of waiting for the dead request's timeout; a holder that cannot be check
 its hold until that timeout. A released hold counts as answered at the moment of release,
 the latest the server can have counted it. After a 429 the interval grows by a penalty
 that halves every ``PENALTY_HALF_LIFE`` seconds.
+
+A pacer also hands out *claims* (``Pacer.claim``): create_order holds one on its server
+from the snapshot of ``my_orders`` it takes before sending to the end of its
+reconciliation, so that the one new order it then finds on the server is its own. Only
+a store shared between machines has claims to give (``clore._pacing_redis``: a fenced
+lease in Redis); here every claim is ``NO_CLAIM``, which holds nothing, as before.
 """
 
 from __future__ import annotations
@@ -47,8 +53,14 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "CLAIM_POLL",
+    "CLAIM_WAIT",
+    "NO_CLAIM",
+    "Busy",
+    "Claim",
     "FileStore",
     "MemoryStore",
+    "NoClaim",
     "Pacer",
     "Pacing",
     "PacingState",
@@ -73,6 +85,11 @@ MAX_HOLD: Final = 600.0
 #: ``Pacing.url`` (and ``CLORE_PACING``, ``--pacing``) for this machine's file, whatever
 #: else is configured.
 LOCAL: Final = "local"
+#: Longest create_order waits (seconds of the client's clock) for a server another
+#: create_order of the fleet holds the claim of, before ServerClaimedError.
+CLAIM_WAIT: Final = 120.0
+#: How often a create_order waiting for a claim asks again (seconds).
+CLAIM_POLL: Final = 0.25
 
 
 @dataclass(frozen=True)
@@ -250,6 +267,51 @@ class Store(Protocol):
         ...
 
 
+class Claim(Protocol):
+    """One caller's exclusive claim on a name (create_order's server) among every client
+    sharing the store; released on exit from ``with`` (or by ``release``)."""
+
+    def check(self) -> None:
+        """Return when the claim is still this caller's; else raise ``LeaseLostError``
+        (``FleetStoreError`` when the store cannot tell)."""
+        ...
+
+    def release(self) -> None:
+        """Give the claim up (idempotent; never raises)."""
+        ...
+
+    def __enter__(self) -> Claim: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class Busy:
+    """A claim held by someone else: ``left`` seconds of its lease, ``holder`` who."""
+
+    left: float
+    holder: str
+
+
+class NoClaim:
+    """The claim of a store that no other machine shares: it holds nothing."""
+
+    def check(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+    def __enter__(self) -> NoClaim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+NO_CLAIM: Final = NoClaim()
+
+
 class Pacer:
     """Applies ``delay`` to a store: reserve a slot, send, record when the answer came."""
 
@@ -296,6 +358,14 @@ class Pacer:
                 self._penalize(state, now)
 
         self.store.transact(step)
+
+    def claim(self, name: str) -> Claim | Busy:
+        """Claim ``name`` (``"server-123"``) for this caller alone, or say who holds it.
+
+        Only a store shared between machines has claims (``RedisPacer``); this pacer's
+        store is one machine's, whose callers are not kept apart: ``NO_CLAIM``.
+        """
+        return NO_CLAIM
 
     def _penalize(self, state: PacingState, now: float) -> None:
         # The server counted something we did not (another client of the key, a clock

@@ -21,6 +21,12 @@ caller's. Holds carry a lease (``PX``), so a machine that dies mid-request block
 fleet at most until its request's timeout; a holder on this machine that certainly no
 longer runs (``clore._holder``) is released at once, as the file store does.
 
+Claims: ``RedisPacer.claim`` gives create_order a fenced lease on its server
+(``clore._redis.Lease``, ``CLAIM_LEASE`` s, renewed while held), so the fleet's
+create_orders on one server run one at a time, from the snapshot of ``my_orders`` to
+the end of the reconciliation, and a holder that comes back after its lease ended is
+told before it sends or claims an order it found.
+
 Failures: a decision that cannot be made (Redis down) raises ``FleetStoreError`` and
 nothing is sent. Recording an answer (``complete``, a penalty, a bid) that cannot be
 written is logged and dropped instead: the request already happened, raising would hide
@@ -33,18 +39,18 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from clore._holder import Holder, is_gone, this_process
-from clore._pacing import MAX_HOLD, Kind, Pacer, Pacing, PacingState, SpotState
+from clore._pacing import MAX_HOLD, Busy, Claim, Kind, Pacer, Pacing, PacingState, SpotState
 from clore._pacing_lua import PACING_LUA
 from clore._pacing_store import release_dead_hold
-from clore._redis import FleetStoreError, Script, connect, failure, key_digest
+from clore._redis import FleetStoreError, Lease, Script, connect, failure, key_digest
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisPacer", "RedisStore", "holder_id", "pacing_keys"]
+__all__ = ["CLAIM_LEASE", "RedisPacer", "RedisStore", "claim_keys", "holder_id", "pacing_keys"]
 
 T = TypeVar("T")
 log = logging.getLogger("clore")
@@ -52,12 +58,21 @@ log = logging.getLogger("clore")
 _SCRIPT = Script(PACING_LUA)
 #: Attempts of a compare-and-set in ``RedisStore.transact`` before it gives up.
 _CAS_ATTEMPTS = 100
+#: How long a claim outlives its holder's last renewal (seconds): how long a machine that
+#: died mid-create_order keeps the others off its server.
+CLAIM_LEASE: Final = 10.0
 
 
 def pacing_keys(digest: str) -> list[str]:
     """The state, hold and spot keys of a key digest (one hash slot: ``{digest}``)."""
     base = f"clore:pacing:{{{digest}}}"
     return [base, f"{base}:hold", f"{base}:spot"]
+
+
+def claim_keys(digest: str, name: str) -> tuple[str, str]:
+    """The claim and fence keys of claim ``name`` of a key digest (the key's hash slot)."""
+    base = f"clore:claim:{{{digest}}}:{name}"
+    return base, f"{base}:fence"
 
 
 def holder_id(holder: Holder) -> str:
@@ -207,6 +222,19 @@ class RedisPacer(Pacer):
         super().__init__(config, RedisStore(url, api_key))
         self.url = url
         self.server_clock = server_clock
+        self.claim_lease = CLAIM_LEASE
+
+    def claim(self, name: str) -> Claim | Busy:
+        """A fenced lease on ``name`` for this caller (``clore._redis.Lease``, renewed by
+        this process while held), or who holds it and for how long yet.
+
+        ``FleetStoreError`` when Redis cannot be reached: nothing is to be sent then.
+        """
+        key, fence = claim_keys(self.store.digest, name)
+        what = f"claim on {name.replace('-', ' ')}"
+        lease = Lease(self.url, key, fence, lease=self.claim_lease, what=what)
+        taken, left, holder = lease.acquire(f"taking the {what} (nothing was sent)")
+        return lease if taken else Busy(left, holder)
 
     def _now(self, now: float) -> float | None:
         return None if self.server_clock else now

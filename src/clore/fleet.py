@@ -10,7 +10,12 @@ the machines together keep the limits and rent once per intent (docs/fleet.md):
   --pacing local``, ``Pacing(url="local")``) keeps this machine's file whatever else says.
 - A Redis that cannot be reached fails closed: ``FleetStoreError`` (a ``ConfigError``)
   names it without credentials, and no request is sent.
-- ``LeaseLostError``: a ledger write refused because its lock's lease had ended.
+- ``LeaseLostError``: a ledger write refused because its lock's lease had ended, or a
+  create_order whose claim on its server lapsed before it sent (nothing was sent).
+- ``ServerClaimedError``: create_order waited its longest (``CLAIM_WAIT``, 120 s) while
+  another create_order of the fleet held the claim on the same server; nothing was sent.
+  The fleet's create_orders on one server run one at a time, so that each one's check of
+  ``my_orders`` after an answer lost finds its own order, never another machine's.
 
 Needs the ``redis`` package: ``pip install 'clore[fleet]'``.
 """
@@ -19,10 +24,25 @@ from __future__ import annotations
 
 import os
 
-from clore._pacing import LOCAL
-from clore._redis import FleetStoreError, LeaseLostError, check_url, redact_url
+from clore._pacing import CLAIM_WAIT, LOCAL
+from clore._redis import (
+    FleetStoreError,
+    LeaseLostError,
+    ServerClaimedError,
+    check_url,
+    redact_url,
+)
 
-__all__ = ["LOCAL", "FleetStoreError", "LeaseLostError", "check_url", "redact_url", "use_pacing"]
+__all__ = [
+    "CLAIM_WAIT",
+    "LOCAL",
+    "FleetStoreError",
+    "LeaseLostError",
+    "ServerClaimedError",
+    "check_url",
+    "redact_url",
+    "use_pacing",
+]
 
 
 def use_pacing(choice: str) -> None:

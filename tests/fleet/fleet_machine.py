@@ -11,6 +11,12 @@ CLORE_PACING_URL. Prints JSON lines on stdout.
     COUNT times with the ledger ``watch-NAME.json``, polling every INTERVAL s for at most
     SECONDS; prints each event (``kind``, ``order_id``, ``server_id``, ``message``) and,
     on a fatal error, ``{"kind": "fatal", "type": ..., "message": ...}``.
+``rent SERVER TIMEOUT LEASE GO``
+    prints ``{"kind": "ready"}``, waits until the file GO exists, then rents SERVER
+    on-demand (``create_order``) with a client whose requests time out after TIMEOUT s
+    and whose claims on a server have a lease of LEASE s; prints ``{"kind": "order",
+    "order_id": ..., "server_id": ...}`` or ``{"kind": "error", "type": ..., "message":
+    ...}``, with ``at`` (unix time) when the call returned.
 ``hold NAME SECONDS LEASE``
     takes the lock of ledger ``watch-NAME.json`` with a lease of LEASE s, prints
     ``{"kind": "locked"}``, holds it for SECONDS (or until killed), then tries to write and
@@ -102,6 +108,25 @@ def watch(name: str, count: int, interval: float, seconds: float, timeout: float
         client.close()
 
 
+def rent(server_id: int, timeout: float, lease: float, go: str) -> None:
+    from clore._pacing_redis import RedisPacer
+
+    client = Clore(timeout=timeout)
+    pacer = client._ctx.pacer
+    assert isinstance(pacer, RedisPacer), type(pacer)
+    pacer.claim_lease = lease
+    _print(kind="ready", pid=os.getpid())
+    while not os.path.exists(go):
+        time.sleep(0.01)
+    try:
+        order = client.create_order(server_id, "cloreai/ubuntu22.04-jupyter")
+        _print(kind="order", order_id=order.id, server_id=order.si, at=time.time())
+    except CloreError as exc:
+        _print(kind="error", type=type(exc).__name__, message=str(exc), at=time.time())
+    finally:
+        client.close()
+
+
 def hold(name: str, seconds: float, lease: float) -> None:
     from clore._ledger_redis import FleetStateFile
     from clore._redis import key_digest
@@ -127,6 +152,8 @@ def main(argv: list[str]) -> None:
     elif mode == "watch":
         timeout = float(args[4]) if len(args) > 4 else 30.0
         watch(args[0], int(args[1]), float(args[2]), float(args[3]), timeout)
+    elif mode == "rent":
+        rent(int(args[0]), float(args[1]), float(args[2]), args[3])
     elif mode == "hold":
         hold(args[0], float(args[1]), float(args[2]))
     else:

@@ -10,6 +10,8 @@ import clore
 from _stub.wire import Wire, end, free_server, mine, rent, rented_server, spot_price
 from clore import AsyncClore, Clore
 from clore._clock import ManualClock
+from clore._pacing import CLAIM_POLL, CLAIM_WAIT, NO_CLAIM, Busy, Claim
+from clore.fleet import LeaseLostError, ServerClaimedError
 from clore.sandbox import BASE_URL, Sandbox
 
 #: Sandbox seconds after which a timed late_commit lands: past every check of the call.
@@ -368,3 +370,139 @@ async def test_async_late_commit_after_a_refused_resend_raises_may_exist(
         await aclient.create_order(sid, "img")
     sandbox.advance(AFTER_THE_CALL)
     assert [o.server_id for o in mine(sandbox)] == [sid]
+
+
+# --------------------------------------------------------------------------- the claim
+
+
+class Claims:
+    """Claims as a fleet's store hands them out (``Pacer.claim``), noting what the flow does
+    with them: when each is taken, checked and released, by how many requests the wire saw."""
+
+    def __init__(self, wire: Wire, busy: int = 0) -> None:
+        self.wire = wire
+        self.busy = busy  # answers "held by another" this many times first (-1: forever)
+        self.lost = False
+        self.log: list[tuple[str, int]] = []
+
+    def claim(self, name: str) -> Claim | Busy:
+        if self.busy:
+            self.busy -= 1
+            return Busy(left=5.0, holder="host-b/7/0f0f0f0f")
+        self.log.append((f"claim {name}", len(self.wire.seen)))
+        return _Claim(self)
+
+    def lose(self) -> None:
+        self.lost = True
+
+
+class _Claim:
+    def __init__(self, claims: Claims) -> None:
+        self.claims = claims
+
+    def check(self) -> None:
+        self.claims.log.append(("check", len(self.claims.wire.seen)))
+        if self.claims.lost:
+            raise LeaseLostError("the claim on server 1 at redis://h:6379/0 lapsed")
+
+    def release(self) -> None:
+        self.claims.log.append(("release", len(self.claims.wire.seen)))
+
+    def __enter__(self) -> _Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@pytest.fixture
+def claims(wire: Wire, client: Clore, monkeypatch: pytest.MonkeyPatch) -> Claims:
+    """The client's pacer handing out ``Claims``' claims, as a fleet's would."""
+    made = Claims(wire)
+    monkeypatch.setattr(client._ctx.pacer, "claim", made.claim)
+    return made
+
+
+def test_local_pacing_holds_no_claim(client: Clore) -> None:
+    """One machine's pacer (memory, file) has no claims to give: create_order is as before."""
+    assert client._ctx.pacer.claim("server-1") is NO_CLAIM
+
+
+def test_the_claim_is_held_from_before_the_snapshot_to_after_the_last_check(
+    sandbox: Sandbox, wire: Wire, client: Clore, claims: Claims
+) -> None:
+    """Claimed before the snapshot, checked before the send and once the order is found,
+    released at the end."""
+    sid = free_server(sandbox)
+    sandbox.inject_fault("create_order", "drop_after_commit")
+    order = client.create_order(sid, "img")
+    assert ids(sandbox) == [order.id]
+    assert [s.endpoint for s in wire.seen] == ["my_orders", "create_order", "my_orders"]
+    assert claims.log == [(f"claim server-{sid}", 0), ("check", 1), ("check", 3), ("release", 3)]
+
+
+def test_a_claim_lost_before_the_send_sends_nothing(
+    sandbox: Sandbox, wire: Wire, client: Clore, claims: Claims
+) -> None:
+    """A claim that lapsed while the snapshot was taken: LeaseLostError, nothing sent."""
+    claims.lost = True
+    sid = free_server(sandbox)
+    with pytest.raises(LeaseLostError, match=f"server {sid}: .* lapsed; nothing was sent"):
+        client.create_order(sid, "img")
+    assert wire.sent("create_order") == [] and ids(sandbox) == []
+    assert claims.log[-1][0] == "release"
+
+
+def test_an_order_found_after_the_claim_was_lost_is_not_claimed_as_ours(
+    sandbox: Sandbox, wire: Wire, client: Clore, claims: Claims
+) -> None:
+    """The claim lapses while the answer is lost: the new order on the server may be
+    another machine's, so it is 'may exist' naming the order, not returned."""
+    sid = free_server(sandbox)
+    sandbox.inject_fault("create_order", "drop_after_commit")
+    wire.before("create_order", claims.lose)
+    with pytest.raises(clore.OrderUnconfirmedError, match="may exist") as info:
+        client.create_order(sid, "img")
+    (order,) = ids(sandbox)
+    assert f"order {order} appeared on it, but the claim on server 1" in str(info.value)
+    assert isinstance(info.value.__cause__, LeaseLostError)
+    assert len(wire.sent("create_order")) == 1
+
+
+def test_a_claim_lost_before_a_resend_stops_the_resend(
+    sandbox: Sandbox, wire: Wire, client: Clore, claims: Claims
+) -> None:
+    """No order after an answer lost, but the claim lapsed meanwhile: not resent
+    (another machine may be renting the server), 'may exist'."""
+    sandbox.inject_fault("create_order", "timeout")
+    wire.before("create_order", claims.lose)
+    with pytest.raises(clore.OrderUnconfirmedError, match=r"attempt 1 timed out .*lapsed"):
+        client.create_order(free_server(sandbox), "img")
+    assert len(wire.sent("create_order")) == 1 and ids(sandbox) == []
+
+
+def test_create_order_waits_while_another_holds_the_claim(
+    sandbox: Sandbox, wire: Wire, client: Clore, claims: Claims, clock: ManualClock
+) -> None:
+    """While the server is claimed elsewhere nothing is sent; once free the call goes on."""
+    claims.busy = 3
+    started = clock.monotonic()
+    order = client.create_order(free_server(sandbox), "img")
+    assert clock.monotonic() - started >= 3 * CLAIM_POLL
+    assert claims.log[0] == (f"claim server-{order.si}", 0)
+    assert ids(sandbox) == [order.id]
+
+
+def test_a_claim_held_elsewhere_past_the_wait_is_refused_unsent(
+    sandbox: Sandbox, wire: Wire, client: Clore, claims: Claims, clock: ManualClock
+) -> None:
+    """Claimed elsewhere for CLAIM_WAIT s: ServerClaimedError naming the holder; no request."""
+    claims.busy = -1
+    sid = free_server(sandbox)
+    started = clock.monotonic()
+    with pytest.raises(ServerClaimedError, match=f"server {sid}: .*host-b/7/0f0f0f0f") as info:
+        client.create_order(sid, "img")
+    assert "nothing was sent" in str(info.value)
+    assert info.value.server_id == sid and info.value.waited >= CLAIM_WAIT
+    assert clock.monotonic() - started >= CLAIM_WAIT
+    assert wire.seen == []
