@@ -11,6 +11,9 @@
    every interval at 0, so nothing waits: what the pacing itself costs per request, on the
    Redis backend (loopback, one Lua call each) beside the local file backend (a locked
    file), in the same run. Goal: Redis under 2 ms per request.
+3. **Claim.** What create_order's claim on its server adds in a fleet, once per call:
+   take it, check it before the send and before the order found is returned, release it
+   (four script calls; the renewals run on a thread meanwhile).
 
 Needs the redis-server binary (apt-get install redis-server) and the redis package.
 """
@@ -32,6 +35,7 @@ from fleet_support import REDIS_SERVER, CountingSandbox, Machine, RedisServer, r
 from clore._pacing import Pacer, Pacing
 from clore._pacing_redis import RedisPacer
 from clore._pacing_store import FileStore, state_file
+from clore._redis import Lease
 
 RATE_GOAL = 0.95
 OVERHEAD_GOAL_MS = 2.0
@@ -72,6 +76,20 @@ def overhead(pacer: Pacer, rounds: int) -> list[float]:
     return samples
 
 
+def claim_overhead(pacer: RedisPacer, rounds: int) -> list[float]:
+    """Milliseconds of one claim's life in create_order (take, check twice, release)."""
+    samples = []
+    for i in range(rounds):
+        started = time.perf_counter()
+        claim = pacer.claim(f"server-{i}")
+        assert isinstance(claim, Lease), claim
+        claim.check()
+        claim.check()
+        claim.release()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the fleet run")
@@ -87,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rate, answered, limited, refused = fleet_rate(server.url, args.seconds, work)
             zero = Pacing(0.0, 0.0, 0.0, 0.0)
-            redis_ms = overhead(RedisPacer(zero, server.url, "bench-key"), args.rounds)
+            redis_pacer = RedisPacer(zero, server.url, "bench-key")
+            redis_ms = overhead(redis_pacer, args.rounds)
+            claim_ms = claim_overhead(redis_pacer, args.rounds)
             path = state_file("bench-key", work / "cache" / "pacing")
             file_ms = overhead(Pacer(zero, FileStore(path)), args.rounds)
         finally:
@@ -104,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         mean, median = statistics.fmean(samples), statistics.median(samples)
         print(f"  {name:<22} {mean:>8.3f} {median:>8.3f} {p99:>8.3f}")
     print(f"  redis / file: {statistics.fmean(redis_ms) / statistics.fmean(file_ms):.2f}x")
+    claim_p99 = sorted(claim_ms)[int(len(claim_ms) * 0.99) - 1]
+    print(
+        f"create_order's claim (take, 2 checks, release), once per call: "
+        f"{statistics.fmean(claim_ms):.3f} ms mean, {statistics.median(claim_ms):.3f} median, "
+        f"{claim_p99:.3f} p99"
+    )
     rate_ok = ratio >= RATE_GOAL and refused == 0 and limited == 0
     cost_ok = statistics.fmean(redis_ms) < OVERHEAD_GOAL_MS
     print(f"goal rate >= {RATE_GOAL} of the ceiling with 0 code 5: {'ok' if rate_ok else 'MISSED'}")
