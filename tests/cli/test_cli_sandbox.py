@@ -91,7 +91,7 @@ def test_control_refuses_the_real_api() -> None:
 
 def test_fault_choices_are_exactly_the_sandbox_faults() -> None:
     """clore sandbox fault accepts (and its help names) exactly the sandbox's faults."""
-    from clore.cli.sandbox_cmd import fault
+    from clore.cli.sandbox_faults_cmd import fault
     from clore.sandbox import FAULTS
 
     (choice,) = [p for p in fault.params if p.name == "fault"]
@@ -115,7 +115,7 @@ def test_every_fault_can_be_injected(run: Cli) -> None:
 
     for name in FAULTS:
         assert run.json("sandbox", "fault", "/v1/wallets", name) == {
-            "endpoint": "wallets", "fault": name, "count": 1,
+            "endpoint": "wallets", "fault": name, "count": 1, "seconds": None,
         }  # fmt: skip
     assert [f[1] for f in run.sandbox.faults()] == list(FAULTS)
 

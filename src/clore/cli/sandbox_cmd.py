@@ -1,9 +1,10 @@
-"""``clore sandbox serve | reset | advance | fault | server | logs | access``: the local,
-fake-money Clore API.
+"""``clore sandbox serve | reset | advance | logs``: the local, fake-money Clore API.
 
 ``serve`` runs the sandbox server. The control commands act on the embedded sandbox
 (``clore --sandbox sandbox advance 3600``) or, with ``--base-url``, on a running sandbox
-server through its ``/_sandbox/`` control plane. They refuse to talk to the real API.
+server through its ``/_sandbox/`` control plane (``_sandbox_control``); they refuse to
+talk to the real API. The commands that make it fail on purpose (``fault``, ``server``,
+``access``) are ``sandbox_faults_cmd``'s, ``history`` is ``history_cmd``'s.
 """
 
 from __future__ import annotations
@@ -29,12 +30,20 @@ from clore.cli._format import duration, timestamp
 from clore.cli._group import Group
 from clore.cli._output import json_option
 from clore.cli._params import Duration, Id, Integer, Number
-from clore.sandbox import FAULT_HELP, FAULTS
+from clore.cli._sandbox_control import Control
 
 __all__ = ["sandbox"]
 
 
-@click.group(cls=Group, lazy={"history": "clore.cli.history_cmd:generate"})
+@click.group(
+    cls=Group,
+    lazy={
+        "history": "clore.cli.history_cmd:generate",
+        "fault": "clore.cli.sandbox_faults_cmd:fault",
+        "server": "clore.cli.sandbox_faults_cmd:server",
+        "access": "clore.cli.sandbox_faults_cmd:access",
+    },
+)
 def sandbox() -> None:
     """The sandbox: the Clore API implemented locally with fake money.
 
@@ -259,48 +268,6 @@ def parse_seconds(text: str) -> float:
 ADVANCE: Final = Duration(zero=True)
 
 
-class _Control:
-    """The control plane: the embedded Sandbox, or a sandbox server over HTTP."""
-
-    def __init__(self, app: AppContext) -> None:
-        self.app = app
-        self.embedded = app.sandbox or app.sandbox_instance is not None
-        self.base_url = ""
-        if not self.embedded:
-            from clore.config import DEFAULT_BASE_URL, resolve
-
-            self.base_url = (app.base_url or resolve(app.profile).base_url).rstrip("/")
-            if self.base_url == DEFAULT_BASE_URL.rstrip("/"):
-                raise CliError(
-                    "sandbox control needs --sandbox (embedded) or --base-url of a sandbox "
-                    "server; refusing to send it to the real API",
-                    2,
-                )
-
-    def call(self, action: str, **arguments: Any) -> Any:
-        if self.embedded:
-            from clore.sandbox import ApiError
-
-            target = self.app.embedded_sandbox()
-            try:
-                return getattr(target, action)(**arguments)
-            except ApiError as exc:  # the embedded sandbox refuses as its HTTP API would
-                raise CliError(f"sandbox {action}: {exc}", 2 if exc.code == 2 else 1) from None
-        import httpx
-
-        from clore.sandbox import control_client
-
-        try:
-            with control_client(self.base_url) as remote:
-                return getattr(remote, action)(**arguments)
-        except httpx.TransportError as exc:
-            raise CliError(
-                f"cannot reach the sandbox control plane at {self.base_url}: "
-                f"{type(exc).__name__}: {exc} (is `clore sandbox serve` running?)",
-                EXIT_API,
-            ) from None
-
-
 @sandbox.command()
 @json_option
 @pass_app
@@ -308,7 +275,7 @@ def reset(app: AppContext) -> None:
     """Forget every order and user change: back to the seeded market and funded demo user."""
     from clore.cli._marketdata import invalidate
 
-    control = _Control(app)
+    control = Control(app)
     control.call("reset")
     invalidate(app)
     app.out.result({"reset": True}, lambda: app.out.echo("sandbox reset"))
@@ -320,149 +287,13 @@ def reset(app: AppContext) -> None:
 @pass_app
 def advance(app: AppContext, amount: float) -> None:
     """Move the sandbox clock forward by DURATION (3600, 15m, 1h, 2d, 1h30m): billing runs."""
-    now = float(_Control(app).call("advance", seconds=amount))
+    now = float(Control(app).call("advance", seconds=amount))
     app.out.result(
         {"advanced": amount, "now": now},
         lambda: app.out.echo(
             f"advanced the sandbox clock by {duration(amount)}; "
             f"sandbox time is now {timestamp(now)}"
         ),
-    )
-
-
-_WIDTH: Final = max(len(name) for name in FAULTS) + 2
-_FAULT_DOC = "\n".join(
-    [
-        "Make the next COUNT requests to ENDPOINT fail with FAULT.",
-        "",
-        "\b",
-        "FAULT is one of",
-        *(f"  {name:<{_WIDTH}} {FAULT_HELP[name]}" for name in FAULTS),
-        "ENDPOINT is an API endpoint name such as create_order or my_orders.",
-    ]
-)
-
-
-@sandbox.command(help=_FAULT_DOC, short_help="Make the next requests to ENDPOINT fail.")
-@click.argument("endpoint")
-@click.argument("fault", type=click.Choice(FAULTS), metavar="FAULT")
-@click.option(
-    "--count",
-    type=Integer(1, 100000),
-    default=1,
-    show_default=True,
-    help="How many requests to ENDPOINT get the fault.",
-)
-@json_option
-@pass_app
-def fault(app: AppContext, endpoint: str, fault: str, count: int) -> None:
-    from clore.sandbox import ENDPOINTS
-
-    name = endpoint.removeprefix("/v1/").removeprefix("/")
-    if name not in ENDPOINTS:
-        raise CliError(f"unknown endpoint {endpoint!r}; one of: {', '.join(ENDPOINTS)}", EXIT_USAGE)
-    _Control(app).call("inject_fault", endpoint=name, fault=fault, count=count)
-    app.out.result(
-        {"endpoint": name, "fault": fault, "count": count},
-        lambda: app.out.echo(f"the next {count} {name} request(s) will get {fault}"),
-    )
-
-
-def _delivers_options(command: Any) -> Any:
-    options = [
-        click.option("--delivers-gpu", metavar="MODEL", help="GPU model its machines report."),
-        click.option(
-            "--delivers-gpu-count", type=Integer(0, 64), metavar="N", help="GPUs they report."
-        ),
-        click.option(
-            "--delivers-gpuram", type=Number(min=0.25, max=1024), metavar="GB", help="GB per GPU."
-        ),
-        click.option(
-            "--delivers-power-limit",
-            type=Number(min=0, max=3000),
-            metavar="W",
-            help="Power limit per GPU, watts.",
-        ),
-        click.option(
-            "--delivers-pcie-width",
-            type=click.Choice(["1", "2", "4", "8", "16", "32"]),
-            metavar="N",
-            help="PCIe lanes (1, 2, 4, 8, 16, 32).",
-        ),
-        click.option(
-            "--delivers-pcie-gen", type=Integer(1, 6), metavar="N", help="PCIe generation."
-        ),
-        click.option(
-            "--gpu-error/--no-gpu-error",
-            default=None,
-            help="A crashed GPU: nvidia-smi shows ERR! for the last one (and still exits 0).",
-        ),
-        click.option(
-            "--slow",
-            type=Number(min=1, max=1000),
-            metavar="FACTOR",
-            help="Benchmarks run FACTOR times slower (1: full speed).",
-        ),
-        click.option(
-            "--honest", is_flag=True, help="Deliver the listing again (clears every --delivers)."
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-@sandbox.command()
-@click.argument("server_id", type=Id(), metavar="ID")
-@_delivers_options
-@json_option
-@pass_app
-def server(
-    app: AppContext,
-    server_id: int,
-    delivers_gpu: str | None,
-    delivers_gpu_count: int | None,
-    delivers_gpuram: float | None,
-    delivers_power_limit: float | None,
-    delivers_pcie_width: str | None,
-    delivers_pcie_gen: int | None,
-    gpu_error: bool | None,
-    slow: float | None,
-    honest: bool,
-) -> None:
-    """Make server ID's machines deliver other hardware than it lists (a lying host).
-
-    The listing stays as it is; what `nvidia-smi` and benchmarks report inside its
-    orders' machines changes, for running orders at once and for new ones. Options not
-    given keep what the host delivers now; --honest first returns to the listing.
-
-    \b
-    clore --sandbox sandbox server 25756 --delivers-gpu-count 1 --gpu-error
-    clore --sandbox sandbox server 25756 --slow 3
-    clore --sandbox sandbox server 25756 --honest
-    """
-    changes: dict[str, Any] = {
-        "gpu": delivers_gpu,
-        "gpu_count": delivers_gpu_count,
-        "gpuram": delivers_gpuram,
-        "power_limit": delivers_power_limit,
-        "pcie_width": None if delivers_pcie_width is None else int(delivers_pcie_width),
-        "pcie_gen": delivers_pcie_gen,
-        "gpu_error": gpu_error,
-        "slow": slow,
-    }
-    given = {k: v for k, v in changes.items() if v is not None}
-    if not given and not honest:
-        raise CliError("nothing to change: give --delivers-... options, --gpu-error or --honest", 2)
-    control = _Control(app)
-    if honest:
-        control.call("set_server", server_id=server_id, delivers=None)
-    if given:
-        control.call("set_server", server_id=server_id, delivers=given)
-    shown = "its listing" if honest and not given else json.dumps(given, sort_keys=True)
-    app.out.result(
-        {"server_id": server_id, "honest": honest, "delivers": given},
-        lambda: app.out.echo(f"server {server_id} now delivers {shown}"),
     )
 
 
@@ -479,50 +310,8 @@ def server(
 @pass_app
 def logs(app: AppContext, order_id: int, limit: int) -> None:
     """Print the output of ORDER_ID's command (create_order's `command`) so far."""
-    text = str(_Control(app).call("order_logs", order_id=order_id, limit=limit))
+    text = str(Control(app).call("order_logs", order_id=order_id, limit=limit))
     app.out.result(
         {"order_id": order_id, "log": text},
         lambda: click.echo(text, nl=False) if text else app.out.info("(no output)"),
-    )
-
-
-@sandbox.command()
-@click.argument("order_id", type=Id(), metavar="ORDER_ID")
-@click.option("--refuse", is_flag=True, help="Refuse SSH connections.")
-@click.option(
-    "--delay",
-    type=Number(min=0, min_open=True, max=3600),
-    metavar="SECONDS",
-    help="Accept connections but send the SSH banner only after SECONDS (a slow boot).",
-)
-@click.option("--drop", is_flag=True, help="Cut the open SSH sessions once.")
-@click.option("--clear", is_flag=True, help="Serve SSH normally again.")
-@json_option
-@pass_app
-def access(
-    app: AppContext, order_id: int, refuse: bool, delay: float | None, drop: bool, clear: bool
-) -> None:
-    """Make ORDER_ID's SSH refuse, delay or drop connections, to test waits and reconnects.
-
-    \b
-    clore --sandbox sandbox access 1234 --delay 20    # every new connection waits 20 s
-    clore --sandbox sandbox access 1234 --clear
-    """
-    given = {"refuse": refuse, "delay": delay is not None, "drop": drop, "clear": clear}
-    chosen = [name for name, on in given.items() if on]
-    if len(chosen) != 1:
-        raise CliError("give exactly one of --refuse, --delay SECONDS, --drop, --clear", 2)
-    name = chosen[0]
-    seconds = delay or 0.0
-    sent = None if name == "clear" else name
-    _Control(app).call("set_access_fault", order_id=order_id, fault=sent, seconds=seconds)
-    said = {
-        "refuse": "refuses SSH connections",
-        "delay": f"sends its SSH banner {seconds:g} s after each connection",
-        "drop": "dropped its open SSH sessions",
-        "clear": "serves SSH normally",
-    }[str(name)]
-    app.out.result(
-        {"order_id": order_id, "fault": sent, "seconds": seconds},
-        lambda: app.out.echo(f"order {order_id} {said}"),
     )
