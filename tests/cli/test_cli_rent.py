@@ -183,11 +183,12 @@ def test_renting_by_id_a_taken_server_is_an_api_error(run: Cli) -> None:
     assert "server-already-rented" in result.stderr
 
 
-def test_spot_rent_places_a_bid(run: Cli) -> None:
-    """rent --spot --bid creates a spot order at the bid."""
+@pytest.mark.parametrize("spot", [["--spot"], []], ids=["--spot --bid", "--bid alone"])
+def test_spot_rent_places_a_bid(run: Cli, spot: list[str]) -> None:
+    """rent --bid creates a spot order at the bid, with or without --spot (--bid implies it)."""
     server = _cheapest(run)[0]
     bid = server["price"]["spot"]["bitcoin"] * 2
-    doc = run.json("rent", str(server["id"]), "--spot", "--bid", f"{bid:.8f}", "--yes")
+    doc = run.json("rent", str(server["id"]), *spot, "--bid", f"{bid:.8f}", "--yes")
     assert doc["order"]["spot"] is True
     assert doc["order"]["price"] == pytest.approx(bid)
 
@@ -209,7 +210,7 @@ def test_no_matching_server_is_not_found(run: Cli) -> None:
         (["rent", "1", "--ssh-key", "/no/such/key.pub"], "does not exist"),
         (["rent", "1", "--ssh-password", "not ok!", "--yes"], "only letters and digits"),
         (["rent", "1", "--spot", "--yes"], "--spot needs --bid"),
-        (["rent", "1", "--bid", "0.1", "--yes"], "--bid is only for spot"),
+        (["rent", "1", "--bid", "0.1", "--lock-price", "--yes"], "not spot bids (--bid"),
         (["rent", "1", "--spot", "--bid", "0.1usd", "--yes"], "use --currency usd"),
         (["rent", "--yes"], "give one server ID"),
         (["rent", "--cheapest", "gpu>4090", "--yes"], "bad filter 'gpu>4090'"),

@@ -1,9 +1,10 @@
 """The options of the commands that create orders (``rent``, ``spot bid``, ``watch --rent``,
 ``spot keep --recover``).
 
-``order_options`` (or only ``container_options``) adds them; ``OrderSpec.from_params``
-turns them into checked values (bad ports, env words or key files exit 2 before anything
-is sent) and ``OrderSpec.rent_spec`` into the workflows' ``RentSpec``. ``--ssh-key``
+``order_options`` adds them (``bid_options`` for a spot bid: no ``--lock-price``; or only
+``container_options``); ``OrderSpec.from_params`` turns them into checked values (bad
+ports, env words or key files exit 2 before anything is sent) and ``OrderSpec.rent_spec``
+into the workflows' ``RentSpec``. ``--ssh-key``
 takes only an OpenSSH public key (a file, or the key itself): a private key file is never
 read past its first bytes nor sent; its ``.pub`` sibling is used instead when present.
 """
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_IMAGE",
     "DEFAULT_PORTS",
     "OrderSpec",
+    "bid_options",
     "container_options",
     "order_options",
     "parse_ports",
@@ -133,15 +135,15 @@ def container_options(*, recovery: bool = False) -> Callable[[Callable[..., Any]
     return lambda fn: _apply(fn, options)
 
 
-def order_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the order-creation options (container, confirmation, price lock, waiting)."""
-    options = [
+def _creation_options(*, lock_price: bool) -> list[Callable[[Any], Any]]:
+    lock = click.option(
+        "--lock-price",
+        is_flag=True,
+        help="Refuse the order if the price changed since it was listed (required_price).",
+    )
+    return [
         container_options(),
-        click.option(
-            "--lock-price",
-            is_flag=True,
-            help="Refuse the order if the price changed since it was listed (required_price).",
-        ),
+        *([lock] if lock_price else []),
         click.option(
             "--dry-run",
             is_flag=True,
@@ -151,7 +153,17 @@ def order_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         seconds_option("--timeout", 600.0, "How long --wait waits."),
         click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
     ]
-    return _apply(fn, options)
+
+
+def order_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the order-creation options (container, confirmation, price lock, waiting)."""
+    return _apply(fn, _creation_options(lock_price=True))
+
+
+def bid_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``order_options`` without ``--lock-price``, for a spot bid (``spot bid``): a bid is
+    its own price, there is no listed price to lock."""
+    return _apply(fn, _creation_options(lock_price=False))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 runway, the SSH key sent), ``--dry-run`` (``RentSpec.preview``: exactly the body
 create_order would send, secrets redacted), the report of a lost race, the stop when the
 order may exist, the limits registered, the login remembered (``rentals.RentalLogins``),
-``--wait`` until SSH is ready, and what to do next. ``rent --verify`` goes through
+``--wait`` until SSH is ready, and what to do next. The confirmation says when one of
+your live orders is on the server already. ``rent --verify`` goes through
 ``_verifying`` (``rentals.place_verified``) instead.
 
 Once an order exists, whatever stops the command before the user has it (Ctrl-C, a wait
@@ -241,6 +242,9 @@ def _confirm(app: AppContext, candidate: Candidate, spec: OrderSpec, placement: 
     login = spec.key_note()
     if login is not None:
         out.info(f"  login    {login}")
+    mine = _yours_on(app, candidate.server_id)
+    if mine:
+        out.warn(f"you already rent server {candidate.server_id}: {mine}")
     if placement.verify:
         out.info(
             "  verify   after it is ready, inside the free 10 minutes; a machine that fails "
@@ -253,6 +257,19 @@ def _confirm(app: AppContext, candidate: Candidate, spec: OrderSpec, placement: 
         confirmed = False
     if not confirmed:
         raise CliError("not confirmed; nothing was rented (--yes skips the question)", 1)
+
+
+def _yours_on(app: AppContext, server_id: int) -> str:
+    """Your live orders on ``server_id`` (``order 123 (on-demand)``), ``""`` for none: said
+    before the question, as a second order there is rarely meant."""
+    from clore import CloreError
+
+    try:
+        live = [o for o in app.api().my_orders() if o.si == server_id and not o.expired]
+    except CloreError:
+        return ""  # the confirmation goes on without it
+    kinds = [f"order {o.id} ({'spot bid' if o.spot else 'on-demand'})" for o in live]
+    return ", ".join(kinds)
 
 
 def _stop_if_in_doubt(exc: Exception) -> None:

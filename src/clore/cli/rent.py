@@ -7,7 +7,8 @@ cheapest first, ties by reliability); ``_placing.place`` tries up to ``--tries``
 them in turn (``clore.rentals.place``). ``--verify`` checks the machine once it is ready
 and cancels it inside the free window when it is not what was listed; with
 ``--cheapest`` the next candidate is rented, up to ``--verify-tries`` orders
-(``_verifying``, ``clore.rentals.place_verified``).
+(``_verifying``, ``clore.rentals.place_verified``). ``--bid PRICE`` places a spot bid
+(it implies ``--spot``); ``--lock-price`` is for on-demand orders only.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from clore.cli._quality import floors_from, quality_options
 from clore.market import PriceContext, label, server_price
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from clore.rentals import Candidate
     from clore.rentals.choice import Choice, Floors
 
@@ -80,8 +83,21 @@ def _nothing_left(choice: Choice, words: tuple[str, ...], currency: str, floors:
     return message
 
 
+def _complete_target(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """With --cheapest, the words are filters (``clore.cli._completion``)."""
+    if not ctx.params.get("cheapest"):
+        return []
+    from clore.cli._completion import complete_filters
+
+    return complete_filters(ctx, incomplete)
+
+
 @click.command()
-@click.argument("target", nargs=-1, metavar="ID | --cheapest [FILTER]...")
+@click.argument(
+    "target", nargs=-1, metavar="ID | --cheapest [FILTER]...", shell_complete=_complete_target
+)
 @click.option(
     "--cheapest", is_flag=True, help="Rent the cheapest available server matching FILTERs."
 )
@@ -109,8 +125,12 @@ def _nothing_left(choice: Choice, words: tuple[str, ...], currency: str, floors:
     help="With --cheapest --verify: orders to try when machines fail verification.",
 )
 @order_options
-@click.option("--spot", is_flag=True, help="Place a spot bid instead of an on-demand order.")
-@click.option("--bid", metavar="PRICE", help="Spot bid per day (e.g. 0.0001btc or 0.00001btc/h).")
+@click.option(
+    "--spot", is_flag=True, help="Place a spot bid instead of an on-demand order (needs --bid)."
+)
+@click.option(
+    "--bid", metavar="PRICE", help="Spot bid per day, implies --spot (0.0001btc, 0.00001btc/h)."
+)
 @_limits.guard_options
 @with_currency
 @json_option
@@ -139,7 +159,7 @@ def rent(
       clore rent 18811 --wait
       clore rent --cheapest gpu=4090 gpus=1 --ports 22:tcp,8888:http --wait --yes
       clore rent --cheapest gpu=4090 gpus=1 --verify --yes
-      clore rent 18811 --spot --bid 0.00004btc
+      clore rent 18811 --bid 0.00004btc          # a spot bid (--bid implies --spot)
       clore rent 18811 --max-spend 0.0005btc --max-time 8h --guard
     """
     cur = resolve_currency(currency)
@@ -151,12 +171,13 @@ def rent(
         from clore.cli._verifying import rent_credentials
 
         rent_credentials(spec)  # exit 2 now, before anything is asked or sent
-    if bid is not None and not spot:
-        raise CliError("--bid is only for spot orders: add --spot", EXIT_USAGE)
+    spot = spot or bid is not None  # a bid is a spot order's price: --bid implies --spot
     if spot and bid is None:
         raise CliError("--spot needs --bid PRICE (the bid per day)", EXIT_USAGE)
     if spot and options["lock_price"]:
-        raise CliError("--lock-price applies to on-demand orders, not spot bids", EXIT_USAGE)
+        raise CliError(
+            "--lock-price applies to on-demand orders, not spot bids (--bid, --spot)", EXIT_USAGE
+        )
     placement = Placement(
         currency=cur,
         spot_bid=parse_bid(bid, cur) if spot else None,

@@ -23,7 +23,7 @@ from clore.cli._context import EXIT_API, EXIT_USAGE, AppContext, CliError, pass_
 from clore.cli._currency import resolve_currency, with_currency
 from clore.cli._format import duration, order_doc, price_text
 from clore.cli._group import Group
-from clore.cli._orderopts import OrderSpec, order_options
+from clore.cli._orderopts import OrderSpec, bid_options
 from clore.cli._output import json_option
 from clore.cli._params import Id, parse_price
 from clore.cli._placing import Placement, lookup_server, place
@@ -51,7 +51,7 @@ def spot() -> None:
     metavar="PRICE",
     help="Your bid per day (0.00004btc; /h for per hour).",
 )
-@order_options
+@bid_options
 @_limits.guard_options
 @with_currency
 @json_option
@@ -76,8 +76,6 @@ def bid(app: AppContext, /, server_id: int, bid_text: str, currency: str, **opti
         wait=options["wait"],
         timeout=options["timeout"],
     )
-    if options["lock_price"]:
-        raise CliError("--lock-price applies to on-demand orders, not spot bids", 2)
     spec = OrderSpec.from_params(options)
     candidate = lookup_server(app, server_id, placement)
     placement.limits, placement.rates = _limits.read(app, options, cur, placement.rates)
