@@ -7,7 +7,8 @@ ssh_password alphanumeric and at most 32 characters, ssh_key at most 3072, jupyt
 at most 32, at most one ``http`` port, ``issue`` at most 2048 characters, spot orders need
 a positive ``spotprice``. Beyond the reference: ``ssh_key`` must be one OpenSSH public key
 line (a private key is refused, unechoed), a base URL must be http(s) with a host (the API
-key's check is ``clore.config``'s).
+key's check is ``clore.config``'s); one whose path does not end in ``/v1`` is allowed, and
+``base_url_hint`` says in one line what is probably wrong with it.
 
 ``preview_create_order`` is public (``clore.preview_create_order``): exactly the body
 ``create_order`` would send, which ``Clore.create_order`` builds with it.
@@ -46,6 +47,7 @@ from clore._wire import (
 
 __all__ = [
     "Ports",
+    "base_url_hint",
     "finite_number",
     "preview_create_order",
     "validate_base_url",
@@ -259,6 +261,27 @@ def validate_base_url(url: object) -> str:
     if not host:
         raise ConfigError(f"invalid base_url {shown!r}: no host")
     return text.rstrip("/")
+
+
+def base_url_hint(url: str) -> str | None:
+    """One line for a base URL whose path does not end in ``/v1`` (every endpoint of the
+    API is ``<base>/<name>`` with the base ``https://api.clore.ai/v1``, a sandbox's
+    ``http://127.0.0.1:8765/v1``); None for one that does, or that is no URL at all.
+
+    Not an error (a proxy may serve the API elsewhere): the words to add to an answer
+    that says the endpoint is unknown (code 4, HTTP 404), or where a URL is stored.
+    """
+    text = url.strip().rstrip("/")
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None  # validate_base_url says what is wrong with it
+    if parts.path.lower().endswith("/v1") or not text.isprintable():
+        return None
+    shown = _shown_url(text)
+    return f"the base URL {shown} does not end in /v1: the API is under /v1 (try {shown}/v1)"
 
 
 def _validate_ssh_password(value: object) -> str | None:

@@ -1,4 +1,8 @@
-"""clore config set-key / use / show: keys stored privately, never printed."""
+"""clore config set-key / use / show: keys stored privately, never printed.
+
+These save with --no-check (the check is one request to the base URL: the real API's by
+default); test_cli_small_ones checks keys against a sandbox server.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ def _run(*args: str, input: str | None = None) -> object:
 
 def test_set_key_stores_the_key_without_echoing_it() -> None:
     """The key is read without echo, saved 0600 and only its mask is printed."""
-    result = CliRunner().invoke(cli, ["config", "set-key"], input=KEY + "\n")
+    result = CliRunner().invoke(cli, ["config", "set-key", "--no-check"], input=KEY + "\n")
     assert result.exit_code == 0, result.output
     assert KEY not in result.output
     assert config.mask_key(KEY) in result.stdout
@@ -31,7 +35,15 @@ def test_set_key_for_a_named_profile_with_a_base_url() -> None:
     runner = CliRunner()
     result = runner.invoke(
         cli,
-        ["--base-url", "http://127.0.0.1:8765/v1", "config", "set-key", "--profile", "sbx"],
+        [
+            "--base-url",
+            "http://127.0.0.1:8765/v1",
+            "config",
+            "set-key",
+            "--profile",
+            "sbx",
+            "--no-check",
+        ],
         input="abc123abc123abc123\n",
     )
     assert result.exit_code == 0, result.output
@@ -42,7 +54,7 @@ def test_set_key_for_a_named_profile_with_a_base_url() -> None:
 def test_show_masks_keys_in_table_and_json() -> None:
     """config show never prints a key, only its mask, and says where the key comes from."""
     runner = CliRunner()
-    runner.invoke(cli, ["config", "set-key"], input=KEY + "\n")
+    runner.invoke(cli, ["config", "set-key", "--no-check"], input=KEY + "\n")
     shown = runner.invoke(cli, ["config", "show"])
     assert shown.exit_code == 0 and KEY not in shown.output
     assert config.mask_key(KEY) in shown.stdout
@@ -58,8 +70,12 @@ def test_show_masks_keys_in_table_and_json() -> None:
 def test_use_switches_profiles_and_rejects_unknown_ones() -> None:
     """config use NAME activates a profile; an unknown one is exit 2."""
     runner = CliRunner()
-    runner.invoke(cli, ["config", "set-key", "--profile", "a"], input="aaaaaaaaaaaaaaaa\n")
-    runner.invoke(cli, ["config", "set-key", "--profile", "b"], input="bbbbbbbbbbbbbbbb\n")
+    runner.invoke(
+        cli, ["config", "set-key", "--profile", "a", "--no-check"], input="aaaaaaaaaaaaaaaa\n"
+    )
+    runner.invoke(
+        cli, ["config", "set-key", "--profile", "b", "--no-check"], input="bbbbbbbbbbbbbbbb\n"
+    )
     assert runner.invoke(cli, ["config", "use", "b"]).exit_code == 0
     assert config.load().active == "b"
     bad = runner.invoke(cli, ["config", "use", "zzz"])
