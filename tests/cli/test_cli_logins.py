@@ -144,11 +144,6 @@ def test_watch_rent_refuses_an_ssh_port_nobody_could_log_in_to(run: Cli) -> None
     assert run.client.my_orders() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs _placing._remember_login to pass jupyter_token= (patch in issue 15's "
-    "item 4 report); remove this mark with it",
-)
 def test_rent_remembers_the_jupyter_token_so_open_logs_in(run: Cli) -> None:
     """rent --jupyter-token with port 8888 as http keeps the token (0600, beside the
     login); `clore open --with-token` prints the URL that logs in, `clore order` says the

@@ -102,7 +102,7 @@ def test_verbose_logs_requests_without_the_key() -> None:
 def test_set_key_reads_a_piped_key_without_a_prompt() -> None:
     """`echo KEY | clore config set-key`: no prompt, no getpass warning, the key saved."""
     done = subprocess.run(
-        [CLORE, "config", "set-key"],
+        [CLORE, "config", "set-key", "--no-check"],
         input="abcdef0123456789abcdef\n",
         capture_output=True,
         text=True,

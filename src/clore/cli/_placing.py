@@ -351,15 +351,18 @@ def created(
 
 
 def _remember_login(app: AppContext, order: Order, spec: OrderSpec) -> None:
-    """Keep the key file and password the order was created with (``clore verify``,
-    ``ssh`` and ``ssh-config`` log in with them later); a file that cannot be written is
-    a warning, not a failure: the order exists."""
+    """Keep the key file, password and Jupyter token the order was created with (``clore
+    verify``, ``ssh``, ``ssh-config`` and ``open`` log in with them later); a file that
+    cannot be written is a warning, not a failure: the order exists."""
     from clore.rentals import LoginsFileError, RentalLogins
 
-    if spec.ssh_key_path is None and not spec.ssh_password:
+    token = spec.jupyter_token if spec.serves_jupyter else None
+    if spec.ssh_key_path is None and not spec.ssh_password and not token:
         return
     try:
-        RentalLogins().remember(order, public_key=spec.ssh_key_path, password=spec.ssh_password)
+        RentalLogins().remember(
+            order, public_key=spec.ssh_key_path, password=spec.ssh_password, jupyter_token=token
+        )
     except (OSError, LoginsFileError) as exc:
         app.out.warn(f"could not remember how to log in to order {order.id}: {exc}")
 

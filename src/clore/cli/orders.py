@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 import click
 
 from clore.cli._automation import interval_option
+from clore.cli._completion import remember_orders
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._format import amount, duration, gpu_text, money, timestamp
 from clore.cli._orders import Stops, collect, record
@@ -161,6 +162,7 @@ def orders(
         _watch(app, include_completed, interval, count)
         return
     found, active = collect(app, include_completed)
+    remember_orders(app, found)  # cancel/order/ssh <TAB>
     now = app.server_time()
     stops = load_stops()
     app.out.result(
