@@ -80,8 +80,8 @@ def test_docs_list_the_exit_codes() -> None:
 def test_docs_explain_shell_completion() -> None:
     """Completion instructions for bash, zsh and fish are in the docs."""
     text = DOCS.read_text(encoding="utf-8")
-    for shell in ("bash_source", "zsh_source", "fish_source"):
-        assert f"_CLORE_COMPLETE={shell}" in text
+    for shell in ("bash", "zsh", "fish"):
+        assert f"clore completion {shell}" in text
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[p for p, _ in COMMANDS])

@@ -264,8 +264,7 @@ def test_fault_misuse_is_exit_2(run: Cli, args: list[str], message: str) -> None
 
 
 def test_fault_list_and_clear_over_http(server: tuple[str, str]) -> None:
-    """Against a sandbox server's control plane: queue, list, clear; --seconds is refused
-    there (its control plane takes none) before anything is queued."""
+    """Against a sandbox server's control plane: queue (a timed fault too), list, clear."""
     base, _ = server
     assert clore("--base-url", base, "sandbox", "fault", "wallets", "db_error").exit_code == 0
     listed = json.loads(clore("--base-url", base, "sandbox", "fault", "--list", "--json").stdout)
@@ -274,9 +273,12 @@ def test_fault_list_and_clear_over_http(server: tuple[str, str]) -> None:
     ]
     timed = clore("--base-url", base, "sandbox", "fault", "create_order", "late_commit",
                   "--seconds", "30")  # fmt: skip
-    assert timed.exit_code == 2 and "takes no seconds" in timed.stderr
+    assert timed.exit_code == 0, timed.stderr
+    listed = json.loads(clore("--base-url", base, "sandbox", "fault", "--list", "--json").stdout)
+    timed_fault = {"endpoint": "create_order", "fault": "late_commit", "remaining": 1}
+    assert {**timed_fault, "seconds": 30.0} in listed["faults"]
     cleared = clore("--base-url", base, "sandbox", "fault", "--clear", "--json")
-    assert json.loads(cleared.stdout) == {"cleared": 1}
+    assert json.loads(cleared.stdout) == {"cleared": 2}
     assert clore("--base-url", base, "sandbox", "fault", "--list").stdout == "No faults queued.\n"
 
 

@@ -82,6 +82,16 @@ SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
         ],
     ),
     (
+        "Agents",
+        [
+            (
+                "mcp",
+                "clore.cli.mcp_cmd:mcp",
+                "Serve the agent tools over MCP (stdio, or HTTP on loopback).",
+            ),
+        ],
+    ),
+    (
         "Account",
         [
             ("wallets", "clore.cli.account:wallets", "Show your wallets and balances."),

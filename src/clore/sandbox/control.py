@@ -109,6 +109,7 @@ class FaultBody(msgspec.Struct, forbid_unknown_fields=True):
     endpoint: str
     fault: str
     count: int = 1
+    seconds: float | None = None
 
 
 class ServerBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -229,7 +230,7 @@ class Control:
             raise invalid_input(f"fault: one of {', '.join(FAULTS)}")
         if not 1 <= body.count <= 100000:
             raise invalid_input("count: 1 to 100000")
-        self.target.inject_fault(endpoint, body.fault, body.count)
+        self.target.inject_fault(endpoint, body.fault, body.count, seconds=body.seconds)
         return _ok()
 
     def _server(self, raw_id: str, body: ServerBody) -> SandboxResponse:

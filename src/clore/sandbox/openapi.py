@@ -223,6 +223,7 @@ def _control_operations(
                             "endpoint": {"type": "string"},
                             "fault": {"type": "string", "enum": list(FAULTS)},
                             "count": {"type": "integer", "minimum": 1},
+                            "seconds": {"type": "number", "exclusiveMinimum": 0},
                         },
                         ["endpoint", "fault"],
                     )

@@ -75,9 +75,15 @@ class ControlClient:
         """Move the sandbox clock; returns the new simulated time."""
         return float(self._call("POST", "/advance", {"seconds": seconds})["now"])
 
-    def inject_fault(self, endpoint: str, fault: str, count: int = 1) -> None:
-        """Make the next ``count`` calls of ``endpoint`` fail with ``fault``."""
-        self._call("POST", "/faults", {"endpoint": endpoint, "fault": fault, "count": count})
+    def inject_fault(
+        self, endpoint: str, fault: str, count: int = 1, *, seconds: float | None = None
+    ) -> None:
+        """Make the next ``count`` calls of ``endpoint`` fail with ``fault`` (``seconds``:
+        the Retry-After of ``rate_limit``, the delay of ``late_commit``)."""
+        body: dict[str, Any] = {"endpoint": endpoint, "fault": fault, "count": count}
+        if seconds is not None:
+            body["seconds"] = seconds
+        self._call("POST", "/faults", body)
 
     def faults(self) -> list[tuple[str, str, int]]:
         """Queued faults as (endpoint, fault, remaining)."""
