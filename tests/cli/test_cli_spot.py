@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from cli_helpers import Cli
 
+from clore.cli._format import amount
+
 
 def _bid(run: Cli, factor: float = 2.0) -> tuple[int, float, dict[str, Any]]:
     server = run.json("market", "gpu=4090", "gpus=1", "--limit", "1")["servers"][0]
@@ -54,8 +56,11 @@ def test_lowering_beyond_max_step_is_refused_with_the_limit(run: Cli) -> None:
     assert result.exit_code == 1
     step = round(bid * 0.1, 8)
     message = result.stderr.strip()
-    assert f"exceeds the max step of {step:.8f} BTC/day" in message
-    assert f"the lowest bid allowed is {bid - step:.8f} BTC/day, once 600 s have passed" in message
+    assert f"exceeds the max step of {amount(step, 'bitcoin')} BTC/day" in message
+    assert (
+        f"the lowest bid allowed is {amount(bid - step, 'bitcoin')} BTC/day, once 600 s have passed"
+        in message
+    )
     assert float(run.client.get_order(oid).price) == pytest.approx(bid)
 
 
@@ -137,4 +142,4 @@ def test_a_losing_spot_bid_says_it_is_not_running(run: Cli, other_user: Any) -> 
     low = round(server["price"]["spot"]["bitcoin"] * 2, 8)
     result = run("spot", "bid", str(server["id"]), "--price", f"{low:.8f}", "--yes")
     assert result.exit_code == 0, result.output
-    assert f"is not running: the highest bid is {high:.8f} BTC/day" in result.stderr
+    assert f"is not running: the highest bid is {amount(high, 'bitcoin')} BTC/day" in result.stderr

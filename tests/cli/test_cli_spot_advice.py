@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from cli_helpers import Cli
 
+from clore.cli._format import amount
+
 
 def _bid(run: Cli, factor: float = 2.0) -> tuple[int, float, dict[str, Any]]:
     server = run.json("market", "gpu=4090", "gpus=1", "spot", "--limit", "1")["servers"][0]
@@ -57,7 +59,7 @@ def test_the_max_step_hint_states_the_600_s_rule(run: Cli) -> None:
     line = result.stderr.strip()
     step = round(current * 0.1, 8)
     assert f"exceeds the max step of {step:.8f} BTC/day" in line
-    assert f"the lowest bid allowed is {current - step:.8f} BTC/day" in line
+    assert f"the lowest bid allowed is {amount(current - step, 'bitcoin')} BTC/day" in line
     assert "once 600 s have passed since the bid was last lowered" in line
     assert "allowed now" not in line and "--walk" in line
     again = run("spot", "price", str(oid), f"{current - step:.8f}")
