@@ -44,6 +44,8 @@ if TYPE_CHECKING:
         UnexpectedResponseError,
         WaitTimeoutError,
     )
+    from clore._explain import Explained, ExplainedRequest
+    from clore._facts import CurrencyName, OrderTypeName
     from clore._pacing import Pacing
     from clore._validate import preview_create_order
     from clore._wire import (
@@ -77,9 +79,12 @@ __all__ = [
     "CloreError",
     "ConfigError",
     "CreateOrderRequest",
+    "CurrencyName",
     "CurrencyNotAllowedError",
     "DatabaseError",
     "ExceededMaxStepError",
+    "Explained",
+    "ExplainedRequest",
     "InvalidEndpointError",
     "InvalidInputError",
     "ManualClock",
@@ -90,6 +95,7 @@ __all__ = [
     "OrderExpiredError",
     "OrderNotFoundError",
     "OrderState",
+    "OrderTypeName",
     "OrderUnconfirmedError",
     "Pacing",
     "ParameterError",
@@ -131,9 +137,12 @@ _EXPORTS: dict[str, str] = {
     "CloreClient": "clore.compat",
     "CloreError": "clore._errors",
     "ConfigError": "clore._errors",
+    "CurrencyName": "clore._facts",
     "CurrencyNotAllowedError": "clore._errors",
     "DatabaseError": "clore._errors",
     "ExceededMaxStepError": "clore._errors",
+    "Explained": "clore._explain",
+    "ExplainedRequest": "clore._explain",
     "InvalidEndpointError": "clore._errors",
     "InvalidInputError": "clore._errors",
     "ManualClock": "clore._clock",
@@ -144,6 +153,7 @@ _EXPORTS: dict[str, str] = {
     "OrderExpiredError": "clore._errors",
     "OrderNotFoundError": "clore._errors",
     "OrderState": "clore._wire.account",
+    "OrderTypeName": "clore._facts",
     "OrderUnconfirmedError": "clore._errors",
     "Pacing": "clore._pacing",
     "ParameterError": "clore._errors",

@@ -26,6 +26,7 @@ __all__ = [
     "CREATE_INTERVAL",
     "CURRENCIES",
     "CURRENCY_ALIASES",
+    "CURRENCY_NAMES",
     "CURRENCY_NOT_ALLOWED",
     "DB_ERROR",
     "DETAIL_HEADER",
@@ -56,6 +57,8 @@ __all__ = [
     "NOW_HEADER",
     "OK",
     "ORDER_TYPES",
+    "ORDER_TYPE_ALIASES",
+    "ORDER_TYPE_NAMES",
     "PORT_PATTERN",
     "PRICE_CHANGED",
     "PROTOCOLS",
@@ -69,10 +72,12 @@ __all__ = [
     "TOKEN_HEADER",
     "TOO_LOW_PRICE",
     "Currency",
+    "CurrencyName",
     "Endpoint",
     "Kind",
     "Method",
     "OrderType",
+    "OrderTypeName",
     "Protocol",
     "currency_key",
     "normalize_currency",
@@ -98,6 +103,22 @@ CURRENCY_ALIASES: Final[Mapping[str, Currency]] = {
 }
 
 
+#: The spellings of a currency the SDK's methods are typed to take (``create_order``'s
+#: ``currency``): the API's keys and the aliases, as written in the alias table. At run
+#: time any case is accepted; a type checker holds code to these.
+CurrencyName = Literal[
+    "bitcoin",
+    "btc",
+    "CLORE-Blockchain",
+    "clore",
+    "clore-blockchain",
+    "USD-Blockchain",
+    "usd",
+    "usd-blockchain",
+]
+CURRENCY_NAMES: Final[tuple[CurrencyName, ...]] = get_args(CurrencyName)
+
+
 def normalize_currency(name: str) -> Currency:
     """The API's currency key for ``name`` (``btc``, ``clore``, ``usd`` or a full key).
 
@@ -121,6 +142,18 @@ def currency_key(name: str) -> str:
 OrderType = Literal["on-demand", "spot"]
 #: ``create_order``'s ``type``.
 ORDER_TYPES: Final[tuple[OrderType, ...]] = get_args(OrderType)
+
+#: ``create_order``'s ``order_type`` as people write it (the marketplace UI, the JSON
+#: field), lower case, mapped to the API's ``type``: the one order-type alias table.
+ORDER_TYPE_ALIASES: Final[Mapping[str, OrderType]] = {
+    "on-demand": "on-demand",
+    "on_demand": "on-demand",
+    "ondemand": "on-demand",
+    "spot": "spot",
+}
+#: The spellings the SDK's methods are typed to take (the keys of ``ORDER_TYPE_ALIASES``).
+OrderTypeName = Literal["on-demand", "on_demand", "ondemand", "spot"]
+ORDER_TYPE_NAMES: Final[tuple[OrderTypeName, ...]] = get_args(OrderTypeName)
 
 Protocol = Literal["tcp", "http"]
 #: How a container port is forwarded; the reference documents only these two.
@@ -245,6 +278,12 @@ class Endpoint:
     params: str | None = None
     kind: Kind = "request"
     summary: str = ""
+
+    @property
+    def mutates(self) -> bool:
+        """True when a call may change something (an order, a bid, a server's settings):
+        every endpoint that is not a read. ``Clore(explain=...)`` sends none of these."""
+        return not self.idempotent
 
     @property
     def path(self) -> str:
