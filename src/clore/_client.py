@@ -11,11 +11,9 @@ something is not sent (``Explained`` is raised instead).
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import httpx
 
@@ -33,6 +31,7 @@ from clore._explain import ExplainCallback, Explained
 from clore._facts import AUTH_HEADER, CurrencyName
 from clore._flows import Flow, Probe, Send
 from clore._pacing import Pacing, make_pacer
+from clore._search import SearchPlan, rates_of, rates_server, rates_table
 from clore._validate import Ports as Ports  # re-exported: clore.compat's create_order
 from clore._validate import preview_create_order
 from clore._wire import (
@@ -46,9 +45,6 @@ from clore._wire import (
     Wallet,
 )
 from clore.config import mask_key, resolve
-
-if TYPE_CHECKING:
-    from clore.market import Filter, SortKey
 
 __all__ = ["AsyncClore", "Clore"]
 
@@ -364,12 +360,12 @@ class Clore(_Base):
                 both are ``ValueError``.
             ParameterError: an unknown currency (nothing sent).
         """
-        plan = _SearchPlan.of(query, currency, sort)
+        plan = SearchPlan.of(query, currency, sort)
         servers = self.marketplace()
         if rates is None and plan.needs_rates and self.has_api_key:
-            target = _rates_server(servers)
+            target = rates_server(servers)
             if target is not None:
-                rates = _rates_of(lambda: self.spot_marketplace(target))
+                rates = rates_of(lambda: self.spot_marketplace(target))
         return plan.select(servers, rates, include_rented=include_rented, limit=limit)
 
     def spot_marketplace(self, server_id: int) -> SpotMarket:
@@ -657,10 +653,7 @@ class AsyncClore(_Base):
     # ---- endpoints -------------------------------------------------------------------
 
     async def marketplace(self) -> list[Server]:
-        """Every server on the marketplace (``mrl`` in hours, prices per day).
-
-        Works without an API key. A malformed server record is skipped (and logged), not fatal.
-        """
+        """``Clore.marketplace``, awaited (its docstring is copied here)."""
         return await self._run(_flows.marketplace(self._ctx))
 
     async def search(
@@ -673,70 +666,28 @@ class AsyncClore(_Base):
         limit: int | None = None,
         rates: Mapping[str, float] | None = None,
     ) -> list[Server]:
-        """The available servers matching a query in the filter language, sorted as
-        ``clore market`` sorts them (cheapest first by default).
-
-        One ``marketplace`` request, and one ``spot_marketplace`` for the USD rates when a
-        price filter is given, a key is configured and ``rates`` is not. Only servers
-        that take ``currency`` and list a price in it are returned, as the CLI lists them.
-
-        Args:
-            query: Filter words, as one string split like a shell line
-                (``"gpu=4090 gpus>=2 'price<3usd'"``) or a sequence of words; every word
-                must match. The fields and operators: ``clore.market.FIELDS``,
-                docs/cli.md (*Filters*). Empty: every server.
-            currency: The payment currency prices are read in (names or aliases).
-            sort: Comma-separated fields, ``-`` for descending (``"price,-reliability"``).
-            include_rented: Also servers rented now.
-            limit: At most this many servers (None or 0: all).
-            rates: USD per unit of each currency (``SpotMarket.currency_rates_in_usd``);
-                None fetches them when a price filter needs them.
-
-        Raises:
-            clore.market.FilterError, clore.market.SortError: a bad word (nothing sent);
-                both are ``ValueError``.
-            ParameterError: an unknown currency (nothing sent).
-        """
-        plan = _SearchPlan.of(query, currency, sort)
+        """``Clore.search``, awaited (its docstring is copied here)."""
+        plan = SearchPlan.of(query, currency, sort)
         servers = await self.marketplace()
         if rates is None and plan.needs_rates and self.has_api_key:
-            target = _rates_server(servers)
+            target = rates_server(servers)
             if target is not None:
                 try:
-                    rates = _rates_table(await self.spot_marketplace(target))
+                    rates = rates_table(await self.spot_marketplace(target))
                 except CloreError:
                     rates = None  # USD figures then fall back as the CLI's do
         return plan.select(servers, rates, include_rented=include_rented, limit=limit)
 
     async def spot_marketplace(self, server_id: int) -> SpotMarket:
-        """Spot offers on one server, with the USD rates of each currency.
-
-        Args:
-            server_id: The server's id (an int, or a string of digits).
-
-        Raises:
-            ServerNotFoundError: no server has this id.
-        """
+        """``Clore.spot_marketplace``, awaited (its docstring is copied here)."""
         return await self._run(_flows.spot_marketplace(self._ctx, server_id))
 
     async def my_orders(self, include_completed: bool = False) -> list[Order]:
-        """Your orders (``mrl`` in seconds).
-
-        Args:
-            include_completed: Also the orders that have ended (cancelled or expired); the API
-                flags every ended order ``expired``.
-        """
+        """``Clore.my_orders``, awaited (its docstring is copied here)."""
         return await self._run(_flows.my_orders(self._ctx, include_completed))
 
     async def get_order(self, order_id: int) -> Order:
-        """One of your orders by id, ended ones included (one ``my_orders`` request).
-
-        Args:
-            order_id: The order's id.
-
-        Raises:
-            OrderNotFoundError: the order is not among yours.
-        """
+        """``Clore.get_order``, awaited (its docstring is copied here)."""
         return await self._run(_flows.get_order(self._ctx, order_id))
 
     async def create_order(
@@ -755,89 +706,28 @@ class AsyncClore(_Base):
         required_price: float | None = None,
         autossh_entrypoint: bool | None = None,
     ) -> Order:
-        """Rent ``server_id`` exactly once and return the new Order with its id.
-
-        The body sent is ``clore.preview_create_order`` of the same arguments; bad arguments
-        raise ``ParameterError`` before anything is sent. The API answers without the order,
-        so it is found in ``my_orders``; after an uncertain attempt the call ends with the
-        order found or ``OrderUnconfirmedError`` ("the order may exist"), never a second one.
-
-        Args:
-            server_id: The server to rent (from ``marketplace``).
-            image: The Docker image, e.g. ``"cloreai/ubuntu22.04-cuda12"``.
-            order_type: ``"on-demand"`` (a fixed price) or ``"spot"`` (a bid, needs
-                ``spotprice``); ``"on_demand"`` and ``"ondemand"`` are accepted too.
-            currency: What you pay in: ``"bitcoin"``, ``"CLORE-Blockchain"``,
-                ``"USD-Blockchain"``, or their aliases ``"btc"``, ``"clore"``, ``"usd"``
-                (the table ``Server.price_per_day`` reads too).
-            spotprice: The bid per day in ``currency``, for a spot order only.
-            ports: Container ports to forward: ``{"22": "tcp", "8888": "http"}`` (int keys,
-                or ``"22:tcp"`` strings, accepted); at most one ``http`` port.
-            ssh_password: The root password, letters and digits, at most 32.
-            ssh_key: An OpenSSH public key (a private key is refused unread).
-            jupyter_token: The Jupyter token, at most 32 characters.
-            env: Environment variables of the container.
-            command: A shell command run when the container starts.
-            required_price: For an on-demand order: the price per day it must still have;
-                a price that moved since is refused (``PriceChangedError``).
-            autossh_entrypoint: The API's ``autossh_entrypoint`` flag, sent as given.
-
-        Raises:
-            ParameterError: a bad argument (nothing sent).
-            OrderUnconfirmedError: the order may exist; look in ``my_orders``.
-            ServerAlreadyRentedError, NotEnoughBalanceError, TooLowPriceError, ...: refusals.
-        """
+        """``Clore.create_order``, awaited (its docstring is copied here)."""
         request = preview_create_order(**_arguments(locals()))
         return await self._run(_flows.create_order(self._ctx, request))
 
     async def cancel_order(self, order_id: int, issue: str | None = None) -> None:
-        """Cancel an order or spot offer.
-
-        Cancelling an order that has already ended (a second cancel, or one that expired)
-        succeeds and changes nothing: the API answers it with success, so this returns None
-        as for a live order. ``clore cancel`` says so ("had already ended"), exit 0. An id
-        that is not among your orders is refused with ``InvalidInputError`` (code 2).
-
-        Args:
-            order_id: The order's id.
-            issue: Report a problem with the server (at most 2048 characters).
-
-        Raises:
-            ParameterError: a bad id or an issue too long (nothing sent).
-            InvalidInputError: the order is not yours.
-        """
+        """``Clore.cancel_order``, awaited (its docstring is copied here)."""
         await self._run(_flows.cancel_order(self._ctx, order_id, issue))
 
     async def set_spot_price(self, order_id: int, price: float) -> None:
-        """Set a spot order's bid per day.
-
-        Raising is immediate; lowering is limited per step (``ExceededMaxStepError``) and to
-        once per 600 s of server time: a lowering inside that window is refused locally,
-        unsent (``SpotPriceLoweringTooSoonError``, ``wait_seconds`` says how long).
-
-        Args:
-            order_id: The spot order's id.
-            price: The new bid per day, in the order's currency.
-        """
+        """``Clore.set_spot_price``, awaited (its docstring is copied here)."""
         await self._run(_flows.set_spot_price(self._ctx, order_id, price))
 
     async def wallets(self) -> list[Wallet]:
-        """Your wallets and balances (``balance`` may be None on legacy wallets)."""
+        """``Clore.wallets``, awaited (its docstring is copied here)."""
         return await self._run(_flows.wallets(self._ctx))
 
     async def my_servers(self) -> list[MyServer]:
-        """The servers you host."""
+        """``Clore.my_servers``, awaited (its docstring is copied here)."""
         return await self._run(_flows.my_servers(self._ctx))
 
     async def server_config(self, server_name: str) -> ServerConfig:
-        """A hosted server's configuration (``mrl`` in hours).
-
-        Args:
-            server_name: The hosted server's name (as ``my_servers`` lists it).
-
-        Raises:
-            ServerNotFoundError: you host no server of that name.
-        """
+        """``Clore.server_config``, awaited (its docstring is copied here)."""
         return await self._run(_flows.server_config(self._ctx, server_name))
 
     async def set_server_settings(
@@ -850,19 +740,7 @@ class AsyncClore(_Base):
         spot: float | None = None,
         per_currency: Mapping[str, Mapping[str, float | bool]] | None = None,
     ) -> None:
-        """Change a hosted server's settings: legacy prices or ``per_currency`` ones.
-
-        A setting left out (None) is not changed.
-
-        Args:
-            name: The hosted server's name.
-            availability: True to list it publicly, False to hide it.
-            mrl: The longest rental, in hours.
-            on_demand: The on-demand price per day, in bitcoin (legacy form).
-            spot: The minimum spot price per day, in bitcoin (legacy form).
-            per_currency: ``{currency: {"on_demand": price, "spot": price, "enabled": bool}}``
-                (currency names or aliases); not together with ``on_demand``/``spot``.
-        """
+        """``Clore.set_server_settings``, awaited (its docstring is copied here)."""
         body = _validate.validate_server_settings(
             name,
             availability=availability,
@@ -874,30 +752,17 @@ class AsyncClore(_Base):
         await self._run(_flows.set_server_settings(self._ctx, body))
 
     async def renter_fees(self) -> RenterFees:
-        """Renter fees (percent) and creation fees per order type and currency."""
+        """``Clore.renter_fees``, awaited (its docstring is copied here)."""
         return await self._run(_flows.renter_fees(self._ctx))
 
     async def poh_balance(self) -> PohBalance:
-        """Your proof-of-holding balance."""
+        """``Clore.poh_balance``, awaited (its docstring is copied here)."""
         return await self._run(_flows.poh_balance(self._ctx))
 
     async def wait_for_order(
         self, order_id: int, timeout: float = 600.0, poll_interval: float | None = None
     ) -> Order:
-        """Poll (paced) until the order is reachable; raise if it ends or vanishes.
-
-        Reachable: provisioned and, with port 22 forwarded, its SSH banner read over TCP (no
-        login is tried).
-
-        Args:
-            order_id: The order's id.
-            timeout: Give up after this many seconds of the client's clock (``WaitTimeoutError``).
-            poll_interval: Seconds between polls (default 2; pacing may add to it).
-
-        Raises:
-            OrderExpiredError: the order ended first.
-            OrderNotFoundError: the order is not among yours.
-        """
+        """``Clore.wait_for_order``, awaited (its docstring is copied here)."""
         return await self._run(_flows.wait_for_order(self._ctx, order_id, timeout, poll_interval))
 
     # ---- lifetime --------------------------------------------------------------------
@@ -923,66 +788,13 @@ class AsyncClore(_Base):
         await self.close()
 
 
+# One docstring per method: AsyncClore's are Clore's (help(), IDEs reading __doc__).
+for _name, _method in vars(AsyncClore).items():
+    _twin = vars(Clore).get(_name)
+    if callable(_method) and not _name.startswith("_") and _twin is not None:
+        _method.__doc__ = _twin.__doc__
+
+
 def _arguments(values: dict[str, Any]) -> dict[str, Any]:
     """create_order's arguments as keywords for the validator."""
     return {name: value for name, value in values.items() if name not in ("self", "__class__")}
-
-
-@dataclass(frozen=True)
-class _SearchPlan:
-    """A checked ``search``: its filters, sort keys and payment currency (nothing sent)."""
-
-    filters: list[Filter]
-    keys: list[SortKey]
-    currency: str
-
-    @classmethod
-    def of(cls, query: str | Sequence[str], currency: str, sort: str) -> _SearchPlan:
-        from clore.market import parse_filters, parse_sort
-
-        words = shlex.split(query) if isinstance(query, str) else list(query)
-        return cls(parse_filters(words), parse_sort(sort), _validate.validate_currency(currency))
-
-    @property
-    def needs_rates(self) -> bool:
-        """A price filter may compare in another currency than the payment one."""
-        return any(f.field.kind == "price" for f in self.filters)
-
-    def select(
-        self,
-        servers: list[Server],
-        rates: Mapping[str, float] | None,
-        *,
-        include_rented: bool,
-        limit: int | None,
-    ) -> list[Server]:
-        from clore.market import PriceContext, select
-
-        ctx = PriceContext(self.currency, dict(rates) if rates else None)
-        chosen = select(servers, self.filters, ctx, sort=self.keys, include_rented=include_rented)
-        payable = [
-            s
-            for s in chosen
-            if s.accepts(self.currency) and s.price_per_day(self.currency) is not None
-        ]
-        return payable[:limit] if limit else payable
-
-
-def _rates_server(servers: list[Server]) -> int | None:
-    """The server whose ``spot_marketplace`` supplies the USD rates (the first available,
-    as the CLI's cache picks it); None for an empty marketplace."""
-    if not servers:
-        return None
-    return next((s for s in servers if not s.rented), servers[0]).id
-
-
-def _rates_table(spot: SpotMarket) -> dict[str, float] | None:
-    rates = {name: float(value) for name, value in spot.currency_rates_in_usd.items() if value}
-    return rates or None
-
-
-def _rates_of(fetch: Callable[[], SpotMarket]) -> dict[str, float] | None:
-    try:
-        return _rates_table(fetch())
-    except CloreError:
-        return None  # USD figures then fall back as the CLI's do
