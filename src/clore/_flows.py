@@ -34,6 +34,7 @@ from clore._errors import (
     APIError,
     AuthenticationError,
     CloreError,
+    InvalidEndpointError,
     OrderExpiredError,
     OrderNotFoundError,
     OrderUnconfirmedError,
@@ -263,6 +264,9 @@ def call(
                 rng=ctx.rng,
             )
             if not decision.retry:
+                hint = _validate.base_url_hint(ctx.base_url)
+                if hint and (isinstance(exc, InvalidEndpointError) or status == 404):
+                    exc.args = (f"{exc} ({hint})",)
                 raise
             yield Sleep(decision.delay)
             continue

@@ -282,6 +282,22 @@ def test_fault_list_and_clear_over_http(server: tuple[str, str]) -> None:
     assert clore("--base-url", base, "sandbox", "fault", "--list").stdout == "No faults queued.\n"
 
 
+def test_a_base_url_without_v1_gets_the_hint_on_any_command(
+    server: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command against a sandbox server's root (no /v1): the API's "unknown endpoint"
+    answer comes with the one-line hint to add /v1."""
+    base, key = server
+    monkeypatch.setenv("CLORE_API_KEY", key)
+    root = base.removesuffix("/v1")
+    result = clore("--base-url", root, "wallets")
+    assert result.exit_code != 0
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert f"does not end in /v1: the API is under /v1 (try {root}/v1)" in result.stderr
+    ok = clore("--base-url", base, "wallets")
+    assert ok.exit_code == 0 and "/v1" not in ok.stderr
+
+
 # ---- the base URL hint and the recent orders ---------------------------------------------------
 
 

@@ -96,6 +96,24 @@ def test_a_lost_race_moves_on_to_the_next_candidate(worlds: Any) -> None:
     assert sids(world) == [2]
 
 
+def test_a_server_claimed_across_the_fleet_moves_on_to_the_next(worlds: Any) -> None:
+    """create_order gave up waiting for a server another machine of the fleet was renting
+    (ServerClaimedError: nothing sent): the watcher moves on to the next candidate."""
+    from clore.fleet import ServerClaimedError
+
+    world, client, watcher = make(worlds, [server(1, 0.0001), server(2, 0.00015)], rent=IMAGE)
+    claimed = ServerClaimedError("server 1 is claimed", server_id=1, holder="m2", waited=120.0)
+    client.fail["create_order"] = [claimed]
+    events = run_until(watcher.run(), "done")
+    skipped = [e for e in events if e.kind == "rent_skipped"]
+    assert [e.kind for e in events if e.kind in ("rent_skipped", "rented")] == [
+        "rent_skipped",
+        "rented",
+    ]
+    assert "server 1 not rented (server 1 is claimed)" in skipped[0].message
+    assert sids(world) == [2]
+
+
 def test_never_rents_more_than_count(worlds: Any) -> None:
     """With count=2 and three matches, exactly two orders are placed and the watch ends."""
     world, _client, watcher = make(

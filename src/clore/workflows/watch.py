@@ -42,6 +42,7 @@ from clore._errors import (
     TransportError,
     UnexpectedResponseError,
 )
+from clore._redis import ServerClaimedError
 from clore._wire import Server
 from clore.market.pricing import label
 from clore.workflows._loop import Schedule, as_event, error_event, poll_loop
@@ -62,9 +63,14 @@ Rank = Callable[[Sequence[Server]], list[Server]]
 
 # create_order failures after which we know nothing was rented: try the next candidate.
 # (ApplicationError covers server-already-rented, price-changed, server-offline, too low...)
-_REFUSED = (ApplicationError,)
+# A server another create_order of the fleet kept claimed past the wait: nothing was sent.
+_REFUSED = (ApplicationError, ServerClaimedError)
 # Failures that leave the outcome open: keep the intent and let reconcile() decide.
 _UNKNOWN = (OrderUnconfirmedError, TransportError, UnexpectedResponseError, DatabaseError)
+
+
+def _why(exc: Exception) -> str:
+    return getattr(exc, "error", None) or str(exc)
 
 
 class WatchFile(WatchState):
@@ -354,9 +360,9 @@ class Watcher(WatchLedger):
                 "watch",
                 "rent_skipped",
                 self.clock.time(),
-                f"server {server.id} not rented ({exc.error or exc}); trying the next",
+                f"server {server.id} not rented ({_why(exc)}); trying the next",
                 server=server,
-                reason=exc.error or type(exc).__name__,
+                reason=getattr(exc, "error", None) or type(exc).__name__,
                 error=str(exc),
             )
             return "next"
