@@ -13,7 +13,7 @@ import pytest
 
 from clore.agent import AgentContext, AgentPolicy, all_tools, call_tool, tools
 
-MUTATING = {"quote_rental", "rent_server", "cancel_order"}
+MUTATING = {"quote_rental", "rent_server", "cancel_order", "quote_job", "start_job", "stop_job"}
 EXPECTED = [
     "search_market",
     "list_gpus",
@@ -26,6 +26,11 @@ EXPECTED = [
     "cancel_order",
     "wallets",
     "spend",
+    "quote_job",
+    "start_job",
+    "job_status",
+    "job_logs",
+    "stop_job",
 ]
 SAMPLES: dict[str, dict[str, Any]] = {
     "search_market": {"filters": ["gpu=4090", "gpus>=1"], "sort": "-reliability", "limit": 5},
@@ -39,11 +44,21 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "cancel_order": {"order_id": 3, "issue": "GPU missing"},
     "wallets": {},
     "spend": {},
+    "quote_job": {
+        "server_id": 1,
+        "command": "python train.py",
+        "outputs": ["out/"],
+        "max_hours": 1,
+    },
+    "start_job": {"server_id": 1, "command": "nvidia-smi", "env": {"A": "b"}, "token": "x"},
+    "job_status": {"job_id": "a1b2c3d4", "events": 3},
+    "job_logs": {"job_id": "a1b2c3d4", "stream": "stderr", "offset": 0, "max_bytes": 100},
+    "stop_job": {"job_id": "a1b2c3d4"},
 }
 
 
 def test_the_tools_are_listed_in_order_with_unique_names() -> None:
-    """Eleven tools (the job tools plug in later), each named once."""
+    """Sixteen tools, the job tools last, each named once."""
     names = [t.name for t in tools(AgentPolicy())]
     assert names == EXPECTED
 
@@ -65,9 +80,10 @@ def test_annotations_tell_the_truth(spec: Any) -> None:
     """Mutating tools are the ones that rent or cancel; only cancel destroys; a read-only
     tool is never destructive; every description is one paragraph for a model."""
     assert (spec.name in MUTATING) == spec.mutating
-    assert spec.destructive == (spec.name == "cancel_order")
+    assert spec.destructive == (spec.name in {"cancel_order", "stop_job"})
     assert not (spec.read_only and spec.destructive)
-    assert spec.read_only == (spec.name not in {"rent_server", "cancel_order", "verify_order"})
+    read_write = {"rent_server", "cancel_order", "verify_order", "start_job", "stop_job"}
+    assert spec.read_only == (spec.name not in read_write)
     assert "\n" not in spec.description and 150 < len(spec.description) < 900
     assert spec.annotations()["readOnlyHint"] is spec.read_only
 
