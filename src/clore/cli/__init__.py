@@ -65,6 +65,12 @@ def _use_pacing(ctx: click.Context, param: click.Parameter, value: str | None) -
     help="Where the key's pacing and the loops' ledgers live: 'local' (this machine's file) "
     "or a fleet's Redis URL (else CLORE_PACING, CLORE_PACING_URL, the profile's pacing_url).",
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Print the requests the command makes (secrets redacted) and send none that "
+    "changes anything: the command stops there, exit 0 (env CLORE_EXPLAIN=1).",
+)
 @click.option("-v", "--verbose", count=True, help="Log requests to stderr (key redacted).")
 @click.pass_context
 def cli(
@@ -73,20 +79,41 @@ def cli(
     profile: str | None,
     base_url: str | None,
     sandbox: bool,
+    explain: bool,
     verbose: int,
 ) -> None:
     """clore: rent GPUs on the Clore.ai marketplace from your terminal.
 
     Prices are per day (and per hour where shown), always with their currency.
     """
-    from clore.cli._context import AppContext
+    import os
+
+    from clore.cli._context import (
+        EXIT_USAGE,
+        EXPLAIN_ENV,
+        NOT_EXPLAINED,
+        AppContext,
+        CliError,
+        explain_from_env,
+    )
 
     app = ctx.ensure_object(AppContext)
     app.json = app.json or json_
     app.profile = profile or app.profile
     app.base_url = base_url or app.base_url
     app.sandbox = app.sandbox or sandbox
+    app.explain = app.explain or explain or explain_from_env()
     app.verbose = max(app.verbose, verbose)
+    if app.explain:
+        why = NOT_EXPLAINED.get(ctx.invoked_subcommand or "")
+        if why is not None:
+            raise CliError(
+                f"--explain covers API requests only; `clore {ctx.invoked_subcommand}` is "
+                f"not run under it: {why}",
+                EXIT_USAGE,
+            )
+        # Through the environment, so the `clore` commands a hook runs explain too.
+        os.environ[EXPLAIN_ENV] = "1"
     app.setup_logging()
     ctx.call_on_close(app.close)
 

@@ -4,11 +4,19 @@
 client (built on first use from ``--profile``/``--base-url``/``--sandbox``; tests inject
 their own client, clock and sandbox). ``exit_code_for`` is the one table from exception to
 documented exit code and one-line message.
+
+``--explain`` (docs/cli.md, *--explain*) is the SDK's explain mode on the invocation's
+client: each request is printed as it is made (``explain: GET ...``; a body as indented
+JSON), reads are sent, the first request that would change something is not, and the
+command ends there with ``explained; nothing was changed`` and exit 0. With ``--json``
+the invocation prints one document instead, on one line when it ends (after a stream's
+JSON Lines): the requests, what was not sent, and the command's own document (``result``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import traceback
@@ -20,7 +28,7 @@ import click
 from clore.cli._output import Output
 
 if TYPE_CHECKING:
-    from clore import Clock, Clore
+    from clore import Clock, Clore, ExplainedRequest
     from clore.cli._announce import Announcing
     from clore.sandbox import Sandbox
 
@@ -31,6 +39,8 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "EXIT_RATE_LIMITED",
     "EXIT_USAGE",
+    "EXPLAIN_ENV",
+    "NOT_EXPLAINED",
     "AppContext",
     "CliError",
     "exit_code_for",
@@ -46,6 +56,26 @@ EXIT_NOT_FOUND: Final = 4
 EXIT_RATE_LIMITED: Final = 5
 EXIT_INTERRUPTED: Final = 130
 
+#: Set (to ``1``) by ``--explain`` for the whole run, so the ``clore`` commands a hook runs
+#: explain too; read as ``--explain`` when set to anything but ``""`` or ``0``.
+EXPLAIN_ENV: Final = "CLORE_EXPLAIN"
+
+#: Commands that act outside the API (SSH, files, the sandbox's control plane, a server
+#: of tools), which explain mode cannot hold back: refused under ``--explain`` (exit 2).
+NOT_EXPLAINED: Final = {
+    "config": "it changes config.toml",
+    "copy": "it copies files over SSH",
+    "mcp": "it serves tools to an agent",
+    "sandbox": "it drives the sandbox's control plane",
+    "ssh": "it runs commands over SSH",
+    "verify": "it logs in to the machine over SSH",
+}
+
+
+def explain_from_env() -> bool:
+    """True when ``CLORE_EXPLAIN`` asks for explain mode."""
+    return os.environ.get(EXPLAIN_ENV, "").strip() not in ("", "0")
+
 
 class CliError(click.ClickException):
     """A one-line failure with a chosen exit code (default 1)."""
@@ -54,6 +84,18 @@ class CliError(click.ClickException):
         super().__init__(message)
         # click declares ``exit_code`` on the class; ours is chosen per instance.
         setattr(self, "exit_code", exit_code)  # noqa: B010
+
+
+class _ExplainOutput(Output):
+    """``--explain --json``: the command's JSON document is kept for the one explanation
+    document printed at the end (``AppContext.finish_explain``); JSON Lines pass."""
+
+    def __init__(self, json_mode: bool) -> None:
+        super().__init__(json_mode)
+        self.documents: list[Any] = []
+
+    def json(self, document: Any) -> None:
+        self.documents.append(document)
 
 
 class _RedactFilter(logging.Filter):
@@ -83,6 +125,8 @@ class AppContext:
     sandbox: bool = False
     verbose: int = 0
     json: bool = False
+    #: ``--explain``: requests shown, none that changes anything sent.
+    explain: bool = False
     # Injected by tests (or built on first use).
     client_instance: Clore | None = None
     clock_instance: Clock | None = None
@@ -90,6 +134,8 @@ class AppContext:
     _owned: list[Any] = field(default_factory=list)
     _handler: logging.Handler | None = field(default=None, repr=False)
     _out: Output | None = field(default=None, repr=False)
+    _requests: list[ExplainedRequest] = field(default_factory=list, repr=False)
+    _explained_clients: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
 
     # ---- output -------------------------------------------------------------------------
 
@@ -97,7 +143,7 @@ class AppContext:
     def out(self) -> Output:
         """The printer for this invocation (honours ``--json``)."""
         if self._out is None:
-            self._out = Output(self.json)
+            self._out = _ExplainOutput(self.json) if self.explain else Output(self.json)
         self._out.json_mode = self.json
         return self._out
 
@@ -144,7 +190,17 @@ class AppContext:
         return self.sandbox_instance
 
     def client(self, *, auth: bool = True) -> Clore:
-        """The SDK client; ``auth`` commands fail with exit 3 when no API key is configured."""
+        """The SDK client; ``auth`` commands fail with exit 3 when no API key is configured.
+        Under ``--explain`` it is in the SDK's explain mode (``Clore.explain``)."""
+        client = self._client(auth=auth)
+        if self.explain and not any(c is client for c, _ in self._explained_clients):
+            if not hasattr(client, "explain"):  # pragma: no cover - an injected stand-in
+                raise CliError("--explain: this client cannot explain its requests", EXIT_USAGE)
+            self._explained_clients.append((client, client.explain))
+            client.explain = self._on_request
+        return client
+
+    def _client(self, *, auth: bool) -> Clore:
         if self.client_instance is not None:
             return self.client_instance
         if self.sandbox or self.sandbox_instance is not None:
@@ -191,8 +247,53 @@ class AppContext:
         url = getattr(client, "base_url", None) if client is not None else None
         return str(url or self.base_url or "default")
 
+    # ---- --explain ------------------------------------------------------------------------
+
+    def _on_request(self, request: ExplainedRequest) -> None:
+        """The explain callback: keep ``request``; in human form print it now."""
+        self._requests.append(request)
+        if self.json:
+            return
+        lines = [f"explain: {request}"]
+        if request.body is not None:
+            import json
+
+            text = json.dumps(request.body, indent=2, ensure_ascii=False)
+            lines += [f"  {line}" for line in text.splitlines()]
+        click.echo("\n".join(lines), file=self.out.stdout)
+
+    def finish_explain(self) -> None:
+        """``--explain``'s ending: the outcome line (human form, when a request was held
+        back), or the explanation document (``--json``). Printed once."""
+        if not self.explain:
+            return
+        self.explain = False
+        held = [r for r in self._requests if not r.sent]
+        out = self._out
+        if self.json:
+            documents = out.documents if isinstance(out, _ExplainOutput) else []
+            document = {
+                "explained": True,
+                "changed": False,
+                "not_sent": [r.to_dict() for r in held],
+                "requests": [r.to_dict() for r in self._requests],
+                "result": documents[-1] if documents else None,
+            }
+            import msgspec
+
+            # One line: a JSON document, and a JSON Line after a stream's events alike.
+            line = msgspec.json.encode(document).decode()
+            Output.json_line(out or Output(True), line)
+        elif held:
+            what = ", ".join(f"{r.method} {r.endpoint}" for r in held)
+            click.echo(f"explained; nothing was changed ({what} not sent)", file=sys.stdout)
+
     def close(self) -> None:
         """Close what this invocation opened (the client; the embedded sandbox)."""
+        self.finish_explain()
+        for client, before in reversed(self._explained_clients):
+            client.explain = before
+        self._explained_clients.clear()
         for thing in reversed(self._owned):
             closer = getattr(thing, "close", None)
             if callable(closer):
@@ -253,6 +354,8 @@ def exit_code_for(exc: BaseException) -> tuple[int, str]:
         if exc.ctx is not None:
             hint = f" (see `{exc.ctx.command_path} --help`)"
         return EXIT_USAGE, f"{exc.format_message()}{hint}"
+    if (exc.__cause__ is not None or not isinstance(exc, click.ClickException)) and _explained(exc):
+        return 0, ""  # --explain reached a request that changes something: the outcome
     if isinstance(exc, click.ClickException):
         return exc.exit_code, exc.format_message()
     import clore
@@ -278,6 +381,20 @@ def exit_code_for(exc: BaseException) -> tuple[int, str]:
         return EXIT_RATE_LIMITED, f"{message} (still rate-limited after retries)"
     hint = next((text for cls, text in _hints() if isinstance(exc, cls)), "")
     return EXIT_API, f"{message}{hint}"
+
+
+def _explained(exc: BaseException) -> bool:
+    """True when ``exc`` is, or was raised because of, ``clore.Explained``."""
+    from clore import Explained
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, Explained):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _missing_command(exc: click.UsageError) -> bool:
@@ -325,6 +442,8 @@ def _hints() -> list[tuple[type[BaseException], str]]:
 def report(exc: BaseException, *, verbose: bool) -> int:
     """Print ``exc`` as one line on stderr (a traceback too for unexpected errors with -v)."""
     code, message = exit_code_for(exc)
+    if code == 0 and not message:
+        return code  # an ending, not a failure (--explain's, or a clean exit)
     if message:
         # Every failure is one line on stderr (docs/cli.md, Exit codes), hints included.
         click.echo(f"clore: error: {one_line(message)}", err=True)
