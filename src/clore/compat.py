@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import msgspec
 
 from clore._client import Clore, Ports
 from clore._core import ENDPOINTS
 from clore._errors import APIError, ServerNotFoundError
+from clore._facts import CurrencyName, OrderTypeName
 from clore._pacing import Pacing
 
 __all__ = ["CloreAPIError", "CloreClient"]
@@ -75,8 +76,9 @@ class CloreClient:
 
     ``rate_limit`` (seconds between requests) is honoured as the pacing interval when
     given; by default the API's own limit (1 s, shared by every process) applies. Extra
-    keyword arguments (``base_url``, ``profile``, ``transport``, ``clock``, ...) go to
-    ``clore.Clore``.
+    keyword arguments (``base_url``, ``profile``, ``transport``, ``clock``, ``explain``,
+    ...) go to ``clore.Clore``: with ``explain=callback`` every request is reported and
+    none that changes anything is sent (``clore.Explained``, which is no CloreAPIError).
     """
 
     BASE_URL: ClassVar[str] = "https://api.clore.ai"
@@ -165,8 +167,9 @@ class CloreClient:
             order = self.client.create_order(
                 server_id,
                 image,
-                order_type=order_type,
-                currency=currency,
+                # The guide's strings are untyped; create_order checks them at run time.
+                order_type=cast(OrderTypeName, order_type),
+                currency=cast(CurrencyName, currency),
                 spotprice=spotprice,
                 ports=ports,
                 ssh_password=ssh_password,

@@ -221,3 +221,28 @@ def test_redaction_of_dockerhub_auth_and_odd_keys() -> None:
     body = {"dockerhub_auth": {"username": "me", "password": "pw"}, "ssh_key": "x" * 40}
     assert redact_body(body) == {"dockerhub_auth": "***", "ssh_key": "x" * 16 + "… (40 characters)"}
     assert shorten_ssh_key("short") == "short"
+
+
+def test_the_vendor_compatible_client_explains_too(
+    sandbox: Sandbox, wire: Wire, clock: ManualClock
+) -> None:
+    """CloreClient(explain=...) passes it to Clore: a read answers, cancel_order raises
+    Explained (not CloreAPIError) and the order stays live."""
+    from clore import CloreAPIError, CloreClient
+
+    order_id = rent(sandbox)
+    seen: list[ExplainedRequest] = []
+    guide = CloreClient(
+        sandbox.demo_key,
+        base_url=BASE_URL,
+        transport=wire.transport(),
+        clock=clock,
+        explain=seen.append,
+    )
+    assert any(o["id"] == order_id for o in guide.get_orders())
+    with pytest.raises(Explained) as raised:
+        guide.cancel_order(order_id)
+    assert not isinstance(raised.value, CloreAPIError)
+    assert wire.sent("cancel_order") == []
+    assert [(r.endpoint, r.sent) for r in seen] == [("my_orders", True), ("cancel_order", False)]
+    assert not {o.id: o for o in mine(sandbox)}[order_id].ended
