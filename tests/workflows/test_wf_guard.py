@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,18 @@ def test_breach_looks_one_poll_ahead() -> None:
     assert breach(order, START + 499, Limits(max_time=600), lookahead=100) is None
 
 
+def test_a_breach_is_described_by_the_output_rules() -> None:
+    """The reason names the currency's digits and human durations (``7333 s`` is not one)."""
+    order = Order(id=1, ct=START, price=0.0864, spend=0.009)
+    spend = breach(order, START + 100, Limits(max_spend=0.01), lookahead=1000)
+    late = breach(order, START + 28_000, Limits(max_time=28_800), lookahead=1_200)
+    assert spend is not None and late is not None
+    assert [spend.describe("bitcoin"), late.describe()] == [
+        "max_spend: 0.01000 BTC by the next check, limit 0.01000 BTC",
+        "max_time: 8 h 7 min by the next check, limit 8 h",  # 29200 s
+    ]
+
+
 def test_guard_cancels_an_order_crossing_max_spend_without_an_issue(world: World) -> None:
     """The guarded order is cancelled with no issue text and the reason goes to guard.log."""
     client = world.scripted()
@@ -45,7 +58,7 @@ def test_guard_cancels_an_order_crossing_max_spend_without_an_issue(world: World
     (line,) = (data_dir() / "workflows" / "guard.log").read_text().splitlines()
     assert json.loads(line)["order_id"] == order.id
     assert "max_spend" in json.loads(line)["reason"]
-    assert "limit 0.005 BTC" in json.loads(line)["reason"]
+    assert "limit 0.005000 BTC" in json.loads(line)["reason"]
 
 
 def test_guard_all_enforces_registered_limits(tmp_path: Path) -> None:
@@ -74,6 +87,9 @@ def test_guard_warns_when_a_wallet_runway_gets_short(tmp_path: Path) -> None:
     details = events[0].details
     assert pytest.approx(details["balance"] / 0.011 * 86400) == details["runway_seconds"]
     assert 0.4 * 86400 < details["runway_seconds"] < 86400
+    # 9.6 to 24 hours, in the human form (not "10.9 h").
+    assert re.fullmatch(r"bitcoin wallet runs out in \d+ h(?: \d+ min)? at the burn rate",
+                        events[0].message), events[0].message  # fmt: skip
     world.close()
 
 

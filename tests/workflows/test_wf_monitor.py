@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,11 @@ def test_price_changes_expiry_and_spend_thresholds_are_reported_once(world: Worl
     events = [e for e in mon.run() if e.kind not in ("tracking", "ready")]
     assert [e.kind for e in events] == ["price_changed", "spend", "expiring", "spend", "expired"]
     assert [e.details["threshold"] for e in events if e.kind == "spend"] == [0.000001, 0.000005]
-    assert "(threshold 0.000001 BTC)" in next(e.message for e in events if e.kind == "spend")
+    assert "(threshold 0.00000100 BTC)" in next(e.message for e in events if e.kind == "spend")
     assert 3600 >= events[2].details["time_left"] > 3540
+    # Messages follow the output rules: the currency's digits, human durations.
+    assert events[0].message == f"order {order.id}: price 0.0001000 -> 0.0001100 BTC/day"
+    assert events[2].message in (f"order {order.id} expires in {t}" for t in ("59 min", "1 h"))
 
 
 def test_an_order_ended_early_is_reported_cancelled(world: World) -> None:
@@ -109,6 +113,8 @@ def test_an_order_ended_early_is_reported_cancelled(world: World) -> None:
     events = [e for e in mon.run() if e.kind == "cancelled"]
     assert len(events) == 1
     assert events[0].details["spend"] > 0
+    # About 24 h - 100 s left (mrl 24 h), in the human form.
+    assert re.fullmatch(rf"order {order.id} ended 23 h 5\d min before its time", events[0].message)
 
 
 def test_low_wallet_runway_is_warned_once(world: World) -> None:
@@ -122,6 +128,9 @@ def test_low_wallet_runway_is_warned_once(world: World) -> None:
     assert details["burn_per_day"] == pytest.approx(0.00022)
     assert pytest.approx(details["balance"] / 0.00022 * 86400) == details["runway_seconds"]
     assert 1.3 * 86400 < details["runway_seconds"] < 1.4 * 86400
+    # 31.2 to 33.6 hours, in the human form (not "32.7 h").
+    pattern = r"bitcoin wallet runs out in 1 d (?:7|8|9|10) h at the burn rate"
+    assert re.fullmatch(pattern, events[0].message), events[0].message
 
 
 def test_poll_failures_do_not_stop_the_monitor(world: World) -> None:

@@ -97,7 +97,7 @@ def test_a_bid_under_the_raised_minimum_says_so_not_outbid_at_zero(world: World)
     message = capped["message"]
     assert "outbid" not in message, message
     assert "under the server's minimum 0.0003" in message, message
-    assert "cap 0.0002 BTC/day" in message, message
+    assert "cap 0.0002000 BTC/day" in message, message
 
 
 def test_a_plain_keep_after_the_loss_does_not_recover(world: World) -> None:

@@ -58,7 +58,7 @@ def test_a_higher_bid_is_still_outbid_with_both_prices(world: World) -> None:
     world.at(15, lambda: world.bid(2, 0.0002, world.user("rival")))
     events = [e for e in _monitor(world).run() if e.kind in ("outbid", "paused")]
     assert [(e.kind, e.details.get("winning_bid")) for e in events] == [("outbid", 0.0002)]
-    assert events[0].message == f"order {oid} outbid: 0.0001 < 0.0002 BTC/day"
+    assert events[0].message == f"order {oid} outbid: 0.0001000 < 0.0002000 BTC/day"
 
 
 def test_a_server_going_offline_is_one_paused_event(world: World) -> None:

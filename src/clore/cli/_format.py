@@ -1,13 +1,10 @@
 """The CLI's text forms of numbers, one rule each (docs/cli.md, *Output rules*): amounts,
 prices, durations, GPUs, timestamps; and the ``--json`` records of servers and orders.
 
-* **Amounts** (prices, balances, spend, fees) have a fixed number of significant digits
-  per currency (``SIGNIFICANT``): 4 for BTC (at most 8 decimals, a satoshi), 4 for CLORE,
-  3 for USD; the integer part is never cut (``1234567 CLORE``) and there is no exponent.
-  ``0.00005800 BTC``, ``0.00000029 BTC``, ``12.35 CLORE``, ``0.0975 USD``, ``146 USD``.
+* **Amounts** and **durations** are the library's rules (``clore.market.units``, which
+  the loops' event messages use too), re-exported here: ``amount(0.000058, "bitcoin")``
+  is ``0.00005800``, ``duration(7333)`` is ``2 h 2 min``.
 * **Prices** carry their currency and period: ``0.00005800 BTC/day``.
-* **Durations** are human: ``45 s`` (under 90 s), ``12 min`` (under an hour), ``3 h 20 min``
-  (under a day), ``1 d 22 h``; JSON has the exact seconds instead.
 
 ``server_doc`` and ``order_doc`` build the ``--json`` records: the API's own fields plus a
 ``derived`` object.
@@ -15,12 +12,11 @@ prices, durations, GPUs, timestamps; and the ``--json`` records of servers and o
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from clore.market import USD, PriceContext, label, server_price
+from clore.market.units import MAX_DECIMALS, SIGNIFICANT, amount, duration
 
 if TYPE_CHECKING:
     from clore import Order, Server
@@ -39,40 +35,6 @@ __all__ = [
     "server_doc",
     "timestamp",
 ]
-
-#: Significant digits of an amount, per currency (any other currency: 4).
-SIGNIFICANT: Final[Mapping[str, int]] = {
-    "bitcoin": 4,
-    "CLORE-Blockchain": 4,
-    "USD-Blockchain": 3,
-}
-#: The most decimals an amount shows: a satoshi for BTC; no limit for the others.
-MAX_DECIMALS: Final[Mapping[str, int]] = {"bitcoin": 8}
-
-
-def amount(value: float | None, currency: str) -> str:
-    """``value`` with the currency's significant digits, no exponent; ``—`` when unknown.
-
-    ``amount(0.000058, "bitcoin") == "0.00005800"``, ``amount(1234567.8,
-    "CLORE-Blockchain") == "1234568"``, ``amount(0.0975, "USD-Blockchain") == "0.0975"``.
-    """
-    if value is None:
-        return "—"
-    number = float(value)
-    if not math.isfinite(number):
-        return "—"
-    if number == 0:
-        return "0"
-    digits = SIGNIFICANT.get(currency, 4)
-    # Rounded to the digits first, so a carry (9.9996 -> 10.00) sets the magnitude.
-    rounded = float(f"{number:.{digits - 1}e}")
-    magnitude = math.floor(math.log10(abs(rounded)))
-    decimals = max(0, digits - 1 - magnitude)
-    cap = MAX_DECIMALS.get(currency)
-    if cap is not None:
-        decimals = min(decimals, cap)
-    text = f"{number:.{decimals}f}"
-    return "0" if float(text) == 0 else text
 
 
 def money(value: float | None, currency: str, per: str | None = None) -> str:
@@ -93,24 +55,6 @@ def day_and_hour(value: float | None, currency: str) -> str:
     if value is None:
         return "—"
     return f"{price_text(value, currency)} ({price_text(value / 24, currency, per='h')})"
-
-
-def duration(seconds: float | None) -> str:
-    """``45 s``, ``12 min``, ``3 h 20 min``, ``1 d 22 h`` (rounded to the last unit
-    shown); ``—`` when unknown. Never fractional, never seconds past 90."""
-    if seconds is None or not math.isfinite(float(seconds)):
-        return "—"
-    total = max(0.0, float(seconds))
-    if round(total) <= 90:
-        return f"{round(total)} s"
-    minutes = round(total / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    if minutes < 24 * 60:
-        hours, rest = divmod(minutes, 60)
-        return f"{hours} h {rest} min" if rest else f"{hours} h"
-    days, hours = divmod(round(total / 3600), 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def timestamp(unix: float) -> str:

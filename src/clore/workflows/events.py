@@ -3,6 +3,8 @@
 One ``Event`` class serves all loops so that a consumer (the CLI renderer, ``--jsonl``,
 ``--on-event`` commands, webhooks) handles a single shape. ``kind`` says what happened;
 ``details`` holds the kind's extra fields (listed in ``DETAILS`` below, part of the schema).
+A ``message`` writes amounts and durations by the output rules (``clore.market.units``:
+``0.00005800 BTC/day``, ``expires in 12 min``); ``details`` has the exact figures.
 
 JSON object (``Event.to_json()``), schema version 1, keys always present::
 
@@ -21,6 +23,9 @@ from typing import Any, Final, Literal
 import msgspec
 
 from clore._wire import Order, Server
+
+# The loops' messages write amounts by the output rules (re-exported for them).
+from clore.market.units import amount
 
 __all__ = ["DETAILS", "SCHEMA_VERSION", "Event", "EventKind", "Source", "amount", "make_event"]
 
@@ -116,13 +121,6 @@ DETAILS: Final[Mapping[str, tuple[str, ...]]] = {
     # an event whose hooks were not run: the queue was full, or the loop ended first
     "hook_dropped": ("reason", "event_kind", "queued"),
 }
-
-
-def amount(value: float | None) -> str:
-    """A price or amount for messages: up to 8 decimals, no exponent (``0.00009``)."""
-    if value is None:
-        return "?"
-    return f"{float(value):.8f}".rstrip("0").rstrip(".") or "0"
 
 
 def _iso(ts: float) -> str:

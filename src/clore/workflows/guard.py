@@ -48,6 +48,7 @@ from clore._errors import OrderError
 from clore._holder import Holder, is_gone, this_process
 from clore._wire import Order, RenterFees, Wallet
 from clore.market.pricing import label
+from clore.market.units import duration
 from clore.workflows._loop import (
     RETRYABLE,
     UNCERTAIN,
@@ -97,13 +98,14 @@ class Breach(msgspec.Struct, frozen=True):
     max: float
 
     def describe(self, currency: str | None = None) -> str:
-        """``max_spend: 0.0011 BTC by the next check, limit 0.001 BTC``-style reason."""
+        """``max_spend: 0.001100 BTC by the next check, limit 0.001000 BTC``-style reason
+        (``max_time: 8 h by the next check, limit 8 h``)."""
         if self.limit == "max_time":
-            return f"max_time: {self.value:.0f} s by the next check, limit {self.max:.0f} s"
+            return f"max_time: {duration(self.value)} by the next check, limit {duration(self.max)}"
         unit = f" {label(currency)}" if currency else ""
         return (
-            f"max_spend: {amount(self.value)}{unit} by the next check, "
-            f"limit {amount(self.max)}{unit}"
+            f"max_spend: {amount(self.value, currency)}{unit} by the next check, "
+            f"limit {amount(self.max, currency)}{unit}"
         )
 
 
@@ -431,7 +433,7 @@ class RunwayWatch:
                     self.source,
                     "low_runway",
                     now,
-                    f"{wallet.name} wallet runs out in {runway / 3600:.1f} h at the burn rate",
+                    f"{wallet.name} wallet runs out in {duration(runway)} at the burn rate",
                     currency=wallet.name,
                     balance=float(wallet.balance),
                     burn_per_day=rate,

@@ -30,6 +30,7 @@ from typing import Any
 from clore._clock import Clock
 from clore._wire import Order, RenterFees
 from clore.market.pricing import label
+from clore.market.units import duration
 from clore.workflows._loop import RETRYABLE, Schedule, poll_loop, renter_fees
 from clore.workflows._protocols import MonitorClient
 from clore.workflows._time import TimeBase
@@ -230,8 +231,8 @@ class OrderMonitor:
                     "monitor",
                     "price_changed",
                     now,
-                    f"order {order.id}: price {amount(old.price)} -> {amount(order.price)} "
-                    f"{label(order.currency)}/day",
+                    f"order {order.id}: price {amount(old.price, order.currency)} -> "
+                    f"{amount(order.price, order.currency)} {label(order.currency)}/day",
                     order=order,
                     old=float(old.price),
                     new=float(order.price),
@@ -246,7 +247,7 @@ class OrderMonitor:
                     "monitor",
                     "expiring",
                     now,
-                    f"order {order.id} expires in {left / 60:.0f} min",
+                    f"order {order.id} expires in {duration(left)}",
                     order=order,
                     time_left=left,
                     lead=self.expiring_within,
@@ -260,8 +261,9 @@ class OrderMonitor:
                         "monitor",
                         "spend",
                         now,
-                        f"order {order.id} spent {amount(order.spend)} {label(order.currency)} "
-                        f"(threshold {amount(threshold)} {label(order.currency)})",
+                        f"order {order.id} spent {amount(order.spend, order.currency)} "
+                        f"{label(order.currency)} (threshold {amount(threshold, order.currency)} "
+                        f"{label(order.currency)})",
                         order=order,
                         threshold=threshold,
                         spend=float(order.spend),
@@ -304,8 +306,8 @@ class OrderMonitor:
                     "monitor",
                     "outbid",
                     now,
-                    f"order {order.id} outbid: {amount(float(order.price))} < "
-                    f"{amount(float(winning.bid))} {label(order.currency)}/day",
+                    f"order {order.id} outbid: {amount(float(order.price), order.currency)} < "
+                    f"{amount(float(winning.bid), order.currency)} {label(order.currency)}/day",
                     order=order,
                     bid=float(order.price),
                     winning_bid=float(winning.bid),
@@ -354,7 +356,7 @@ class OrderMonitor:
                         "monitor",
                         "cancelled",
                         now,
-                        f"order {order.id} ended {left / 60:.0f} min before its time",
+                        f"order {order.id} ended {duration(left)} before its time",
                         order=order,
                         spend=spend,
                         currency=order.currency,
