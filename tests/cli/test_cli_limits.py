@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from cli_helpers import Cli
@@ -47,16 +48,17 @@ def test_clore_guard_all_enforces_limits_registered_by_rent(run: Cli) -> None:
     run.sandbox.advance(3600 - 30)
     late = run("guard", "--all", "--once")
     assert late.exit_code == 0, late.output
-    assert "guard_cancelled" in late.stderr
+    assert "guard_cancelled" in late.stdout  # an event is a result
     assert run.client.get_order(oid).expired
     assert registered_limits() == {}
 
 
 def test_rent_guard_enforces_the_limit_in_the_foreground(run: Cli) -> None:
-    """--guard stays until the order ends and cancels it one check before --max-time."""
-    result = run("rent", "18811", "--yes", "--max-time", "30m", "--guard", "--json")
+    """--guard stays until the order ends and cancels it one check before --max-time;
+    with --json its events are progress (stderr, with -v off a terminal)."""
+    result = run("-v", "rent", "18811", "--yes", "--max-time", "30m", "--guard", "--json")
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)  # printed once, before the guard starts
+    doc = json.loads(result.stdout)  # one document, printed before the guard starts
     order = run.client.get_order(doc["order"]["id"])
     assert order.expired
     assert "guarding order" in result.stderr and "guard_cancelled" in result.stderr
@@ -64,6 +66,17 @@ def test_rent_guard_enforces_the_limit_in_the_foreground(run: Cli) -> None:
     assert cancel["order_id"] == order.id
     age = cancel["at"] - float(order.ct)
     assert 1800 - 60 <= age < 1800  # cancelled within one check before the limit
+
+
+def test_rent_guard_prints_its_events_as_results(run: Cli) -> None:
+    """Without --json, the foreground guard's events are results on stdout, after the
+    rent's own; the line it starts with is a note on stderr."""
+    result = run("rent", "18811", "--yes", "--max-time", "30m", "--guard")
+    assert result.exit_code == 0, result.output
+    events = [line for line in result.stdout.splitlines() if re.match(r"\d{4}-\d\d-\d\d ", line)]
+    assert [line.split()[2] for line in events] == ["guard_cancelled"]
+    assert result.stdout.splitlines()[-1] == events[-1]
+    assert "guarding order" in result.stderr and "guard_cancelled" not in result.stderr
 
 
 def test_guard_without_a_limit_is_refused_before_renting(run: Cli) -> None:

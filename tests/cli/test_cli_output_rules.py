@@ -24,6 +24,7 @@ from click.testing import CliRunner, Result
 from clore.cli import cli
 from clore.cli._format import amount, duration
 from clore.cli._output import Output
+from clore.workflows import workflows_dir
 
 # ---- the rules, checked on text -----------------------------------------------------------
 
@@ -251,6 +252,7 @@ ONE_SHOT = [
 STREAMS = [
     "orders --watch --count 2 --interval 1",
     "monitor --for 2s --interval 1",
+    "guard --once --all --max-time 30d --runway-below 10000d",
 ]
 #: Run last, in human form only (their JSON would rent again; cancel's is checked twice).
 LAST = [
@@ -262,9 +264,10 @@ LAST = [
 #: Checked once: their JSON is their own tests'.
 HUMAN_ONLY = {"market record --count 1 --interval 1m", "sandbox advance 1h", *LAST}
 #: Streams whose events' messages come from the loops (checked below), JSON Lines here.
-STREAMS_JSON_ONLY = [
-    "watch gpu=4090 gpus=1 --max-price {price} --for 2s --interval 1 --any-quality",
-]
+WATCH = "watch gpu=4090 gpus=1 --max-price {price} --for 2s --interval 1 --any-quality"
+KEEP = "spot keep {spot} --max-bid {raise} --for 2s --interval 1"
+#: ... and the kind of their last event (None: any).
+STREAMS_JSON_ONLY = {WATCH: "done", KEEP: None}
 
 
 def _args(template: str, ids: dict[str, str]) -> list[str]:
@@ -290,66 +293,78 @@ def test_every_command_follows_the_output_rules(
     """Human durations, the currency's digits, no progress on stdout or on a piped
     stderr; --json is one document (one-shot) or JSON Lines of schema v1 (streams)."""
     problems: dict[str, list[str]] = {}
-    for template in ONE_SHOT + STREAMS + LAST:
+    # The JSON-only streams before LAST, which rents again and cancels the world's order.
+    for template in ONE_SHOT + STREAMS + list(STREAMS_JSON_ONLY) + LAST:
         args = _args(template, world)
-        problems[template] = problems.get(template, []) + _check(sandboxed(*args), args)
+        found = problems.setdefault(template, [])  # cancel is walked twice
+        if template not in STREAMS_JSON_ONLY:
+            found += _check(sandboxed(*args), args)
         if template in HUMAN_ONLY:
             continue
         result = sandboxed(*args, "--json")
-        if template in STREAMS:
-            lines = result.stdout.splitlines()
-            events = [json.loads(line) for line in lines]
-            if not events or {e["v"] for e in events} != {1}:
-                problems[template].append(f"--json is not JSON Lines of events: {lines}")
+        if template in STREAMS or template in STREAMS_JSON_ONLY:
+            events = [json.loads(line) for line in result.stdout.splitlines()]
+            kinds = [e["kind"] for e in events]
+            last = STREAMS_JSON_ONLY.get(template)
+            if (
+                result.exit_code != 0
+                or not events
+                or {e["v"] for e in events} != {1}
+                or (last is not None and kinds[-1:] != [last])
+            ):
+                found.append(
+                    f"--json is not JSON Lines of events (exit {result.exit_code}): {kinds}"
+                )
         else:
             document = json.loads(result.stdout)
             if not isinstance(document, dict):
-                problems[template].append(f"--json is not one document: {result.stdout!r}")
-    for template in STREAMS_JSON_ONLY:
-        result = sandboxed(*_args(template, world), "--json")
-        events = [json.loads(line) for line in result.stdout.splitlines()]
-        if [e["kind"] for e in events][-1:] != ["done"] or result.exit_code != 0:
-            problems[template] = [f"--json is not JSON Lines of events: {result.output}"]
+                found.append(f"--json is not one document: {result.stdout!r}")
     assert {t: p for t, p in problems.items() if p} == {}
 
 
 @pytest.mark.slow
 def test_stream_events_are_results_on_stdout(sandboxed: Sandboxed, world: dict[str, str]) -> None:
-    """monitor, watch and a piped orders --watch print their events on stdout; the line
-    they start with goes to stderr."""
+    """monitor, watch, guard, spot keep and a piped orders --watch print their events on
+    stdout; the line they start with goes to stderr."""
     monitor = sandboxed("monitor", "--for", "1s", "--interval", "1")
-    watch = sandboxed(*_args(STREAMS_JSON_ONLY[0], world))
+    watch = sandboxed(*_args(WATCH, world))
+    guard = sandboxed("guard", "--all", "--once", "--max-time", "30d", "--runway-below", "10000d")
+    keep = sandboxed(*_args(KEEP, world))
     piped = sandboxed("orders", "--watch", "--count", "1", "--interval", "1")
-    kinds = [
-        sorted({line.split()[2] for line in r.stdout.splitlines()}) for r in (monitor, watch, piped)
+    runs = (monitor, watch, guard, keep, piped)
+    spot = world["spot"]
+    state = workflows_dir() / f"spot-{spot}.json"
+    kinds = [sorted({line.split()[2] for line in r.stdout.splitlines()}) for r in runs]
+    assert kinds == [
+        ["tracking"],
+        ["done", "match"],
+        ["low_runway"],
+        ["bid_lowered", "lower_wait"],
+        ["tracking"],
     ]
-    assert kinds == [["tracking"], ["done", "match"], ["tracking"]]
-    assert [r.stderr.splitlines()[:1] for r in (monitor, watch)] == [
+    assert [r.stderr.splitlines()[:1] for r in (monitor, watch, keep)] == [
         ["monitoring your orders, a poll every 1 s; Ctrl-C to stop"],
         [f"watching for gpu=4090 gpus=1 at ≤ {amount(float(world['price'][:-3]), 'bitcoin')} "
          "BTC/day (reporting matches), a poll every 1 s; Ctrl-C to stop"],
+        [f"keeping order {spot} on server {world['spot_server']}; state: {state}"],
     ]  # fmt: skip
 
 
-#: Outputs written outside the CLI's formatters (the loops' event messages, the hosted
-#: servers' listing): the module to change is in the reason.
+#: Outputs whose text the library writes (the loops' event messages) or that a command
+#: formats itself (the hosted servers' listing): the module to change is in a reason.
 ELSEWHERE = [
+    pytest.param("monitor --for 1s --interval 1 --expiring-within 4d", id="monitor-expiring"),
+    pytest.param(WATCH, id="watch-match"),
     pytest.param(
-        "monitor --for 1s --interval 1 --expiring-within 4d",
-        id="monitor-expiring",
-        marks=pytest.mark.xfail(strict=True, reason="workflows/monitor.py: 'expires in N min'"),
-    ),
-    pytest.param(
-        STREAMS_JSON_ONLY[0],
-        id="watch-match",
-        marks=pytest.mark.xfail(
-            strict=True, reason="workflows/events.py amount(): 'matches at 0.00005 BTC/day'"
-        ),
-    ),
-    pytest.param(
-        "guard --once --all --max-time 30d --runway-below 10000d",
+        "guard --all --for 1s --interval 120 --max-time 30d --runway-below 10000d",
         id="guard-runway",
-        marks=pytest.mark.xfail(strict=True, reason="workflows/guard.py: 'runs out in X.Y h'"),
+    ),
+    pytest.param(
+        KEEP,
+        id="spot-keep",
+        marks=pytest.mark.xfail(
+            strict=True, reason="workflows/spot_keeper.py lower_wait: 'in {wait:.0f} s'"
+        ),
     ),
     pytest.param(
         "host list",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,16 +47,18 @@ def jsonl(result: Result) -> list[dict]:
 
 
 def test_watch_rents_once_and_prints_events_as_jsonl(worlds: Any) -> None:
-    """`clore watch --rent --jsonl` prints one JSON event per line and rents a single server."""
+    """`clore watch --rent --jsonl` prints one JSON event per line and rents a single server;
+    the human lines are progress then, not written on a stderr that is not a terminal."""
     world = worlds(server(1, 0.0005), server(2, 0.0003))
     world.at(25, lambda: world.set_price(2, 0.00015))
     result = invoke(world.scripted(), world, "watch", "gpus=1", "--max-price", "0.0002btc",
                     "--rent", "--yes", "--jsonl", "--ssh-password", "abc123")  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    kinds = [e["kind"] for e in jsonl(result)]
-    assert kinds == ["match", "renting", "rented", "done"]
+    events = jsonl(result)
+    assert [e["kind"] for e in events] == ["match", "renting", "rented", "done"]
     assert [o.server_id for o in world.orders()] == [2]
-    assert "rented server 2" in result.stderr
+    assert events[2]["message"].startswith("rented server 2 as order ")
+    assert "rented server 2" not in result.stderr
 
 
 def test_ctrl_c_stops_a_loop_with_exit_130_and_no_traceback(worlds: Any) -> None:
@@ -114,9 +117,29 @@ def test_guard_cancels_at_max_time(worlds: Any) -> None:
                     "--interval", "60", "--runway-below", "0")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert world.order(order.id).ended
-    assert "guard_cancelled" in result.stderr
+    assert "guard_cancelled" in result.stdout  # an event is a result
     (cancel,) = world.wire.sent("cancel_order")
     assert 540 <= cancel.at - ct <= 600
+
+
+def test_guard_and_spot_keep_json_is_json_lines_of_their_events(worlds: Any) -> None:
+    """`guard --json` and `spot keep --json` stream JSON Lines (event schema v1), as
+    monitor and watch do: nothing else on stdout."""
+    world = worlds(server(1, 0.0001), server(2, 0.0004, spot=0.00005))
+    client = world.scripted()
+    limited = client.create_order(1, "img")
+    spot = client.create_order(2, "img", order_type="spot", spotprice=0.0001)
+    world.bid(2, 0.00012, world.user("rival"))
+    guarded = invoke(client, world, "guard", "--order", str(limited.id), "--max-time", "10m",
+                     "--runway-below", "0", "--json")  # fmt: skip
+    kept = invoke(client, world, "spot", "keep", str(spot.id), "--max-bid", "0.0002btc",
+                  "--for", "1m", "--json")  # fmt: skip
+    assert (guarded.exit_code, kept.exit_code) == (0, 0), guarded.stderr + kept.stderr
+    streams = [jsonl(guarded), jsonl(kept)]
+    assert [{e["v"] for e in events} for events in streams] == [{1}, {1}]
+    assert [e["kind"] for e in streams[0]] == ["guard_cancelled"]
+    assert "bid_raised" in [e["kind"] for e in streams[1]]
+    assert [e["order_id"] for e in streams[1]][:1] == [spot.id]
 
 
 def test_spot_keep_rebids_when_outbid(worlds: Any) -> None:
@@ -155,14 +178,16 @@ def test_watch_against_the_sandbox_rents_the_dropped_offer(tmp_path: Path) -> No
 
 def test_watch_rent_shows_the_generated_jupyter_token(worlds: Any) -> None:
     """Renting with an http port and no --jupyter-token: the generated token is shown on
-    stderr and in the --json summary (the API never returns it)."""
+    stderr (the API never returns it), beside the JSON Lines of --json."""
     world = worlds(server(1, 0.0001))
     result = invoke(world.scripted(), world, "watch", "--max-price", "0.0002", "--rent", "--yes",
                     "--ssh-password", "abc123", "--json")  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    token = json.loads(result.stdout)["jupyter_token"]
-    assert token and f"jupyter token: {token}" in result.stderr
-    assert [s.body.get("jupyter_token") for s in world.wire.sent("create_order")] == [token]
+    assert "rented" in [e["kind"] for e in jsonl(result)]
+    shown = re.search(r"^jupyter token: (\S+) ", result.stderr, re.MULTILINE)
+    assert shown is not None, result.stderr
+    sent = [s.body.get("jupyter_token") for s in world.wire.sent("create_order")]
+    assert sent == [shown.group(1)]
 
 
 def test_watch_refuses_a_malformed_amount_before_any_request(worlds: Any) -> None:

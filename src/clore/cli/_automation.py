@@ -1,7 +1,7 @@
 """What every automation command shares (``watch``, ``monitor``, ``spot keep``, ``guard``,
 ``orders --watch``): their common options, amount and limit parsing, and ``run_events``
-(one progress line per event on stderr, ``--jsonl`` events on stdout, hooks, a clean
-Ctrl-C with exit 130 and state kept).
+(one line per event on stdout, or JSON Lines there with ``--json``/``--jsonl`` and the
+human lines as progress on stderr; hooks; a clean Ctrl-C with exit 130 and state kept).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ __all__ = [
     "check_amount",
     "check_limits",
     "deadline",
-    "events_document",
     "hook_options",
     "interval_option",
     "jsonl_option",
@@ -275,6 +274,12 @@ def run_events(
 ) -> list[Event]:
     """Drive a workflow: print each event, run hooks; Ctrl-C stops it cleanly (exit 130).
 
+    Every stream follows the output rules (docs/cli.md): each event is a result, its line
+    on stdout; with ``jsonl`` (the command's ``--json`` or ``--jsonl``) its JSON object
+    is written there instead, one line each, and the human line is progress on stderr
+    (``Output.event``). ``quiet`` writes no human line (for a caller that draws the
+    events itself); ``on_event`` is called with each event once it is written.
+
     Hooks run beside the loop (``clore.workflows.hook_queue``): their reports are printed
     as they come, from the hooks' thread, and the loop never waits for them; when it ends
     they get one hook deadline more to finish.
@@ -289,11 +294,10 @@ def run_events(
     def emit(event: Event) -> None:
         with lock:
             seen.append(event)
-            if not quiet:
-                out.info(render_event(event))
             if jsonl:
-                out.stdout.write(event.to_json_line() + "\n")
-                out.stdout.flush()
+                out.json_line(event.to_json_line())
+            if not quiet:
+                out.event(render_event(event), json_lines=jsonl)
             if on_event is not None:
                 on_event(event)
 
@@ -320,9 +324,3 @@ def run_events(
             hooks.close()
     with lock:
         return list(seen)
-
-
-def events_document(app: AppContext, seen: list[Event], jsonl: bool, **extra: Any) -> None:
-    """With ``--json`` (and not ``--jsonl``): the loop's one summary document."""
-    if app.out.json_mode and not jsonl:
-        app.out.json({**extra, "events": [e.to_json() for e in seen]})

@@ -19,7 +19,6 @@ import click
 
 from clore.cli._automation import (
     deadline,
-    events_document,
     hook_options,
     interval_option,
     jsonl_option,
@@ -78,7 +77,10 @@ __all__ = ["guard"]
 @hook_options
 @until_options
 @jsonl_option
-@json_option
+@json_option(
+    help="Print each event as one JSON object per line (JSON Lines, event schema v1); "
+    "with --register or --list, one JSON document."
+)
 @pass_app
 def guard(
     app: AppContext,
@@ -103,7 +105,9 @@ def guard(
     """Cancel orders that cross --max-spend or --max-time; warn on a short wallet runway.
 
     --max-spend is in each order's own currency. Exits 1 when it ends (with --once: after
-    its one check) leaving an order whose cancel failed still running.
+    its one check) leaving an order whose cancel failed still running. Events are printed
+    one line each on stdout; --json (or --jsonl) prints each as a JSON object per line
+    instead (--register and --list print one JSON document).
 
     \b
     Examples:
@@ -115,6 +119,7 @@ def guard(
     """
     import msgspec
 
+    from clore.cli._format import duration
     from clore.workflows import register_limits, registered_limits
     from clore.workflows.guard import Guard
 
@@ -171,9 +176,9 @@ def guard(
     )
     if not once:
         which = f"order(s) {', '.join(map(str, order_ids))}" if order_ids else "every order"
-        app.out.info(f"guarding {which}, a check every {interval:g} s; Ctrl-C to stop")
-    seen = run_events(app, loop.run(), jsonl=jsonl, hooks=hooks)
-    events_document(app, seen, jsonl)
+        app.out.info(f"guarding {which}, a check every {duration(interval)}; Ctrl-C to stop")
+    # A stream: every event is a result (stdout), as JSON Lines with --json or --jsonl.
+    run_events(app, loop.run(), jsonl=jsonl or app.out.json_mode, hooks=hooks)
     _fail_if_unsettled(loop.unsettled, loop.uncertain)
 
 

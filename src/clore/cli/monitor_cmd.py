@@ -91,7 +91,6 @@ def monitor(
       clore monitor --webhook https://hooks.example.com/clore --expiring-within 2h
     """
     from clore.workflows import OrderMonitor, tcp_probe
-    from clore.workflows.render import render_event
 
     lead = parse_duration_option("--expiring-within", expiring_within, zero=True) or 0.0
     runway = parse_duration_option("--runway-below", runway_below, zero=True)
@@ -110,15 +109,6 @@ def monitor(
         until=stop,
     )
     which = f"order(s) {', '.join(map(str, order_ids))}" if order_ids else "your orders"
-    out = app.out
-    out.info(f"monitoring {which}, a poll every {duration(interval)}; Ctrl-C to stop")
+    app.out.info(f"monitoring {which}, a poll every {duration(interval)}; Ctrl-C to stop")
     # A stream: every event is a result (stdout), as JSON Lines with --json or --jsonl.
-    json_lines = jsonl or out.json_mode
-    run_events(
-        app,
-        loop.run(),
-        jsonl=json_lines,
-        hooks=hooks,
-        quiet=True,
-        on_event=lambda event: out.event(render_event(event), json_lines=json_lines),
-    )
+    run_events(app, loop.run(), jsonl=jsonl or app.out.json_mode, hooks=hooks)

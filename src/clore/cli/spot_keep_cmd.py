@@ -22,7 +22,6 @@ from clore.cli._automation import (
     check_amount,
     check_limits,
     deadline,
-    events_document,
     interval_option,
     jsonl_option,
     limit_options,
@@ -33,7 +32,7 @@ from clore.cli._automation import (
 )
 from clore.cli._context import AppContext, CliError, pass_app
 from clore.cli._orderopts import OrderSpec, container_options
-from clore.cli._output import json_option
+from clore.cli._output import json_lines_option
 from clore.cli._params import Id
 
 if TYPE_CHECKING:
@@ -86,7 +85,7 @@ __all__ = ["keep"]
 @limit_options
 @until_options
 @jsonl_option
-@json_option
+@json_lines_option
 @pass_app
 def keep(
     app: AppContext,
@@ -107,6 +106,9 @@ def keep(
     **options: Any,
 ) -> None:
     """Keep spot ORDER winning within --max-bid; lower the bid when nobody competes.
+
+    Events are printed one line each on stdout; --json (or --jsonl) prints each as a JSON
+    object per line instead.
 
     \b
     Examples:
@@ -164,8 +166,9 @@ def keep(
         state=StateFile(path),
     )
     remember = None if spec is None else _remember_recovered(app, spec)
-    seen = run_events(app, keeper.run(), jsonl=jsonl, state_path=path, on_event=remember)
-    events_document(app, seen, jsonl, order_id=keeper.state.order_id)
+    # A stream: every event is a result (stdout), as JSON Lines with --json or --jsonl.
+    json_lines = jsonl or app.out.json_mode
+    run_events(app, keeper.run(), jsonl=json_lines, state_path=path, on_event=remember)
 
 
 def _nothing_kept(file: StateFile, kind: type[KeeperState]) -> bool:

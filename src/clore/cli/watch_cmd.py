@@ -290,10 +290,6 @@ def watch(
         )
     # A stream: every event is a result (stdout), as JSON Lines with --json or --jsonl.
     json_lines = jsonl or out.json_mode
-
-    def show(event: Event) -> None:
-        out.event(render_event(event), json_lines=json_lines)
-
     try:
         seen = run_events(
             app,
@@ -301,8 +297,6 @@ def watch(
             jsonl=json_lines,
             hooks=hooks,
             state_path=path if rent or conditions else None,
-            quiet=True,
-            on_event=show,
         )
     finally:
         if store is not None:
@@ -317,7 +311,7 @@ def watch(
             ready = _ready_event(app, order, jupyter)
             if json_lines:
                 out.json_line(ready.to_json_line())
-            show(ready)
+            out.event(render_event(ready), json_lines=json_lines)
 
 
 def _conditions(when: tuple[str, ...]) -> list[Condition]:
