@@ -93,11 +93,14 @@ def test_jobs_stop_ends_a_running_job_from_another_terminal(
     live: LiveServer,  # noqa: F811
 ) -> None:
     """`jobs stop` while the job's runner lives: the runner ends it (stopped, exit 143),
-    its order is cancelled, and the stop prints the summary."""
+    its order is cancelled, and the stop prints the summary; `jobs resume` meanwhile is
+    refused (exit 1: its runner lives)."""
     before = live.order_ids()
     running = start(live, *ON_A_4090, "--no-verify", "--yes", "--", "echo up; sleep 300")
     try:
         job_id = running.wait_for("running")["job"]
+        busy = clore("jobs", "resume", job_id, server=live)
+        assert busy.returncode == 1 and f"job {job_id} is running in process" in busy.stderr
         stopped = clore("jobs", "stop", job_id, server=live, timeout=90)
         code, err = running.finish()
     finally:
