@@ -207,14 +207,14 @@ def result(**fields: object) -> JobResult:
 def test_the_summary_says_how_long_what_it_cost_and_why() -> None:
     """One line: the ending, the exit code, the time, spend plus fees, the order's fate."""
     assert summary_line(result()) == (
-        "job a1b2c3d4 succeeded (exit 0) in 3m12s; cost 0.0000123 BTC (spend 0.0000112 + "
-        "fees 0.0000011); order 12 cancelled"
+        "job a1b2c3d4 succeeded (exit 0) in 3 min; cost 0.00001230 BTC (spend 0.00001120 + "
+        "fees 0.00000110); order 12 cancelled"
     )
     kept = summary_line(result(reason="max_spend", exit_code=124, cancelled=False, kept=True))
-    assert kept.startswith("job a1b2c3d4 stopped at max_spend (exit 124) in 3m12s")
+    assert kept.startswith("job a1b2c3d4 stopped at max_spend (exit 124) in 3 min")
     assert kept.endswith("order 12 kept running (`clore cancel 12`)")
     none = summary_line(result(reason="error", exit_code=1, order_id=None, orders=(), cost=None))
-    assert none == "job a1b2c3d4 could not run (exit 1) in 3m12s; nothing rented, no cost"
+    assert none == "job a1b2c3d4 could not run (exit 1) in 3 min; nothing rented, no cost"
 
 
 def test_the_summary_of_a_record_is_the_same_line() -> None:
@@ -235,5 +235,5 @@ def test_the_summary_of_a_record_is_the_same_line() -> None:
     )
     line = summary_line(done)
     assert line.startswith("job a1b2c3d4 failed (exit 3) in ")
-    assert "cost 0.5 USD (spend 0.4 + fees 0.1); order 12 cancelled" in line
+    assert "cost 0.500 USD (spend 0.400 + fees 0.100); order 12 cancelled" in line
     assert os.sep not in line

@@ -242,23 +242,14 @@ def exit_code_for(reason: str, command_exit_code: int | None) -> int:
     return EXIT_CODES.get(reason, 1)
 
 
-def _duration(seconds: float) -> str:
-    whole = round(max(0.0, seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
-def _money(value: float | None, currency: str | None) -> str:
+def _money(value: float | None, currency: str | None, *, labelled: bool = True) -> str:
+    """``value`` with ``currency``'s digits (docs/cli.md, *Output rules*), its unit only
+    when ``labelled``."""
     from clore.market.pricing import label
-    from clore.workflows.events import amount
+    from clore.market.units import amount
 
-    unit = f" {label(currency)}" if currency else ""
-    return f"{amount(value)}{unit}"
+    unit = f" {label(currency)}" if labelled and currency else ""
+    return f"{amount(value, currency)}{unit}"
 
 
 _WHY: Final[Mapping[str, str]] = {
@@ -276,18 +267,21 @@ _WHY: Final[Mapping[str, str]] = {
 
 
 def summary_line(result: JobResult | JobRecord) -> str:
-    """``job a1b2c3d4 succeeded (exit 0) in 3m12s; cost 0.0000123 BTC (spend 0.0000112
-    + fees 0.0000011); order 12 cancelled`` — how long, what it cost, why it ended."""
+    """``job a1b2c3d4 succeeded (exit 0) in 3 min; cost 0.00001230 BTC (spend 0.00001120
+    + fees 0.00000110); order 12 cancelled`` — how long, what it cost, why it ended."""
     if isinstance(result, JobRecord):
         result = JobResult.from_record(result)
     why = _WHY.get(result.reason, result.reason)
-    head = f"job {result.job_id} {why} (exit {result.exit_code}) in {_duration(result.seconds)}"
+    from clore.market.units import duration
+
+    head = f"job {result.job_id} {why} (exit {result.exit_code}) in {duration(result.seconds)}"
     if result.cost is None:
         money = "cost unknown" if result.orders else "nothing rented, no cost"
     else:
         money = (
             f"cost {_money(result.cost, result.currency)} (spend "
-            f"{_money(result.spend, None)} + fees {_money(result.fees, None)})"
+            f"{_money(result.spend, result.currency, labelled=False)} + fees "
+            f"{_money(result.fees, result.currency, labelled=False)})"
         )
     if result.order_id is None:
         tail = ""

@@ -196,9 +196,9 @@ class Run:
     def money(self, value: float | None) -> str:
         """``0.00001234 BTC``: an amount in the job's currency, for messages."""
         from clore.market.pricing import label
-        from clore.workflows.events import amount
+        from clore.market.units import amount
 
-        return f"{amount(value)} {label(self.currency)}"
+        return f"{amount(value, self.currency)} {label(self.currency)}"
 
     def cost_of(self, order: Order) -> OrderCost:
         """What the current ``order`` has cost the job so far."""
