@@ -170,10 +170,16 @@ def _plan(app: AppContext, spec: JobSpec, floors: Floors) -> _Plan:
 
 def _limits_text(spec: JobSpec) -> str:
     from clore.cli._format import duration
+    from clore.cli._jobs import money
+    from clore.market import parse_amount
 
     parts = []
     if spec.max_spend is not None:
-        parts.append(f"max spend {spec.max_spend} (spend plus fees)")
+        cap = parse_amount(spec.max_spend)
+        shown = (
+            money(cap.value, cap.currency) if cap.currency else f"{cap.value:g} (order currency)"
+        )
+        parts.append(f"max spend {shown} (spend plus fees)")
     if spec.max_time is not None:
         parts.append(f"max time {duration(spec.max_time)}")
     if spec.idle is not None:
