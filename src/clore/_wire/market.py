@@ -181,7 +181,15 @@ class Server(Struct, frozen=True, gc=False):
         return timedelta(hours=float(self.mrl))
 
     def price_per_day(self, currency: str = "bitcoin", *, spot: bool = False) -> float | None:
-        """Price per day in ``currency`` (on-demand, or the spot minimum), None if not offered."""
+        """Price per day in ``currency`` (on-demand, or the spot minimum), None if not offered.
+
+        Args:
+            currency: An API key (``"bitcoin"``, ``"CLORE-Blockchain"``,
+                ``"USD-Blockchain"``) or an alias (``"btc"``, ``"clore"``, ``"usd"``; any
+                case): the one table ``create_order`` reads too (``clore.CurrencyName``).
+                An unknown name finds no price (None).
+            spot: The spot minimum instead of the on-demand price.
+        """
         table = self.price.spot if spot else self.price.on_demand
         amount = table.get(currency_key(currency))
         return None if amount is None else float(amount)
