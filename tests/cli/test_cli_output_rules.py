@@ -359,13 +359,7 @@ ELSEWHERE = [
         "guard --all --for 1s --interval 120 --max-time 30d --runway-below 10000d",
         id="guard-runway",
     ),
-    pytest.param(
-        KEEP,
-        id="spot-keep",
-        marks=pytest.mark.xfail(
-            strict=True, reason="workflows/spot_keeper.py lower_wait: 'in {wait:.0f} s'"
-        ),
-    ),
+    pytest.param(KEEP, id="spot-keep"),
     pytest.param(
         "host list",
         id="host-list",

@@ -256,3 +256,25 @@ def test_two_watchers_sharing_a_state_file_rent_once(worlds: Any, tmp_path: Path
     assert len(world.orders()) == 1
     assert "rented" in kinds_a
     assert kinds_b == ["done"]
+
+
+def test_messages_write_amounts_with_the_currency_digits_and_human_durations(
+    worlds: Any,
+) -> None:
+    """A USD watch says 0.500 USD/day (3 significant digits), a BTC one 0.0001000 BTC/day;
+    a retry note is a human duration."""
+    usd = record(1, 0.0001)
+    usd["price"]["on_demand"]["USD-Blockchain"] = 0.5
+    usd["allowed_coins"] = ["bitcoin", "USD-Blockchain"]
+    _world, _client, watcher = make(
+        worlds, [usd], max_price=1.0, currency="USD-Blockchain", until=START + 5
+    )
+    (match,) = [e for e in watcher.run() if e.kind == "match"]
+    assert match.message == "server 1 matches at 0.500 USD/day"
+    world, _client, watcher = make(worlds, [server(1, 0.0001)], rent=IMAGE)
+    world.sandbox.inject_fault("marketplace", "db_error", count=4)
+    events = run_until(watcher.run(), "done")
+    (error,) = [e for e in events if e.kind == "error"]
+    assert error.message.endswith("; retrying in 10 s")
+    (rented,) = [e for e in events if e.kind == "rented"]
+    assert " at 0.0001000 BTC/day (1/1)" in rented.message

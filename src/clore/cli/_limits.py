@@ -157,7 +157,7 @@ def guard(app: AppContext, order: Order, limits: Limits) -> None:
     from clore.workflows import workflows_dir
 
     app.out.info(
-        f"guarding order {order.id} (a check every {GUARD_INTERVAL:.0f} s) until it ends; "
+        f"guarding order {order.id} (a check every {duration(GUARD_INTERVAL)}) until it ends; "
         "Ctrl-C stops the guard, not the order"
     )
     loop = guard_loop(

@@ -14,6 +14,7 @@ from clore._errors import (
     UnexpectedResponseError,
 )
 from clore._wire import Order, RenterFees
+from clore.market.units import duration
 from clore.workflows._protocols import SupportsRenterFees
 from clore.workflows.events import Event, Source, make_event
 
@@ -115,7 +116,7 @@ def error_event(
     """
     what = f"{context}{type(error).__name__}: {error}"
     if retry_in is not None:
-        tail = f"; retrying in {retry_in:.0f} s"
+        tail = f"; retrying in {duration(retry_in)}"
     else:
         tail = f"; {consequence}" if consequence else ""
     return make_event(

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from clore._clock import Clock
 from clore._version import __version__
+from clore.market.units import duration
 from clore.workflows.events import Event, make_event
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class CommandHook:
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 _reap(proc)
-                error = _ABORTED if self._aborted else f"timed out after {self.timeout:g} s"
+                error = _ABORTED if self._aborted else f"timed out after {duration(self.timeout)}"
                 return _failed(event, "command", self.command, error, 1)
         finally:
             with self._lock:
@@ -263,7 +264,7 @@ class WebhookHook:
         import httpx
 
         deadline = time.monotonic() + self.timeout
-        late = f"no answer within the deadline of {self.timeout:g} s"
+        late = f"no answer within the deadline of {duration(self.timeout)}"
         body = event.to_json_line().encode()
         headers = {"content-type": "application/json", "x-clore-event": event.kind}
         error = ""
@@ -272,7 +273,7 @@ class WebhookHook:
             if attempt:
                 pause = self.backoff * 2 ** (attempt - 1)
                 if self._real_backoff and time.monotonic() + pause >= deadline:
-                    error += f" (no time left for a retry within {self.timeout:g} s)"
+                    error += f" (no time left for a retry within {duration(self.timeout)})"
                     break
                 self._sleep(pause)
             if self._aborted.is_set():

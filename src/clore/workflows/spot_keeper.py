@@ -28,6 +28,7 @@ from clore._errors import (
 from clore._facts import SPOT_LOWER_INTERVAL
 from clore._wire import Order
 from clore.market.pricing import label
+from clore.market.units import duration
 from clore.workflows._loop import UNCERTAIN, Schedule, as_event, error_event, poll_loop
 from clore.workflows._protocols import KeeperClient
 from clore.workflows.events import Event, amount, make_event
@@ -170,9 +171,10 @@ class SpotKeeper(KeeperBase):
                 "spot",
                 "bid_raised",
                 self.clock.time(),
-                f"order {order.id}: bid raised {amount(float(order.price))} -> "
-                f"{_per_day(d.price, order)} ({d.reason}; winning {amount(d.winning or 0)}, "
-                f"cap {amount(self.max_bid)})",
+                f"order {order.id}: bid raised {amount(float(order.price), order.currency)} -> "
+                f"{_per_day(d.price, order)} ({d.reason}; winning "
+                f"{amount(d.winning or 0, order.currency)}, "
+                f"cap {amount(self.max_bid, order.currency)})",
                 order=order,
                 old=float(order.price),
                 new=d.price,
@@ -191,7 +193,7 @@ class SpotKeeper(KeeperBase):
                     "lower_wait",
                     now,
                     f"order {order.id}: can lower towards {_per_day(d.floor, order)} "
-                    f"in {wait:.0f} s",
+                    f"in {duration(wait)}",
                     order=order,
                     wait=wait,
                     target=d.floor,
@@ -241,8 +243,8 @@ class SpotKeeper(KeeperBase):
             "spot",
             "bid_lowered",
             self.clock.time(),
-            f"order {order.id}: bid lowered {amount(float(order.price))} -> "
-            f"{_per_day(d.price, order)} (floor {amount(d.floor or 0)})",
+            f"order {order.id}: bid lowered {amount(float(order.price), order.currency)} -> "
+            f"{_per_day(d.price, order)} (floor {amount(d.floor or 0, order.currency)})",
             order=order,
             old=float(order.price),
             new=d.price,
@@ -300,21 +302,21 @@ class SpotKeeper(KeeperBase):
 def _cap_message(order: Order, d: BidDecision, cap: float) -> str:
     """What the cap cannot do: beat the winning bid, or reach the server's minimum (its
     host raised it above our bid; no other bid need be involved)."""
-    needed = amount(d.price or 0)
+    needed = amount(d.price or 0, order.currency)
     if d.reason == "below minimum":
         return (
-            f"order {order.id}: bid {amount(float(order.price))} is under the server's "
-            f"minimum {needed}, which is over the cap {_per_day(cap, order)}"
+            f"order {order.id}: bid {amount(float(order.price), order.currency)} is under "
+            f"the server's minimum {needed}, which is over the cap {_per_day(cap, order)}"
         )
     return (
-        f"order {order.id}: outbid at {amount(d.winning or 0)}; winning needs {needed} "
-        f"> cap {_per_day(cap, order)}"
+        f"order {order.id}: outbid at {amount(d.winning or 0, order.currency)}; "
+        f"winning needs {needed} > cap {_per_day(cap, order)}"
     )
 
 
 def _per_day(value: float | None, order: Order) -> str:
     """``0.00012 BTC/day``: a bid with its currency and period."""
-    return f"{amount(value)} {label(order.currency)}/day"
+    return f"{amount(value, order.currency)} {label(order.currency)}/day"
 
 
 def keep_spot(client: KeeperClient, clock: Clock, order_id: int, **options: Any) -> Iterator[Event]:

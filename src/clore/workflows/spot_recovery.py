@@ -39,6 +39,7 @@ from clore._errors import (
 )
 from clore._wire import Order, Server
 from clore.market.pricing import label
+from clore.market.units import duration
 from clore.workflows._loop import RETRYABLE, error_event
 from clore.workflows._protocols import KeeperClient
 from clore.workflows._time import TimeBase
@@ -250,7 +251,8 @@ class KeeperBase:
                 "spot",
                 "recovering",
                 self.clock.time(),
-                f"{reason}: bidding {amount(bid)} {label(spec.currency)}/day on server {server.id}",
+                f"{reason}: bidding {amount(bid, spec.currency)} {label(spec.currency)}/day on "
+                f"server {server.id}",
                 server=server,
                 reason=reason,
                 price=_spot_min(server, spec.currency),
@@ -272,7 +274,8 @@ class KeeperBase:
                     "spot",
                     "recovered",
                     self.clock.time(),
-                    f"recovered as order {order.id} on server {server.id} at {amount(bid)} "
+                    f"recovered as order {order.id} on server {server.id} at "
+                    f"{amount(bid, spec.currency)} "
                     f"{label(spec.currency)}/day",
                     order=order,
                     old_order_id=old,
@@ -284,7 +287,8 @@ class KeeperBase:
             "spot",
             "recovery_failed",
             self.clock.time(),
-            f"{reason}: no matching server can be won within {amount(self.max_bid)} "
+            f"{reason}: no matching server can be won within "
+            f"{amount(self.max_bid, spec.currency)} "
             f"{label(spec.currency)}/day; retrying",
             reason="no server within the cap",
             error=None,
@@ -333,7 +337,7 @@ class KeeperBase:
             self.clock.time(),
             f"recovery bid on server {server.id} may have been placed ({type(exc).__name__}: "
             f"{exc}); bidding nowhere else until my_orders shows whether it was (next check "
-            f"in {self.interval:.0f} s)",
+            f"in {duration(self.interval)})",
             server=server,
             error=str(exc),
             type=type(exc).__name__,

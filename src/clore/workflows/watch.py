@@ -45,6 +45,7 @@ from clore._errors import (
 from clore._redis import ServerClaimedError
 from clore._wire import Server
 from clore.market.pricing import label
+from clore.market.units import duration
 from clore.workflows._loop import Schedule, as_event, error_event, poll_loop
 from clore.workflows._protocols import WatchClient
 from clore.workflows._time import TimeBase
@@ -254,7 +255,8 @@ class Watcher(WatchLedger):
                     "watch",
                     "match",
                     now,
-                    f"server {sid} matches at {amount(price)} {label(self.pricing.currency)}/day",
+                    f"server {sid} matches at {amount(price, self.pricing.currency)} "
+                    f"{label(self.pricing.currency)}/day",
                     server=server,
                     price=price,
                     currency=self.pricing.currency,
@@ -306,8 +308,10 @@ class Watcher(WatchLedger):
                     "over_budget",
                     now,
                     f"server {server.id} skipped: planned cost "
-                    f"{'unknown' if cost is None else f'{amount(cost)}'} exceeds the budget left "
-                    f"({amount(self.budget - committed)} {label(self.pricing.currency)})",
+                    f"{'unknown' if cost is None else amount(cost, self.pricing.currency)} "
+                    f"exceeds the budget left "
+                    f"({amount(self.budget - committed, self.pricing.currency)} "
+                    f"{label(self.pricing.currency)})",
                     server=server,
                     cost=cost,
                     committed=committed,
@@ -337,7 +341,7 @@ class Watcher(WatchLedger):
             "renting",
             now,
             f"{'would rent' if self.dry_run else 'renting'} server {server.id} at "
-            f"{amount(price)} {label(self.pricing.currency)}/day",
+            f"{amount(price, self.pricing.currency)} {label(self.pricing.currency)}/day",
             server=server,
             price=price,
             currency=self.pricing.currency,
@@ -393,7 +397,7 @@ class Watcher(WatchLedger):
             self.clock.time(),
             f"server {server.id} may have been rented ({type(exc).__name__}: {exc}); renting "
             f"nothing else until my_orders shows whether it was (next check in "
-            f"{self.interval:.0f} s)",
+            f"{duration(self.interval)})",
             server=server,
             error=str(exc),
             type=type(exc).__name__,

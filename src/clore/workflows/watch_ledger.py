@@ -154,7 +154,8 @@ class WatchLedger:
             "rented",
             self.clock.time(),
             f"rented server {rental.server_id} as order {rental.order_id} at "
-            f"{amount(rental.price)} {label(rental.currency)}/day ({len(active)}/{self.count})",
+            f"{amount(rental.price, rental.currency)} {label(rental.currency)}/day "
+            f"({len(active)}/{self.count})",
             order=order,
             order_id=rental.order_id,
             server_id=rental.server_id,
