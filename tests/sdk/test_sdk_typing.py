@@ -60,7 +60,8 @@ def test_a_typo_in_a_literal_argument_fails_mypy(
     """A copy with one misspelt name fails, mypy naming the argument and the method."""
     text = USAGE.read_text()
     assert text.count(right) == 1, what
-    copy = tmp_path / "usage_typo.py"
+    # A module name per case: mypy's cache keys on it (and same-sized copies look alike).
+    copy = tmp_path / f"usage_{'_'.join(what.split())}.py"
     copy.write_text(text.replace(right, wrong))
     done = mypy(copy, cache)
     assert done.returncode == 1, done.stdout
