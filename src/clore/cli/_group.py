@@ -49,6 +49,21 @@ SECTIONS: Final[list[tuple[str, list[tuple[str, str, str]]]]] = [
         ],
     ),
     (
+        "Jobs",
+        [
+            (
+                "run",
+                "clore.cli.run_cmd:run",
+                "Run a command on a rented GPU: rent, upload, run, outputs back, cancel.",
+            ),
+            (
+                "jobs",
+                "clore.cli.jobs_cmd:jobs",
+                "Your jobs: list them; show, follow, stop or resume one.",
+            ),
+        ],
+    ),
+    (
         "Your orders",
         [
             ("orders", "clore.cli.orders:orders", "List your orders (--watch keeps it live)."),
