@@ -68,5 +68,5 @@ def test_host_set_says_what_changed_in_words(run: Cli) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == (
         f"Updated server {name}: visible on the marketplace; maximum rental 48 h; "
-        "on-demand 0.00020000 BTC/day"
+        "on-demand 0.0002000 BTC/day"
     )

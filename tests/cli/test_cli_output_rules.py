@@ -351,7 +351,7 @@ def test_stream_events_are_results_on_stdout(sandboxed: Sandboxed, world: dict[s
 
 
 #: Outputs whose text the library writes (the loops' event messages) or that a command
-#: formats itself (the hosted servers' listing): the module to change is in a reason.
+#: formats itself (the hosted servers' listing).
 ELSEWHERE = [
     pytest.param("monitor --for 1s --interval 1 --expiring-within 4d", id="monitor-expiring"),
     pytest.param(WATCH, id="watch-match"),
@@ -360,11 +360,7 @@ ELSEWHERE = [
         id="guard-runway",
     ),
     pytest.param(KEEP, id="spot-keep"),
-    pytest.param(
-        "host list",
-        id="host-list",
-        marks=pytest.mark.xfail(strict=True, reason="cli/host.py: format_amount"),
-    ),
+    pytest.param("host list", id="host-list"),
 ]
 
 
@@ -373,7 +369,6 @@ ELSEWHERE = [
 def test_outputs_written_elsewhere_follow_the_rules(
     sandboxed: Sandboxed, world: dict[str, str], template: str
 ) -> None:
-    """The same rules for the texts the CLI prints but does not format (xfail until the
-    module named in the reason uses the CLI's rule)."""
+    """The same rules for the texts the CLI prints but does not format."""
     args = _args(template, world)
     assert _check(sandboxed(*args), args) == []

@@ -14,8 +14,8 @@ import click
 
 from clore.cli._automation import check_limits, parse_limits, run_events
 from clore.cli._context import AppContext, CliError
-from clore.cli._format import duration
-from clore.market import format_amount, label
+from clore.cli._format import amount, duration
+from clore.market import label
 
 if TYPE_CHECKING:
     from clore import Order
@@ -87,7 +87,7 @@ def describe(limits: Limits, currency: str | None, *, note: bool = True) -> str:
     parts = []
     if limits.max_spend is not None:
         unit = label(currency) if currency else "(the order's currency)"
-        shown = format_amount(limits.max_spend, currency) if currency else f"{limits.max_spend:g}"
+        shown = amount(limits.max_spend, currency) if currency else f"{limits.max_spend:g}"
         parts.append(f"spend up to {shown} {unit}")
     if limits.max_time is not None:
         parts.append(f"running time up to {duration(limits.max_time)}")

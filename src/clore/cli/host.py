@@ -7,11 +7,11 @@ from typing import Any
 import click
 
 from clore.cli._context import AppContext, CliError, pass_app
-from clore.cli._format import duration
+from clore.cli._format import amount, duration
 from clore.cli._group import Group
 from clore.cli._output import Column, json_option
 from clore.cli._params import Integer, parse_price
-from clore.market import format_amount, label
+from clore.market import label
 
 __all__ = ["host"]
 
@@ -21,7 +21,7 @@ _RENTAL_STATUS = {0: "free", 1: "spot", 2: "on-demand"}
 def _prices(table: dict[str, Any]) -> str:
     if not table:
         return "—"
-    return ", ".join(f"{format_amount(float(v), k)} {label(k)}" for k, v in table.items())
+    return ", ".join(f"{amount(float(v), k)} {label(k)}" for k, v in table.items())
 
 
 @click.group(cls=Group)
@@ -185,7 +185,7 @@ def set_settings(
     for cur, fields in per_currency.items():
         for kind, value in fields.items():
             what = "on-demand" if kind == "on_demand" else "spot minimum"
-            words.append(f"{what} {format_amount(float(value), cur)} {label(cur)}/day")
+            words.append(f"{what} {amount(float(value), cur)} {label(cur)}/day")
     summary = "; ".join(words)
     app.out.result({"updated": changed}, lambda: app.out.echo(f"Updated server {name}: {summary}"))
 

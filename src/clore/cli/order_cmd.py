@@ -16,12 +16,12 @@ import click
 
 from clore.cli._automation import seconds_option
 from clore.cli._context import AppContext, pass_app
-from clore.cli._format import day_and_hour, duration, gpu_text, timestamp
+from clore.cli._format import amount, day_and_hour, duration, gpu_text, timestamp
 from clore.cli._orders import record
 from clore.cli._output import json_option
 from clore.cli._params import Id
 from clore.cli._states import state_word
-from clore.market import format_amount, label
+from clore.market import label
 
 if TYPE_CHECKING:
     from clore import Order
@@ -63,8 +63,8 @@ def order(app: AppContext, order_id: int, wait: bool, timeout: float) -> None:
             ("Server", f"{found.si} ({gpu_text(found)})"),
             ("Type", "spot" if found.spot else "on-demand"),
             ("Price", day_and_hour(float(found.price), cur)),
-            ("Spend", f"{format_amount(float(found.spend), cur)} {label(cur)}"),
-            ("Creation fee", f"{format_amount(float(found.creation_fee), cur)} {label(cur)}"),
+            ("Spend", f"{amount(float(found.spend), cur)} {label(cur)}"),
+            ("Creation fee", f"{amount(float(found.creation_fee), cur)} {label(cur)}"),
             ("Created", timestamp(float(found.ct))),
             ("Time left", "—" if found.expired else duration(found.time_left(now).total_seconds())),
             ("Image", found.image or "—"),
@@ -164,7 +164,7 @@ def wait_for(app: AppContext, order_id: int, timeout: float) -> Order:
             found = app.api().wait_for_order(order_id, timeout=timeout)
     except BaseException as exc:
         raise billing_error(exc, order_id) from exc
-    app.out.info(f"Order {order_id} is ready after {time.monotonic() - started:.1f} s")
+    app.out.info(f"Order {order_id} is ready after {duration(time.monotonic() - started)}")
     return found
 
 

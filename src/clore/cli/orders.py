@@ -175,7 +175,6 @@ def _watch(app: AppContext, include_completed: bool, interval: float, count: int
     """Run the order monitor and show its events (see ``orders``' help for the three forms)."""
     from clore.cli._automation import run_events
     from clore.workflows import OrderMonitor
-    from clore.workflows.render import render_event
 
     out = app.out
     client = app.client()
@@ -197,12 +196,8 @@ def _watch(app: AppContext, include_completed: bool, interval: float, count: int
             if count is not None and polls >= count:
                 return
 
-    def show(event: Event) -> None:
-        if view is None:
-            out.event(render_event(event), json_lines=out.json_mode)
-
     try:
-        run_events(app, events(), jsonl=out.json_mode, quiet=True, on_event=show)
+        run_events(app, events(), jsonl=out.json_mode, quiet=view is not None)
     finally:
         if view is not None:
             view.stop()
