@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,9 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         "CLORE_PACING_URL",
         "NO_COLOR",
     ):
+        monkeypatch.delenv(name, raising=False)
+    # The agent server's guards (CLORE_AGENT_*) and --explain are the person's settings.
+    for name in [n for n in os.environ if n.startswith("CLORE_AGENT_") or n == "CLORE_EXPLAIN"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     yield
