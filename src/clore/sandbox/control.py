@@ -44,8 +44,11 @@ class ControlTarget(Protocol):
         """Move the clock; returns the new time."""
         ...
 
-    def inject_fault(self, endpoint: str, fault: str, count: int = 1) -> None:
-        """Make the next ``count`` calls of ``endpoint`` fail with ``fault``."""
+    def inject_fault(
+        self, endpoint: str, fault: str, count: int = 1, *, seconds: float | None = None
+    ) -> None:
+        """Make the next ``count`` calls of ``endpoint`` fail with ``fault`` (``seconds``:
+        the timed faults' Retry-After or delay)."""
         ...
 
     def faults(self) -> list[tuple[str, str, int]]:
