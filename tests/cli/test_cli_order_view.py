@@ -44,7 +44,8 @@ def test_order_shows_the_ssh_command_with_the_key_it_was_rented_with(
     run: Cli, tmp_path: Path, default_ssh_key: Path
 ) -> None:
     """Rented with a key outside ~/.ssh: the SSH line carries -i that key's private half,
-    Login names it; the JSON access document says the same."""
+    Login names it; the JSON access document says the same (the default ports serve
+    Jupyter, so the token rent generated is remembered too)."""
     keys = tmp_path / "keys"
     keys.mkdir()
     for name in ("id_ed25519", "id_ed25519.pub"):
@@ -61,7 +62,7 @@ def test_order_shows_the_ssh_command_with_the_key_it_was_rented_with(
         "ssh_command": shown["SSH"],
         "key_file": str(keys / "work"),
         "password_remembered": False,
-        "jupyter_token_remembered": False,
+        "jupyter_token_remembered": True,
     }
 
 
