@@ -28,7 +28,7 @@ from clore._errors import (
     ParameterError,
 )
 from clore._explain import ExplainCallback, Explained
-from clore._facts import AUTH_HEADER, CurrencyName
+from clore._facts import AUTH_HEADER, CurrencyName, OrderTypeName
 from clore._flows import Flow, Probe, Send
 from clore._pacing import Pacing, make_pacer
 from clore._search import SearchPlan, rates_of, rates_server, rates_table
@@ -403,8 +403,8 @@ class Clore(_Base):
         self,
         server_id: int,
         image: str,
-        order_type: str = "on-demand",
-        currency: str = "bitcoin",
+        order_type: OrderTypeName = "on-demand",
+        currency: CurrencyName = "bitcoin",
         spotprice: float | None = None,
         ports: Ports | None = None,
         ssh_password: str | None = None,
@@ -694,8 +694,8 @@ class AsyncClore(_Base):
         self,
         server_id: int,
         image: str,
-        order_type: str = "on-demand",
-        currency: str = "bitcoin",
+        order_type: OrderTypeName = "on-demand",
+        currency: CurrencyName = "bitcoin",
         spotprice: float | None = None,
         ports: Ports | None = None,
         ssh_password: str | None = None,

@@ -28,9 +28,12 @@ from clore._facts import (
     MAX_JUPYTER_TOKEN,
     MAX_SSH_KEY,
     MAX_SSH_PASSWORD,
+    ORDER_TYPE_ALIASES,
     PROTOCOLS,
     Currency,
+    CurrencyName,
     OrderType,
+    OrderTypeName,
     Protocol,
     normalize_currency,
 )
@@ -68,12 +71,7 @@ __all__ = [
 Ports = Mapping[str, str] | Mapping[int, str] | Mapping[str | int, str] | Iterable[str]
 
 # People write the order type the way the marketplace UI or the JSON field shows it.
-_ORDER_TYPE_ALIASES: Final[Mapping[str, OrderType]] = {
-    "on-demand": "on-demand",
-    "on_demand": "on-demand",
-    "ondemand": "on-demand",
-    "spot": "spot",
-}
+_ORDER_TYPE_ALIASES: Final[Mapping[str, OrderType]] = ORDER_TYPE_ALIASES
 
 
 def validate_id(value: object, param: str) -> int:
@@ -350,8 +348,8 @@ def validate_create_order(
 def preview_create_order(
     server_id: int,
     image: str,
-    order_type: str = "on-demand",
-    currency: str = "bitcoin",
+    order_type: OrderTypeName = "on-demand",
+    currency: CurrencyName = "bitcoin",
     spotprice: float | None = None,
     ports: Ports | None = None,
     ssh_password: str | None = None,

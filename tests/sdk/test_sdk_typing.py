@@ -14,6 +14,19 @@ USAGE = Path(__file__).resolve().parents[1] / "typing" / "usage.py"
 #: (what the typo is, the text in usage.py, the misspelling, the parameter mypy names).
 TYPOS = [
     ("search currency", 'currency="usd", sort=', 'currency="uds", sort=', '"currency" to "search"'),
+    ("create_order currency", 'currency="btc",', 'currency="bct",', '"currency" to "create_order"'),
+    (
+        "create_order order_type",
+        'order_type="on-demand",',
+        'order_type="on-dmand",',
+        '"order_type" to "create_order"',
+    ),
+    (
+        "spot order_type",
+        'order_type="spot",',
+        'order_type="sopt",',
+        '"order_type" to "create_order"',
+    ),
 ]
 
 

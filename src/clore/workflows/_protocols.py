@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from clore._facts import CurrencyName, OrderTypeName
 from clore._wire import Order, RenterFees, Server, SpotMarket, Wallet
 
 __all__ = [
@@ -68,8 +69,8 @@ class SupportsCreateOrder(Protocol):
         self,
         server_id: int,
         image: str,
-        order_type: str = "on-demand",
-        currency: str = "bitcoin",
+        order_type: OrderTypeName = "on-demand",
+        currency: CurrencyName = "bitcoin",
         spotprice: float | None = None,
         ports: dict[str, str] | None = None,
         ssh_password: str | None = None,

@@ -25,7 +25,8 @@ from typing import Literal, TypedDict
 
 import msgspec
 
-from clore._validate import preview_create_order
+from clore._facts import CurrencyName
+from clore._validate import preview_create_order, validate_currency
 from clore._wire import CreateOrderRequest, Order, RenterFees, Server
 from clore.market.pricing import Amount, convert, label, parse_amount
 from clore.workflows._protocols import SupportsCreateOrder
@@ -60,7 +61,7 @@ class OrderArguments(TypedDict):
     server_id: int
     image: str
     order_type: OrderType
-    currency: str
+    currency: CurrencyName
     spotprice: float | None
     ports: dict[str, str] | None
     ssh_password: str | None
@@ -108,7 +109,7 @@ class RentSpec(msgspec.Struct, frozen=True, kw_only=True):
             server_id=server_id,
             image=self.image,
             order_type=self.order_type,
-            currency=self.currency,
+            currency=validate_currency(self.currency),
             spotprice=price if self.spot else None,
             ports=self.ports,
             ssh_password=self.ssh_password,
