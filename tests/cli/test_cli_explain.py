@@ -280,3 +280,16 @@ def test_explain_in_a_real_process_changes_nothing(tmp_path: Path) -> None:
     )
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout)["orders"] == []
+
+
+def test_an_explained_watch_leaves_no_rental_intent_behind(run: Cli) -> None:
+    """watch --rent under --explain voids the intent it wrote: the same watch run for
+    real afterwards rents (the explained run is no rental in its ledger)."""
+    first, _ = explained(run, *_watch_rent(run))
+    assert first.exit_code == 0, first.output
+    run.clock.advance(1.0)
+    real = run(*_watch_rent(run), "--json")
+    assert real.exit_code == 0, real.output
+    kinds = [json.loads(line)["kind"] for line in real.stdout.splitlines()]
+    assert "rented" in kinds
+    assert len(run.client.my_orders()) == 1

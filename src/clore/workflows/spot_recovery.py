@@ -37,6 +37,7 @@ from clore._errors import (
     ParameterError,
     ServerNotFoundError,
 )
+from clore._explain import Explained
 from clore._wire import Order, Server
 from clore.market.pricing import label
 from clore.market.units import duration
@@ -315,6 +316,11 @@ class KeeperBase:
             order = msgspec.structs.replace(spec, order_type="spot").create(
                 self.client, server.id, bid
             )
+        except Explained:
+            # Explain mode: create_order was not sent, so nothing was placed.
+            rental.status, rental.note = "void", "explained: not sent"
+            self._save()
+            raise
         except (ApplicationError, InvalidInputError) as exc:
             # A definite refusal: the SDK raises one only when no attempt may have acted.
             rental.status, rental.note = "void", str(exc)

@@ -42,6 +42,7 @@ from clore._errors import (
     TransportError,
     UnexpectedResponseError,
 )
+from clore._explain import Explained
 from clore._redis import ServerClaimedError
 from clore._wire import Server
 from clore.market.pricing import label
@@ -354,6 +355,10 @@ class Watcher(WatchLedger):
             return "next"
         try:
             order = self.rent.create(self.client, server.id, price)
+        except Explained:
+            # Explain mode: create_order was not sent, so nothing was rented.
+            self._finish(rental.id, "void", None, "explained: not sent")
+            raise
         except (NotEnoughBalanceError, AuthenticationError, ParameterError, InvalidInputError):
             # The next candidate would fail the same way: end the watch with the error.
             self._finish(rental.id, "void", None, "refused")
