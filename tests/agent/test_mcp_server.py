@@ -1,8 +1,9 @@
 """The MCP server over the agent tools, in process with the SDK's own client (legacy:
 the initialize handshake over memory streams; auto: the 2026 per-request era): the tool
 listing true to the library's specs, the read-only mode, a search -> quote -> rent ->
-cancel flow, the person asked before a rent (accept, decline) in both eras, and errors
-that are results, never a crash of the server."""
+cancel flow, the person asked before a rent (accept, decline) in both eras, errors that
+are results, never a crash of the server, and a ``LazyContext`` made by the first call,
+not by the listing."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from clore import Clore
+from clore import Clore, ConfigError
 from clore.agent import AgentContext, AgentPolicy, all_tools, tools
-from clore.mcp import build_server
+from clore.mcp import LazyContext, build_server
 from clore.sandbox import Sandbox
 
 MODES = ["legacy", "auto"]
 Elicit = Callable[[Any, types.ElicitRequestParams], Awaitable[types.ElicitResult]]
 
 
-def _client(ctx: AgentContext, mode: str, elicit: Elicit | None = None) -> Client:
+def _client(ctx: AgentContext | LazyContext, mode: str, elicit: Elicit | None = None) -> Client:
     return Client(build_server(ctx, enforce_every=None), mode=mode, elicitation_callback=elicit)
 
 
@@ -249,3 +250,66 @@ async def test_the_running_server_holds_the_maximum_time_of_its_orders(
         with anyio.fail_after(20):
             while not clore_client.get_order(order_id).expired:
                 await anyio.sleep(0.05)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_lazy_context_is_made_by_the_first_call_not_by_the_listing(
+    make_agent: Any, mode: str
+) -> None:
+    """The listing needs only the policy; concurrent first calls make the context once,
+    with that policy, and answer from it."""
+    import anyio
+
+    policy = AgentPolicy(read_only=True)
+    made: list[AgentPolicy] = []
+
+    def make(given: AgentPolicy) -> AgentContext:
+        made.append(given)
+        ctx: AgentContext = make_agent(given)
+        return ctx
+
+    lazy = LazyContext(policy, make)
+    found: list[types.CallToolResult] = []
+    async with _client(lazy, mode) as client:
+        listed = [t.name for t in (await client.list_tools()).tools]
+        assert (made, lazy.made) == ([], None)
+
+        async def search() -> None:
+            found.append(await client.call_tool("search_market", {"limit": 2}))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(search)
+    assert listed == [s.name for s in tools(policy)]
+    assert made == [policy] and lazy.made is not None
+    assert [r.is_error for r in found] == [False] * 3
+    assert all(len(_data(r)["rows"]) == 2 for r in found)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_context_that_cannot_be_made_is_a_tool_error_tried_again(
+    make_agent: Any, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that cannot be made (a bad base URL) is a one-line config error for the
+    call, logged, with the known secrets masked; the next call makes it."""
+    secret = "k3y-that-must-not-show"
+    attempts: list[int] = []
+
+    def make(policy: AgentPolicy) -> AgentContext:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConfigError(f"invalid base_url 'ftp://{secret}@x': expected an http:// URL")
+        ctx: AgentContext = make_agent(policy)
+        return ctx
+
+    lazy = LazyContext(AgentPolicy(), make, secrets=[secret])
+    caplog.set_level(logging.ERROR, logger="clore.mcp")
+    async with _client(lazy, mode) as client:
+        failed = await client.call_tool("rent_server", {"server_id": 1, "token": "x"})
+        after = await client.call_tool("search_market", {"limit": 1})
+    assert failed.is_error and _data(failed)["error"] == "config"
+    assert "invalid base_url" in _text(failed) and "nothing was done" in _text(failed)
+    assert "\n" not in _text(failed)
+    assert not after.is_error and len(attempts) == 2
+    assert "invalid base_url" in caplog.text
+    assert secret not in caplog.text + _everything([failed])

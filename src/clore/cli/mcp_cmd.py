@@ -6,6 +6,10 @@ The guards come from the person's policy (``agent.toml`` in the config dir and
 read-only mode on (no tool that rents or cancels is registered). ``clore --sandbox mcp``
 serves against the embedded sandbox. The ``mcp`` SDK is an optional extra: without it
 the command says how to get it and exits 2.
+
+Start-up is the policy (a bad one fails at once, before the SDK loads), the SDK and the
+listing; the SDK client (and httpx) is made by the first tool call
+(``clore.mcp.LazyContext``), so an MCP client sees the tools sooner.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from clore.cli._params import Integer
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from clore.agent import AgentContext
+    from clore.agent import AgentContext, AgentPolicy
+    from clore.mcp.server import LazyContext
 
 __all__ = ["MISSING_EXTRA", "mcp"]
 
@@ -54,7 +59,7 @@ def _load_face() -> ModuleType:
 class _Scrub(logging.Filter):
     """One line per record, every secret the agent context knows replaced."""
 
-    def __init__(self, ctx: AgentContext) -> None:
+    def __init__(self, ctx: LazyContext) -> None:
         super().__init__()
         self.ctx = ctx
 
@@ -69,7 +74,7 @@ class _Scrub(logging.Filter):
         return True
 
 
-def _log_to_stderr(ctx: AgentContext, verbose: int) -> logging.Handler:
+def _log_to_stderr(ctx: LazyContext, verbose: int) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("clore mcp: %(message)s"))
     handler.addFilter(_Scrub(ctx))
@@ -81,24 +86,42 @@ def _log_to_stderr(ctx: AgentContext, verbose: int) -> logging.Handler:
     return handler
 
 
-def _context(app: AppContext, read_only: bool) -> AgentContext:
+def _policy(app: AppContext, read_only: bool) -> AgentPolicy:
+    """The person's guards, checked now: a bad policy is one line and exit 2."""
     from clore import ConfigError
-    from clore.agent import AgentContext, AgentPolicy
+    from clore.agent import AgentPolicy
 
     try:
         policy = AgentPolicy.load(profile=app.profile)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    if read_only:
-        policy = replace(policy, read_only=True)
+    return replace(policy, read_only=True) if read_only else policy
+
+
+def _context(face: ModuleType, app: AppContext, policy: AgentPolicy) -> LazyContext:
+    """The agent context, made by the first tool call (the client and its HTTP stack are
+    not needed to list the tools); the key's presence and the config file are checked now."""
     if not app.has_key():
         click.echo(
             "clore mcp: no API key configured: only the market tools will work "
             "(run `clore config set-key` or set CLORE_API_KEY)",
             err=True,
         )
-    client = app.client(auth=False)
-    return AgentContext(client, policy, clock=app.clock.time)
+    secrets: list[str] = []
+    if app.sandbox or app.sandbox_instance is not None:
+        secrets.append(app.embedded_sandbox().demo_key)
+    else:
+        from clore.config import resolve
+
+        secrets.append(resolve(app.profile).api_key or "")
+
+    def make(policy: AgentPolicy) -> AgentContext:
+        from clore.agent import AgentContext
+
+        return AgentContext(app.client(auth=False), policy, clock=app.clock.time)
+
+    lazy: LazyContext = face.LazyContext(policy, make, secrets=secrets)
+    return lazy
 
 
 @click.command()
@@ -145,8 +168,9 @@ def mcp(app: AppContext, http: bool, host: str, port: int, read_only: bool) -> N
             check_loopback(host)
         except NotLoopbackError as exc:
             raise CliError(str(exc), EXIT_USAGE) from None
+    policy = _policy(app, read_only)
     face = _load_face()
-    ctx = _context(app, read_only)
+    ctx = _context(face, app, policy)
     handler = _log_to_stderr(ctx, app.verbose)
     server = face.build_server(ctx, clock=app.clock)
     try:

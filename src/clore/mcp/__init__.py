@@ -4,13 +4,18 @@ Protocol with the official ``mcp`` SDK (the optional extra: ``pip install 'clore
 ```python
 from clore import Clore
 from clore.agent import AgentContext, AgentPolicy
-from clore.mcp import build_server, serve_stdio
+from clore.mcp import LazyContext, build_server, serve_stdio
 
 ctx = AgentContext(Clore(), AgentPolicy.load())
 serve_stdio(build_server(ctx))        # or serve_http(server, "127.0.0.1", 8766)
+
+# or: the policy now, the context (the client) at the first tool call
+lazy = LazyContext(AgentPolicy.load(), lambda policy: AgentContext(Clore(), policy))
+serve_stdio(build_server(lazy))
 ```
 
-Modules: ``server`` (``build_server``: the tools, results, the never-crash rule),
+Modules: ``server`` (``build_server``: the tools, results, the never-crash rule;
+``LazyContext``: a context made when first needed),
 ``transport`` (stdio, streamable HTTP on loopback only), ``_confirm`` (asking the person
 before a rent: MCP elicitation in either protocol era). ``clore.mcp.server`` imports the
 ``mcp`` SDK (this package's names load on first use); ``clore.agent`` works without it.
@@ -22,7 +27,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from clore.mcp.server import INSTRUCTIONS, SERVER_NAME, build_server, result_of, tool_of
+    from clore.mcp.server import (
+        INSTRUCTIONS,
+        SERVER_NAME,
+        LazyContext,
+        build_server,
+        result_of,
+        tool_of,
+    )
     from clore.mcp.transport import (
         DEFAULT_PORT,
         MCP_PATH,
@@ -37,6 +49,7 @@ __all__ = [
     "INSTRUCTIONS",
     "MCP_PATH",
     "SERVER_NAME",
+    "LazyContext",
     "NotLoopbackError",
     "build_server",
     "check_loopback",

@@ -13,12 +13,19 @@ error, logged (``clore.mcp``) with every secret the context knows scrubbed.
 Rent calls ask the person first where the client can (``_confirm``: MCP elicitation in
 either protocol era). While the server runs, the maximum time of every order it created
 is enforced once a minute (``AgentContext.enforce_limits``).
+
+**Start-up.** The listing needs only the policy. ``build_server`` also takes a
+``LazyContext`` (the policy now, the ``AgentContext`` made by the first tool call or
+enforcement pass): ``clore mcp`` serves its listing without having made the SDK client
+(nor imported httpx); a context that cannot be made is a tool error, tried again by the
+next call.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -34,9 +41,9 @@ from clore.mcp import _confirm
 
 if TYPE_CHECKING:
     from clore import Clock
-    from clore.agent import AgentContext, ToolSpec
+    from clore.agent import AgentContext, AgentPolicy, ToolSpec
 
-__all__ = ["INSTRUCTIONS", "SERVER_NAME", "build_server", "result_of", "tool_of"]
+__all__ = ["INSTRUCTIONS", "SERVER_NAME", "LazyContext", "build_server", "result_of", "tool_of"]
 
 SERVER_NAME: Final = "clore"
 
@@ -52,6 +59,61 @@ INSTRUCTIONS: Final = (
 )
 
 _log = logging.getLogger("clore.mcp")
+_MASK: Final = "<secret>"
+
+
+class LazyContext:
+    """An ``AgentContext`` made when first needed: ``make(policy)`` runs at the first
+    ``get()``, once (a lock holds concurrent first calls); when it raises, the next
+    ``get()`` tries again. ``policy`` is there from the start (the listing is
+    ``tools(policy)``); ``secrets`` are masked by ``scrub_text`` until the context,
+    which knows its own, exists."""
+
+    def __init__(
+        self,
+        policy: AgentPolicy,
+        make: Callable[[AgentPolicy], AgentContext],
+        *,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        self.policy = policy
+        self._make = make
+        self._made: AgentContext | None = None
+        self._lock = threading.Lock()
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    @classmethod
+    def of(cls, ctx: AgentContext) -> LazyContext:
+        """``ctx`` itself, already made."""
+        lazy = cls(ctx.policy, lambda _: ctx)
+        lazy._made = ctx
+        return lazy
+
+    @property
+    def made(self) -> AgentContext | None:
+        """The context, or None while nothing has needed it."""
+        return self._made
+
+    def get(self) -> AgentContext:
+        """The context, made now if it was not (``make``'s exception passes through)."""
+        with self._lock:
+            if self._made is None:
+                self._made = self._make(self.policy)
+            return self._made
+
+    def scrub_text(self, text: str) -> str:
+        """``text`` with every known secret replaced (the context's, once made)."""
+        made = self._made
+        if made is not None:
+            text = made.scrub_text(text)
+        for secret in self._secrets:
+            text = text.replace(secret, _MASK)
+        return text
+
+    def close(self) -> None:
+        """Close the context if it was made."""
+        if self._made is not None:
+            self._made.close()
 
 
 def tool_of(spec: ToolSpec) -> types.Tool:
@@ -80,7 +142,7 @@ def result_of(result: ToolResult) -> types.CallToolResult:
     )
 
 
-def _failure(ctx: AgentContext, name: str, exc: BaseException) -> ToolResult:
+def _failure(ctx: AgentContext | LazyContext, name: str, exc: BaseException) -> ToolResult:
     """A one-line tool error for what nobody expected (logged, secrets scrubbed)."""
     line = ctx.scrub_text(" ".join(str(exc).split()))[:300]
     _log.error("tool %s failed unexpectedly: %s: %s", name, type(exc).__name__, line)
@@ -88,10 +150,33 @@ def _failure(ctx: AgentContext, name: str, exc: BaseException) -> ToolResult:
     return ToolResult(data={"error": "internal", "message": text}, text=text, is_error=True)
 
 
+def _made(lazy: LazyContext, name: str) -> AgentContext | ToolResult:
+    """The context, asking through the client of the call (``_confirm.confirm``); or,
+    when it cannot be made (the client's configuration), the tool error saying why."""
+    from clore import CloreError
+    from clore.agent.tools import error_result
+
+    try:
+        ctx = lazy.get()
+    except CloreError as exc:  # the client's configuration (a bad base URL, say)
+        said = error_result(exc)
+        text = lazy.scrub_text(" ".join(said.text.split()))[:300] + " (nothing was done)"
+        _log.error("tool %s: no client: %s", name, text)
+        data = {"error": said.data.get("error", "config"), "message": text}
+        return ToolResult(data=data, text=text, is_error=True)
+    except Exception as exc:
+        return _failure(lazy, name, exc)
+    ctx.confirm = _confirm.confirm
+    return ctx
+
+
 def _run(
-    ctx: AgentContext, name: str, arguments: dict[str, Any], asker: _confirm.Asker | None
+    lazy: LazyContext, name: str, arguments: dict[str, Any], asker: _confirm.Asker | None
 ) -> ToolResult:
     """One call in a worker thread, ``asker`` answering ``confirm``; never raises."""
+    ctx = _made(lazy, name)
+    if isinstance(ctx, ToolResult):
+        return ctx
     try:
         result: ToolResult = _confirm.run_with(asker, lambda: call_tool(ctx, name, arguments))
     except Exception as exc:
@@ -108,7 +193,7 @@ class _Connection:
 
 
 def build_server(
-    ctx: AgentContext,
+    ctx: AgentContext | LazyContext,
     *,
     clock: Clock | None = None,
     enforce_every: float | None = 60.0,
@@ -116,21 +201,24 @@ def build_server(
 ) -> Server[Any]:
     """The MCP server of ``ctx``'s tools (see the module docstring).
 
-    ``ctx.confirm`` is set to ask through the client of the calling tool call.
-    ``enforce_every`` seconds (None: never), the maximum times of the orders the agent
-    created are enforced on ``clock`` (default: the real one)."""
+    ``ctx.confirm`` is set to ask through the client of the calling tool call (a
+    ``LazyContext``'s once made). ``enforce_every`` seconds (None: never), the maximum
+    times of the orders the agent created are enforced on ``clock`` (default: the real
+    one)."""
     from clore import __version__
 
-    specs = {spec.name: spec for spec in tools(ctx.policy)}
+    lazy = ctx if isinstance(ctx, LazyContext) else LazyContext.of(ctx)
+    specs = {spec.name: spec for spec in tools(lazy.policy)}
     listing = [tool_of(spec) for spec in specs.values()]
-    ctx.confirm = _confirm.confirm
+    if lazy.made is not None:
+        lazy.made.confirm = _confirm.confirm
 
     @asynccontextmanager
     async def lifespan(_: Server[Any]) -> AsyncIterator[_Connection]:
         async with anyio.create_task_group() as group:
             connection = _Connection(group, _confirm.ParkedCalls(group))
             if enforce_every is not None:
-                group.start_soon(_enforce, ctx, clock, enforce_every)
+                group.start_soon(_enforce, lazy, clock, enforce_every)
             try:
                 yield connection
             finally:
@@ -148,9 +236,9 @@ def build_server(
         name = params.name
         arguments = dict(params.arguments or {})
         try:
-            return await _call(ctx, rctx, specs.get(name), name, arguments, params)
+            return await _call(lazy, rctx, specs.get(name), name, arguments, params)
         except Exception as exc:
-            return result_of(_failure(ctx, name, exc))
+            return result_of(_failure(lazy, name, exc))
 
     return Server(
         name,
@@ -164,7 +252,7 @@ def build_server(
 
 
 async def _call(
-    ctx: AgentContext,
+    ctx: LazyContext,
     rctx: ServerRequestContext[Any],
     spec: ToolSpec | None,
     name: str,
@@ -188,7 +276,7 @@ async def _call(
 
 
 async def _parked_call(
-    ctx: AgentContext,
+    ctx: LazyContext,
     parked: _confirm.ParkedCalls,
     name: str,
     arguments: dict[str, Any],
@@ -223,13 +311,14 @@ async def _parked_call(
     return result_of(value)
 
 
-async def _enforce(ctx: AgentContext, clock: Clock | None, every: float) -> None:
-    """Hold the maximum times of the agent's orders while the server runs."""
+async def _enforce(ctx: LazyContext, clock: Clock | None, every: float) -> None:
+    """Hold the maximum times of the agent's orders while the server runs (the first
+    pass makes a ``LazyContext``: the orders of earlier runs count too)."""
     while True:
         await anyio.sleep(every)
         try:
             events = await anyio.to_thread.run_sync(
-                lambda: ctx.enforce_limits(clock, interval=every)
+                lambda: ctx.get().enforce_limits(clock, interval=every)
             )
         except Exception as exc:
             line = ctx.scrub_text(" ".join(str(exc).split()))[:300]

@@ -12,12 +12,12 @@ the person's browser cannot call it.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    import socket
+
     from mcp.server import Server
 
 __all__ = [
@@ -40,6 +40,8 @@ class NotLoopbackError(ValueError):
 def check_loopback(host: str) -> str:
     """``host`` when it is a loopback address (or ``localhost``), else
     ``NotLoopbackError`` saying why."""
+    import ipaddress
+
     name = host.strip()
     if name.lower() == "localhost":
         return "localhost"
@@ -68,6 +70,8 @@ def serve_stdio(server: Server[Any]) -> None:
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
