@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Mutation testing of the money-critical code with mutmut (`make mutate`; not part of CI).
 #
-#   scripts/mutate.sh [MODULE ...]    MODULE: pacing flows filters spot billing (default: all)
+#   scripts/mutate.sh [MODULE ...]    MODULE: pacing flows filters spot billing agent jobs
+#                                     (default: all)
 #
 # Each module's mutants run one module at a time against the focused tests listed in
 # pyproject.toml's [tool.mutmut]; the script then prints, per module, how many mutants the
 # tests killed out of how many, and the survivors (`.venv/bin/mutmut show NAME` shows one).
 # "flows" is create_order (with its reconciliation helpers) and set_spot_price in
-# clore/_flows.py. mutmut works in ./mutants (git-ignored), started afresh on every run so
-# that no result of an older tree is counted. MUTATE_CHILDREN (default 1) sets mutmut's
-# --max-children: the suite is CPU-bound, keep it at most the number of idle cores.
+# clore/_flows.py. "agent" is the agent server's guards: clore/agent/caps.py (an order's
+# cost, the caps) and clore/agent/quotes.py (single-use quote tokens, their expiry, the
+# price tolerance). "jobs" is the job runner's limits, clore/jobs/_limits.py (an order's
+# cost, the projected cost, max_spend/max_time reached, the idle tracker). mutmut works in
+# ./mutants (git-ignored), started afresh on every run so that no result of an older tree
+# is counted. MUTATE_CHILDREN (default 1) sets mutmut's --max-children: the suite is
+# CPU-bound, keep it at most the number of idle cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,15 +35,17 @@ globs() {
         filters) echo "clore.market.filters.*" ;;
         spot) echo "clore.sandbox.backend.spot.*" ;;
         billing) echo "clore.sandbox.backend.billing.*" ;;
+        agent) echo "clore.agent.caps.* clore.agent.quotes.*" ;;
+        jobs) echo "clore.jobs._limits.*" ;;
         *) return 1 ;;
     esac
 }
 
 modules=("$@")
-[ ${#modules[@]} -gt 0 ] || modules=(pacing flows filters spot billing)
+[ ${#modules[@]} -gt 0 ] || modules=(pacing flows filters spot billing agent jobs)
 for module in "${modules[@]}"; do
     if ! globs "$module" >/dev/null; then
-        echo "mutate.sh: unknown module '$module' (pacing flows filters spot billing)" >&2
+        echo "mutate.sh: unknown module '$module' (pacing flows filters spot billing agent jobs)" >&2
         exit 2
     fi
 done
