@@ -14,7 +14,8 @@ print(result.summary); raise SystemExit(result.exit_code)
   ``JobSpec`` (``resolve``); ``workdir``: what is uploaded (``select_files``).
 - ``remote``: the machine side over SSH (``Session``, ``JobPaths``, the watchdog).
 - ``runner``: ``run_job``/``arun_job``, ``resume_job``, ``stop_job``, ``job_logs``,
-  ``list_jobs``; ``JobResult``, ``RunOptions``, ``summary_line``, the endings.
+  ``list_jobs``; ``JobResult``, ``RunOptions``, ``summary_line``, the endings;
+  ``Proposal``: what ``run_job(..., confirm=)`` is asked before it rents.
 - ``events``: ``JobEvent`` and its JSON Lines schema (``SCHEMA_VERSION``, ``FIELDS``).
 - ``records``: the local record of each job (``JobStore``, ``JobRecord``).
 
@@ -28,6 +29,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from clore.jobs._proposal import Proposal
     from clore.jobs._result import (
         ENDING_STATES,
         ENDINGS,
@@ -92,6 +94,7 @@ __all__ = [
     "JobRunningError",
     "JobSpec",
     "JobStore",
+    "Proposal",
     "RemoteError",
     "RemoteStatus",
     "Resources",
@@ -126,6 +129,7 @@ _EXPORTS: dict[str, str] = {
     "JobResult": "clore.jobs._result",
     "RunOptions": "clore.jobs._result",
     "summary_line": "clore.jobs._result",
+    "Proposal": "clore.jobs._proposal",
     "EVENT_NAMES": "clore.jobs.events",
     "FIELDS": "clore.jobs.events",
     "SCHEMA_VERSION": "clore.jobs.events",

@@ -1,8 +1,10 @@
 """One async face over either client: the runner's core awaits every API call.
 
 A ``clore.AsyncClore`` is awaited as it is; a ``clore.Clore`` is called in a worker thread
-(``asyncio.to_thread``), one call at a time, so its pacing and retries stay its own and
-the event loop keeps streaming output and heart-beating meanwhile. Each call is short (one
+(``asyncio.to_thread``), so its pacing and retries stay its own and the event loop keeps
+streaming output and heart-beating meanwhile. The job's steps call one at a time; only
+the renter fee may be read beside them (while the command runs), and the client's pacing
+is shared by its threads. Each call is short (one
 request, or a bounded wait in chunks): nothing the runner abandons keeps a thread busy
 for long. ``server_time``/``time_scale`` read the client's estimate (no request).
 """

@@ -15,13 +15,19 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clore._errors import CloreError
 from clore.jobs._ledger import Ledger
-from clore.jobs._rent import acquire, adopt, prepare_money, wait_ready
+from clore.jobs._money import account, ensure_fee, prepare_money
+from clore.jobs._rent import acquire, adopt, wait_ready
 from clore.jobs._result import JobResult, exit_code_for
 from clore.jobs._run import Finish, Run, Stop
 from clore.jobs._watch import checkpoint_dir, connect, start, supervise, upload
+
+if TYPE_CHECKING:
+    from clore._wire import Order
+    from clore.jobs._proposal import Confirm
 
 __all__ = ["execute", "stop_here"]
 
@@ -31,10 +37,13 @@ log = logging.getLogger("clore.jobs")
 _STOP_TIMEOUT = 60.0
 #: Seconds between looks at an unsettled rental intent on resume (the runner's clock).
 _SETTLE_POLL = 5.0
+#: Seconds the ending waits for the renter fee read while the job ran.
+_FEE_TIMEOUT = 30.0
 
 
-async def execute(run: Run, *, resumed: bool = False) -> JobResult:
-    """Run the job to its end (see the module docstring)."""
+async def execute(run: Run, *, resumed: bool = False, confirm: Confirm | None = None) -> JobResult:
+    """Run the job to its end (see the module docstring); ``confirm`` is asked before it
+    rents (``clore.jobs._proposal``)."""
     spec = run.spec
     run.emit(
         "job_started",
@@ -48,7 +57,7 @@ async def execute(run: Run, *, resumed: bool = False) -> JobResult:
         verify=spec.verify,
     )
     try:
-        finish = await _attempts(run, resumed)
+        finish = await _attempts(run, resumed, confirm)
     except asyncio.CancelledError:
         run.request(Finish("interrupted", "the job's task was cancelled"))
         assert run.stopping is not None
@@ -80,7 +89,7 @@ def _select(run: Run) -> None:
         raise Stop(Finish("error", f"workdir: {exc}")) from None
 
 
-async def _attempts(run: Run, resumed: bool) -> Finish:
+async def _attempts(run: Run, resumed: bool, confirm: Confirm | None) -> Finish:
     spec = run.spec
     try:
         _select(run)
@@ -90,24 +99,42 @@ async def _attempts(run: Run, resumed: bool) -> Finish:
         if not _recoverable(run, stop.finish):
             return _stopped(stop.finish)
         await _recover(run, stop.finish)
-    while True:
-        try:
-            if run.order is None:
-                await acquire(run)
-            session = run.session or await connect(run)
-            if run.paths is None:
-                remote_dir = await upload(run, session)
-                await start(run, session, remote_dir)
-            finish = await supervise(run)
-        except Stop as stop:
-            finish = _stopped(stop.finish)
-        if not _recoverable(run, finish):
-            if finish.reason == "order_lost" and spec.recover:
-                finish.message += (
-                    f"; no recovery left (max_recoveries {run.options.max_recoveries})"
-                )
-            return finish
-        await _recover(run, finish)
+    fee: asyncio.Future[float] | None = None
+    try:
+        while True:
+            try:
+                if run.order is None:
+                    await acquire(run, confirm)
+                if fee is None and run.fee_percent is None:
+                    # The cost needs the renter fee only at the end: read it while the
+                    # machine works, not on the way to it (one request, ~1 s of pacing).
+                    fee = asyncio.ensure_future(ensure_fee(run))
+                session = run.session or await connect(run)
+                if run.paths is None:
+                    remote_dir = await upload(run, session)
+                    await start(run, session, remote_dir)
+                finish = await supervise(run)
+            except Stop as stop:
+                finish = _stopped(stop.finish)
+            if not _recoverable(run, finish):
+                if finish.reason == "order_lost" and spec.recover:
+                    finish.message += (
+                        f"; no recovery left (max_recoveries {run.options.max_recoveries})"
+                    )
+                await _settle_fee(fee)
+                return finish
+            await _recover(run, finish)
+    finally:
+        if fee is not None and not fee.done():
+            fee.cancel()  # a runner error or a cancelled task: the ending reads it again
+
+
+async def _settle_fee(fee: asyncio.Future[float] | None) -> None:
+    """Let the fee read in flight finish (bounded), so the ending does not send another."""
+    if fee is None or fee.done():
+        return
+    with contextlib.suppress(Exception, asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(fee), _FEE_TIMEOUT)
 
 
 def _recoverable(run: Run, finish: Finish) -> bool:
@@ -153,8 +180,8 @@ async def _recover(run: Run, finish: Finish) -> None:
     )
     if lost is not None:
         run.lost_servers.add(lost.si)
-        await _cancel(run, lost, why="lost to the market", quiet=True)
-        await run.account(lost.id)
+        _, final = await _cancel(run, lost, why="lost to the market", quiet=True)
+        await account(run, lost.id, final)
         with contextlib.suppress(OSError):
             forget_limits(lost.id)
     run.order = None
@@ -168,7 +195,6 @@ async def _find_again(run: Run) -> None:
     from clore.jobs.remote import JobPaths
 
     record = run.record
-    await prepare_money(run)
     order_id = record.order_id
     if order_id is None and record.rental_intent is not None:
         order_id = await _settle_intent(run, record.rental_intent)
@@ -180,6 +206,7 @@ async def _find_again(run: Run) -> None:
         if record.server_id is not None:
             run.lost_servers.add(record.server_id)
         raise
+    await prepare_money(run, server_id=order.si)
     await wait_ready(run, order)
     if record.remote:
         run.paths = JobPaths.from_dict(record.remote)
@@ -220,39 +247,52 @@ async def _close(run: Run) -> None:
             await asyncio.wait_for(session.close(), timeout=3.0)
 
 
-async def _cancel(run: Run, order: object, *, why: str, quiet: bool = False) -> bool:
-    """Cancel ``order`` unless it has ended; True when it is not running afterwards."""
-    from clore._wire import Order
+async def _cancel(
+    run: Run, order: Order, *, why: str, quiet: bool = False
+) -> tuple[bool, Order | None]:
+    """Cancel ``order`` unless the last read found it ended; (True when it is not running
+    afterwards, the order as read after the cancel, or None when not read).
 
-    assert isinstance(order, Order)
+    One ``cancel_order`` and one ``my_orders`` read: the read confirms the cancel and
+    gives the final spend (``account`` takes it). A refused cancel, or an order that
+    still runs after it, is tried again (three times in all), then reported."""
+    if order.expired:
+        return True, order  # ended before: nothing to cancel, its figures are final
+    if not quiet:
+        run.emit(
+            "cancelling",
+            f"cancelling order {order.id} ({why})",
+            reason=why,
+            order_id=order.id,
+            server_id=order.si,
+        )
+    error: str = ""
+    found: Order | None = None
     for attempt in range(3):
+        if attempt:
+            await asyncio.sleep(min(1.0, run.options.stop_poll))
+        try:
+            await run.api.cancel_order(order.id)
+            sent = True
+        except CloreError as exc:
+            sent, error = False, str(exc)
         try:
             found = await run.api.find_order(order.id)
         except CloreError:
-            found = None
-        if found is not None and found.expired:
-            return True
-        if attempt == 0 and not quiet:
-            run.emit(
-                "cancelling",
-                f"cancelling order {order.id} ({why})",
-                reason=why,
-                order_id=order.id,
-                server_id=order.si,
-            )
-        try:
-            await run.api.cancel_order(order.id)
-            return True
-        except CloreError as exc:
-            error = exc
-        await asyncio.sleep(min(1.0, run.options.stop_poll))
+            if sent:
+                return True, None  # the API said cancelled; its figures are not known
+            continue
+        if found is None or found.expired:
+            return True, found
+        if sent:
+            error = "it still runs after cancel_order answered"
     run.emit(
         "warning",
         f"cancelling order {order.id} failed ({error}): it may still be running and billing; "
         f"`clore cancel {order.id}` stops it",
-        warning=str(error),
+        warning=error,
     )
-    return False
+    return False, found
 
 
 async def finish_job(run: Run, finish: Finish) -> JobResult:
@@ -277,9 +317,10 @@ async def finish_job(run: Run, finish: Finish) -> JobResult:
                 ssh=ssh,
                 cancel=f"clore cancel {order.id}",
             )
+            final = await account(run, order.id)
         else:
-            cancelled = await _cancel(run, order, why=finish.reason)
-        final = await run.account(order.id)
+            cancelled, read = await _cancel(run, order, why=finish.reason)
+            final = await account(run, order.id, read)
         if cancelled and not spec.keep:
             from clore.workflows.guard import forget_limits
 

@@ -6,6 +6,8 @@ The rules are ``clore.rentals``' (``choose``: quality floors, payable, the bad-h
 ``rentals.place_verified`` for an async core, with the jobs' ledger around each
 ``create_order``:
 
+- ``confirm`` (``_proposal``) is asked once, just before the first attempt (or before an
+  ``order_id`` is taken on); a no ends the job ``declined`` with nothing rented;
 - before each attempt an intent is written (``_ledger``) and the record says
   ``renting``; after it the intent is ``rented`` (the record has the order) or ``void``;
 - a lost race (rented meanwhile, price moved, offline) moves on to the next candidate;
@@ -15,7 +17,9 @@ The rules are ``clore.rentals``' (``choose``: quality floors, payable, the bad-h
   the findings as its issue and its host listed as bad; the next candidate the list does
   not rule out is rented, at most ``verify_tries`` orders; a machine that could not be
   logged in to stops there (the credentials, not the host, are the likely cause); past the
-  free window only a failed GPU check cancels (``cancel_when_asked``).
+  free window only a failed GPU check cancels (``cancel_when_asked``);
+- an order create_order (or adopt) read provisioned already, whose SSH answers, is ready
+  without another ``my_orders``.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clore._errors import CloreError, OrderExpiredError, OrderUnconfirmedError, WaitTimeoutError
-from clore._wire import Order, Server
+from clore._wire import Order
 from clore.jobs._ledger import Ledger
+from clore.jobs._money import account, bid_for, prepare_money
+from clore.jobs._proposal import Confirm, confirmed, proposal_for
 from clore.jobs._run import Finish, Run, Stop
 from clore.workflows.state import new_owner, release_owner
 
@@ -40,73 +46,17 @@ if TYPE_CHECKING:
     from clore.rentals.verify import Settlement
     from clore.workflows.plan import RentSpec
 
-__all__ = ["acquire", "adopt", "prepare_money", "wait_ready"]
+__all__ = ["acquire", "adopt", "wait_ready"]
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 #: How long one wait_for_order call may block before the runner looks for a stop.
 _WAIT_CHUNK = 10.0
+#: Seconds the runner waits for the SSH banner of an order that looks ready.
+_PROBE_TIMEOUT = 5.0
 
 
 def _fail(message: str) -> Stop:
     return Stop(Finish("error", message))
-
-
-async def _rates(run: Run, servers: list[Server]) -> dict[str, float] | None:
-    """USD rates from one ``spot_marketplace`` (the API has no rates endpoint)."""
-    target = next((s for s in servers if not s.rented), servers[0] if servers else None)
-    if target is None:
-        return None
-    try:
-        market = await run.api.spot_marketplace(target.id)
-    except CloreError:
-        return None
-    rates = {k: float(v) for k, v in market.currency_rates_in_usd.items() if v}
-    return rates or None
-
-
-async def prepare_money(run: Run, servers: list[Server] | None = None) -> None:
-    """The order currency, USD rates, the renter fee and ``max_spend`` in the currency:
-    all read before anything is rented (a limit that cannot be converted stops here)."""
-    from clore.market.pricing import parse_currency
-    from clore.workflows.plan import LimitError, Limits
-
-    spec = run.spec
-    try:
-        run.currency = parse_currency(spec.currency) if spec.currency else run.currency
-    except ValueError as exc:
-        raise _fail(f"currency: {exc}") from None
-    if run.rates is None and servers is not None:
-        run.rates = await _rates(run, servers)
-    if run.fee_percent is None:
-        try:
-            fees = await run.api.renter_fees()
-            run.fee_percent = fees.fee_percent("spot" if spec.spot else "on-demand", run.currency)
-        except CloreError:
-            run.fee_percent = 10.0  # the API's on-demand figure: the higher one
-    if spec.max_spend is not None and run.max_spend is None:
-        try:
-            run.max_spend = Limits.parse(
-                spec.max_spend, None, run.currency, rates=run.rates
-            ).max_spend
-        except LimitError as exc:
-            raise _fail(f"max_spend: {exc.reason}") from None
-
-
-def _bid(run: Run, candidate: Candidate) -> float | None:
-    """The spot bid per day for ``candidate``: the spec's (converted), else its minimum."""
-    from clore.market.pricing import convert, parse_amount
-
-    spec = run.spec
-    if not spec.spot:
-        return None
-    if spec.bid is None:
-        return candidate.listed_price(run.currency, spot=True)
-    amount = parse_amount(spec.bid)
-    source = amount.in_currency(run.currency)
-    value = convert(amount.per_day, source, run.currency, run.rates)
-    if value is None:
-        raise _fail(f"bid: cannot convert {spec.bid} to {run.currency} without USD rates")
-    return value
 
 
 def _password() -> str:
@@ -193,11 +143,56 @@ async def _candidates(run: Run) -> list[Candidate]:
     return [Candidate(s.id, s) for s in kept]
 
 
+async def _ssh_answers(endpoint: tuple[str, int], timeout: float = _PROBE_TIMEOUT) -> bool:
+    """True when ``endpoint`` sends an SSH banner (what ``wait_for_order`` waits for)."""
+    from clore._flows import banner_read, ssh_banner
+
+    data = b""
+
+    async def read() -> None:
+        nonlocal data
+        reader, writer = await asyncio.open_connection(*endpoint)
+        try:
+            while not banner_read(data):
+                chunk = await reader.read(1024)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    with contextlib.suppress(OSError, asyncio.TimeoutError):
+        await asyncio.wait_for(read(), timeout)
+    return ssh_banner(data)
+
+
+def _ready(run: Run, ready: Order, start: float) -> Order:
+    endpoint = ready.ssh_endpoint
+    seconds = run.clock.monotonic() - start
+    run.order = ready
+    run.emit(
+        "ready",
+        f"order {ready.id} is ready after {seconds:.1f} s"
+        + (f" (ssh {endpoint[0]}:{endpoint[1]})" if endpoint else ""),
+        host=None if endpoint is None else endpoint[0],
+        port=None if endpoint is None else endpoint[1],
+        seconds=round(seconds, 3),
+    )
+    return ready
+
+
 async def wait_ready(run: Run, order: Order) -> Order:
     """Wait until the order's SSH answers (at most ``wait_timeout`` of the runner's clock,
-    in chunks so that a stop is seen); ``Stop`` when the order ends meanwhile."""
+    in chunks so that a stop is seen); ``Stop`` when the order ends meanwhile. An
+    ``order`` just read (create_order's, adopt's) that is provisioned already and whose
+    SSH answers is ready without another ``my_orders``."""
     start = run.clock.monotonic()
     budget = run.options.wait_timeout
+    endpoint = order.ssh_endpoint
+    if order.ready and endpoint is not None and await run.race(_ssh_answers(endpoint)):
+        return _ready(run, order, start)
     while True:
         left = budget - (run.clock.monotonic() - start)
         if left <= 0:
@@ -210,18 +205,7 @@ async def wait_ready(run: Run, order: Order) -> Order:
             raise Stop(
                 Finish("order_lost", f"order {order.id} ended before it was ready")
             ) from None
-        endpoint = ready.ssh_endpoint
-        seconds = run.clock.monotonic() - start
-        run.order = ready
-        run.emit(
-            "ready",
-            f"order {ready.id} is ready after {seconds:.1f} s"
-            + (f" (ssh {endpoint[0]}:{endpoint[1]})" if endpoint else ""),
-            host=None if endpoint is None else endpoint[0],
-            port=None if endpoint is None else endpoint[1],
-            seconds=round(seconds, 3),
-        )
-        return ready
+        return _ready(run, ready, start)
 
 
 async def adopt(run: Run, order_id: int, *, created: bool) -> Order:
@@ -248,12 +232,23 @@ async def adopt(run: Run, order_id: int, *, created: bool) -> Order:
     return found
 
 
-async def acquire(run: Run) -> None:
-    """Give the job its order (``run.order``, ready, verified unless ``verify`` is off)."""
+async def acquire(run: Run, confirm: Confirm | None = None) -> None:
+    """Give the job its order (``run.order``, ready, verified unless ``verify`` is off);
+    ``confirm`` is asked first (``clore.jobs._proposal``)."""
+    from clore.rentals import Candidate
+
     spec = run.spec
     if spec.order_id is not None and not run.record.orders:
-        await prepare_money(run)
         order = await adopt(run, spec.order_id, created=False)
+        try:
+            await prepare_money(run, server_id=order.si)
+            proposal = proposal_for(
+                run, Candidate(order.si), float(order.price), candidates=1, order=order
+            )
+            await confirmed(run, confirm, proposal)
+        except Stop:
+            run.order = None  # not taken on (declined, a bad limit, stopped): left alone
+            raise
         base = float(order.spend)
         run.save(
             order_id=order.id,
@@ -279,10 +274,10 @@ async def acquire(run: Run) -> None:
         await wait_ready(run, order)
         return
     candidates = await _candidates(run)
-    await _place(run, candidates)
+    await _place(run, candidates, confirm)
 
 
-async def _place(run: Run, candidates: list[Candidate]) -> None:
+async def _place(run: Run, candidates: list[Candidate], confirm: Confirm | None) -> None:
     from clore.rentals import RentalLogins, avoid_bad_hosts, race_lost
     from clore.rentals.verify import BadHosts, BadHostsFileError, Credentials
 
@@ -292,17 +287,23 @@ async def _place(run: Run, candidates: list[Candidate]) -> None:
     remaining = list(candidates)
     lost = 0
     verified_orders = 0
+    asked = False
     owner = new_owner()
     try:
         while remaining:
             candidate = remaining.pop(0)
             rent, password = _rent_spec(run)
-            price = _bid(run, candidate) if spec.spot else candidate.listed_price(run.currency)
+            price = bid_for(run, candidate) if spec.spot else candidate.listed_price(run.currency)
             try:
                 rent.preview(candidate.server_id, price)  # bad settings: nothing is sent
             except ValueError as exc:
                 raise _fail(f"the order cannot be made: {exc}") from None
             run.check()
+            if not asked:
+                asked = True
+                assert price is not None
+                proposal = proposal_for(run, candidate, price, candidates=len(candidates))
+                await confirmed(run, None if run.record.orders else confirm, proposal)
             attempt = len(run.record.orders) + 1
             run.emit(
                 "renting",
@@ -425,7 +426,7 @@ async def _place(run: Run, candidates: list[Candidate]) -> None:
             if verified_orders >= run.options.verify_tries:
                 following = None
             _failed_event(run, ready, settled, following)
-            await run.account(ready.id)
+            await account(run, ready.id)
             run.order = None
             run.save(order_id=None, order_ct=None, state="renting")
             if not reachable:

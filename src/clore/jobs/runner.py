@@ -43,6 +43,7 @@ from clore._holder import this_process
 from clore.jobs._api import Api
 from clore.jobs._control import ajob_logs, astop_job, get_job, job_logs, list_jobs, stop_job
 from clore.jobs._drive import drive, me, runner_alive
+from clore.jobs._proposal import Confirm
 from clore.jobs._result import JobResult, RunOptions
 from clore.jobs._run import EventCallback, Finish, OutputCallback, Run
 from clore.jobs.records import (
@@ -111,7 +112,9 @@ async def _watch_stop_file(run: Run) -> None:
         await run.clock.asleep(run.options.stop_poll)
 
 
-async def _execute(run: Run, *, resumed: bool, holder: _Job | None = None) -> JobResult:
+async def _execute(
+    run: Run, *, resumed: bool, holder: _Job | None = None, confirm: Confirm | None = None
+) -> JobResult:
     from clore.jobs._core import execute
 
     if holder is not None:
@@ -120,7 +123,7 @@ async def _execute(run: Run, *, resumed: bool, holder: _Job | None = None) -> Jo
             _interrupt(run)
     watcher = asyncio.ensure_future(_watch_stop_file(run))
     try:
-        return await execute(run, resumed=resumed)
+        return await execute(run, resumed=resumed, confirm=confirm)
     finally:
         watcher.cancel()
         with contextlib.suppress(BaseException):
@@ -162,6 +165,7 @@ async def _start(
     store: JobStore | None,
     options: RunOptions | None,
     job_id: str | None,
+    confirm: Confirm | None = None,
     holder: _Job | None = None,
 ) -> JobResult:
     api = Api(client)
@@ -184,7 +188,7 @@ async def _start(
         on_stderr=on_stderr,
         output_dir=where,
     )
-    return await _execute(run, resumed=False, holder=holder)
+    return await _execute(run, resumed=False, holder=holder, confirm=confirm)
 
 
 async def arun_job(
@@ -198,6 +202,7 @@ async def arun_job(
     store: JobStore | None = None,
     options: RunOptions | None = None,
     job_id: str | None = None,
+    confirm: Confirm | None = None,
 ) -> JobResult:
     """Run ``spec`` start to finish on a rented machine; how it ended (never raises for
     an ending: see ``JobResult.reason``). ``client`` is a ``clore.AsyncClore`` or a
@@ -205,7 +210,10 @@ async def arun_job(
     the command's output as it arrives (bytes). Outputs go to ``output_dir`` (default
     the spec's workdir, else the current directory). ``store``: the jobs directory
     (default ``data_dir()/"jobs"``); ``options``: the runner's knobs; ``job_id``: an id of
-    your choice (8 hex digits by default)."""
+    your choice (8 hex digits by default). ``confirm``: called with a ``Proposal`` (the
+    server, its price per day in the order's currency, the limits) just before the first
+    ``create_order`` (or before an ``order_id`` is used); anything but True ends the job as
+    ``declined``, nothing rented (``clore.jobs._proposal``)."""
     return await _start(
         client,
         spec,
@@ -216,6 +224,7 @@ async def arun_job(
         store=store,
         options=options,
         job_id=job_id,
+        confirm=confirm,
     )
 
 
@@ -230,6 +239,7 @@ def run_job(
     store: JobStore | None = None,
     options: RunOptions | None = None,
     job_id: str | None = None,
+    confirm: Confirm | None = None,
 ) -> JobResult:
     """``arun_job`` for code without an event loop (the CLI); Ctrl-C is the
     ``interrupted`` ending, returned like any other."""
@@ -245,6 +255,7 @@ def run_job(
             store=store,
             options=options,
             job_id=job_id,
+            confirm=confirm,
             holder=holder,
         ),
         holder.interrupt,
