@@ -486,7 +486,8 @@ def test_on_a_terminal_the_job_is_confirmed_once_with_server_price_and_limits(
     live: LiveServer,
 ) -> None:
     """Without --yes on a terminal: one question showing the server, its price and the
-    limits; no rents nothing (exit 1), yes runs the job."""
+    limits; no rents nothing (exit 1), yes runs the job on the very server the question
+    named, at the price it showed."""
     before = live.order_ids()
     args = ["run", *ON_A_4090, "--no-verify", "--max-time", "2h", "--", "echo confirmed"]
     code, err = _on_a_terminal(live, args, "n")
@@ -494,11 +495,17 @@ def test_on_a_terminal_the_job_is_confirmed_once_with_server_price_and_limits(
     assert "not confirmed; nothing was rented" in err
     for label in ("server   server ", "price    ", "BTC/day", "limits   max time 2 h"):
         assert label in err
+    assert err.count("Proceed?") == 1
     assert live.new_orders(before) == []
     code, err = _on_a_terminal(live, args, "y")
     assert code == 0, err
     assert " succeeded (exit 0) " in summary_of(err)
-    assert [o.expired for o in live.new_orders(before)] == [True]
+    (order,) = live.new_orders(before)
+    assert order.expired
+    named = re.search(r"server   server (\d+): .*\n.*\n  price    (\S+) BTC/day", err)
+    assert named is not None, err
+    assert int(named.group(1)) == order.si
+    assert float(named.group(2)) == pytest.approx(float(order.price))
 
 
 @pytest.mark.slow

@@ -53,6 +53,7 @@ _WHY: Final[Mapping[str, str]] = {
     "connection_lost": "lost its connection",
     "order_lost": "lost its order",
     "error": "could not run",
+    "declined": "was not confirmed",
 }
 #: The endings whose summary also gives the library's reason in words.
 _SAY_WHY: Final = frozenset({"error", "connection_lost", "order_lost"})

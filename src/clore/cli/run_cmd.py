@@ -10,9 +10,10 @@ names a file (or ends in ``.yaml``/``.yml``); the other words are filters, as fo
 line; several: the words, each kept whole).
 
 Renting spends money, so the job is confirmed first: without ``--yes`` on a terminal the
-server it would rent now, its price and the limits are shown and asked about once; with
-no terminal to ask on, ``--yes`` is required (exit 2 before any request). ``--dry-run``
-shows the same and rents nothing.
+job asks once, through ``run_job``'s ``confirm`` hook just before its first
+``create_order``, naming the exact server it is about to rent, its price and the limits
+(no: exit 1, nothing rented); with no terminal to ask on, ``--yes`` is required (exit 2
+before any request). ``--dry-run`` shows what it would rent now and rents nothing.
 
 While it runs: the command's stdout on stdout, its stderr on stderr, each step of the job
 as a ``clore: ...`` line on stderr; ``--json``: the events as JSON Lines on stdout (the
@@ -24,6 +25,7 @@ job: the command stopped, the order cancelled, exit 130.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -38,7 +40,7 @@ from clore.cli._quality import floors_from, quality_options
 if TYPE_CHECKING:
     from clore import Order, Server
     from clore.cli._context import AppContext
-    from clore.jobs import JobSpec, RunOptions
+    from clore.jobs import JobSpec, Proposal, RunOptions
     from clore.rentals.choice import Floors
 
 __all__ = ["run"]
@@ -52,8 +54,8 @@ EXIT_EPILOG: Final = """\b
 Exit codes: the command's own (0 when it succeeded); 124 stopped by --max-spend,
 --max-time or --idle; 130 interrupted (Ctrl-C); 143 stopped (`clore jobs stop`);
 255 the connection was lost for good; 75 the order was lost (ended, outbid) and not
-recovered; 1 the job could not run (no server matched, renting failed); 2 a bad task
-file or option (nothing rented). Reference: docs/jobs.md.
+recovered; 1 the job could not run (no server matched, renting failed) or was not
+confirmed; 2 a bad task file or option (nothing rented). Reference: docs/jobs.md.
 """
 
 
@@ -209,15 +211,76 @@ def _show_plan(app: AppContext, spec: JobSpec, plan: _Plan) -> None:
         )
 
 
-def _confirm(app: AppContext, spec: JobSpec, floors: Floors) -> None:
-    _show_plan(app, spec, _plan(app, spec, floors))
-    try:
-        confirmed = click.confirm("Proceed?", default=False, err=True)
-    except click.Abort:
-        click.echo(err=True)
-        confirmed = False
-    if not confirmed:
-        raise CliError("not confirmed; nothing was rented (--yes skips the question)", 1)
+def _proposed(proposal: Proposal, spec: JobSpec) -> _Plan:
+    """What the job is about to rent, as the question shows it."""
+    from clore.cli._format import day_and_hour, gpu_text
+
+    currency = proposal.currency
+    price = day_and_hour(proposal.price_per_day, currency)
+    order = proposal.order
+    if order is not None:
+        return _Plan(
+            what=f"your order {order.id} on server {order.si} ({gpu_text(order)})",
+            price=price,
+            kind="your order: nothing new is rented",
+            note="not rented by the job, yet cancelled when it ends (--keep leaves it running)",
+            currency=currency,
+            order=order,
+            price_per_day=proposal.price_per_day,
+            candidates=1,
+        )
+    server = proposal.server
+    if server is None:
+        what = f"server {proposal.server_id}"
+    else:
+        what = (
+            f"server {server.id}: {gpu_text(server)}, {server.specs.gpuram} GB each, "
+            f"{server.country or '?'}"
+        )
+    if spec.server_id is not None:
+        note = "the server you named"
+    elif proposal.candidates > 1:
+        note = (
+            f"the best of {proposal.candidates} matching; if it is taken before the order is "
+            "made, the next one is rented without asking again"
+        )
+    else:
+        note = "the only one matching"
+    if proposal.spot:
+        kind = "spot bid" + (f" of {spec.bid}/day" if spec.bid else " at the server's minimum")
+    else:
+        kind = "on-demand"
+    return _Plan(
+        what=what,
+        price=price,
+        kind=kind,
+        note=note,
+        currency=currency,
+        server=server,
+        price_per_day=proposal.price_per_day,
+        candidates=proposal.candidates,
+    )
+
+
+def _asker(app: AppContext, spec: JobSpec) -> Callable[[Proposal], bool]:
+    """``run_job``'s ``confirm``: what the job is about to rent, and one question (Ctrl-C
+    there is a no)."""
+
+    def confirm(proposal: Proposal) -> bool:
+        import signal
+
+        _show_plan(app, spec, _proposed(proposal, spec))
+        # run_job makes Ctrl-C the job's interrupt; at the question it is a plain "no".
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return click.confirm("Proceed?", default=False, err=True)
+        except click.Abort:
+            click.echo(err=True)
+            return False
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    return confirm
 
 
 def _dry_run(app: AppContext, spec: JobSpec, floors: Floors, output_dir: Path | None) -> None:
@@ -339,7 +402,13 @@ def run_options(opts: dict[str, Any], floors: Floors | None) -> RunOptions:
     )
 
 
-def _run(app: AppContext, spec: JobSpec, options: RunOptions, output_dir: Path | None) -> int:
+def _run(
+    app: AppContext,
+    spec: JobSpec,
+    options: RunOptions,
+    output_dir: Path | None,
+    confirm: Callable[[Proposal], bool] | None,
+) -> int:
     from clore.cli._jobs import Stream, interrupted, job_error, summary
     from clore.jobs import JobError, run_job
     from clore.jobs.records import new_job_id
@@ -356,11 +425,14 @@ def _run(app: AppContext, spec: JobSpec, options: RunOptions, output_dir: Path |
             output_dir=output_dir,
             options=options,
             job_id=job_id,
+            confirm=confirm,
         )
     except KeyboardInterrupt:
         raise interrupted(job_id) from None
     except JobError as exc:
         raise job_error(exc) from None
+    if result.reason == "declined":
+        raise CliError("not confirmed; nothing was rented (--yes skips the question)", 1)
     stream.note(summary(result))
     return result.exit_code
 
@@ -511,6 +583,7 @@ def run(app: AppContext, /, words: tuple[str, ...], **opts: Any) -> None:
     if opts["dry_run"]:
         _dry_run(app, spec, floors, output_dir)
         return
+    confirm = None
     if not opts["yes"]:
         if not sys.stdin.isatty():
             raise CliError(
@@ -518,7 +591,7 @@ def run(app: AppContext, /, words: tuple[str, ...], **opts: Any) -> None:
                 "(--dry-run shows what it would rent)",
                 EXIT_USAGE,
             )
-        _confirm(app, spec, floors)
-    code = _run(app, spec, options, output_dir)
+        confirm = _asker(app, spec)
+    code = _run(app, spec, options, output_dir, confirm)
     if code:
         raise click.exceptions.Exit(code)
