@@ -449,9 +449,9 @@ def test_dry_run_shows_the_server_and_rents_nothing(clore_cli: InProcess, tmp_pa
 # ---- a terminal, Ctrl-C, --keep ------------------------------------------------------------
 
 
-def _on_a_terminal(server: LiveServer, args: list[str], answer: str) -> tuple[int, str]:
+def _on_a_terminal(server: LiveServer, args: list[str], answer: str | None) -> tuple[int, str]:
     """``clore ARGS`` with a pty as stdin (a terminal to ask on); ``answer`` typed when
-    the question comes. The exit code and stderr."""
+    the question comes (None: Ctrl-C, a SIGINT, instead). The exit code and stderr."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-c", HARNESS, *args],
@@ -471,7 +471,11 @@ def _on_a_terminal(server: LiveServer, args: list[str], answer: str) -> tuple[in
                     break
                 seen += chunk
         assert "Proceed?" in seen, seen
-        os.write(master, answer.encode() + b"\n")
+        if answer is None:
+            time.sleep(0.2)  # the prompt is up: the process reads the terminal
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.write(master, answer.encode() + b"\n")
         _out, rest = proc.communicate(timeout=90)
         return proc.returncode, seen + rest
     finally:
@@ -506,6 +510,18 @@ def test_on_a_terminal_the_job_is_confirmed_once_with_server_price_and_limits(
     assert named is not None, err
     assert int(named.group(1)) == order.si
     assert float(named.group(2)) == pytest.approx(float(order.price))
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_question_is_a_no(live: LiveServer) -> None:
+    """Ctrl-C while the question waits: not confirmed, exit 1, nothing rented."""
+    before = live.order_ids()
+    args = ["run", *ON_A_4090, "--no-verify", "--", "echo never"]
+    code, err = _on_a_terminal(live, args, None)
+    assert code == 1, err
+    assert "not confirmed; nothing was rented" in err
+    assert "Traceback" not in err
+    assert live.new_orders(before) == []
 
 
 @pytest.mark.slow

@@ -268,17 +268,20 @@ def _asker(app: AppContext, spec: JobSpec) -> Callable[[Proposal], bool]:
 
     def confirm(proposal: Proposal) -> bool:
         import signal
+        import threading
 
         _show_plan(app, spec, _proposed(proposal, spec))
         # run_job makes Ctrl-C the job's interrupt; at the question it is a plain "no".
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
         try:
             return click.confirm("Proceed?", default=False, err=True)
         except click.Abort:
             click.echo(err=True)
             return False
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if main:
+                signal.signal(signal.SIGINT, previous)
 
     return confirm
 
