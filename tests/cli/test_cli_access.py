@@ -103,16 +103,25 @@ def test_ssh_config_write_creates_a_private_include_file(run: Cli) -> None:
 
 
 def test_open_prints_the_http_url(run: Cli) -> None:
-    """clore open prints the forwarded HTTP URL (no browser when piped)."""
+    """clore open prints the forwarded HTTP URL (no browser when piped), never the Jupyter
+    token rent generated and kept for the http port: only --with-token shows it."""
+    from clore.rentals import RentalLogins
+    from clore.rentals.credentials import jupyter_url
+
     oid, _, _, url = _ready(run)
     result = run("open", str(oid))
     assert (result.exit_code, result.stdout.strip()) == (0, url)
+    login = RentalLogins().get(run.client.get_order(oid))
+    assert login is not None and login.jupyter_token
+    assert login.jupyter_token not in result.output
     assert run.json("open", str(oid)) == {
         "order_id": oid,
         "url": url,
-        "token_remembered": False,
+        "token_remembered": True,
         "login_url": None,
     }
+    shown = run.json("open", str(oid), "--with-token")
+    assert shown["login_url"] == jupyter_url(url, login.jupyter_token)
 
 
 def test_ssh_with_a_missing_key_file_is_refused_before_any_request(
@@ -162,7 +171,10 @@ def test_open_opens_the_browser_logged_in_and_prints_the_token_only_on_request(
 
 def test_open_with_token_but_none_remembered_warns_and_prints_the_plain_url(run: Cli) -> None:
     """--with-token for an order rented without a kept token: a warning, the plain URL."""
+    from clore.rentals import RentalLogins
+
     oid, _, _, url = _ready(run)
+    assert RentalLogins().forget(run.client.get_order(oid))  # rented from elsewhere
     result = run("open", str(oid), "--with-token")
     assert (result.exit_code, result.stdout.strip()) == (0, url)
     assert f"no Jupyter token is remembered for order {oid}" in result.stderr

@@ -108,9 +108,10 @@ def test_usd_without_rates_falls_back_to_the_records_own_usd_figures() -> None:
 
 
 def test_labels_and_formatting() -> None:
-    """Tables label currencies briefly and print unknown prices as a dash."""
+    """Tables label currencies briefly, amounts by the output rules (the currency's
+    significant digits), unknown prices as a dash."""
     assert label("bitcoin") == "BTC"
     assert format_amount(0.0003 / 24, "bitcoin") == "0.00001250"
     assert format_amount(3.40114, USD) == "3.40"
-    assert format_amount(0.14171, USD) == "0.1417"
+    assert format_amount(0.14171, USD) == "0.142"  # USD: 3 significant digits
     assert format_amount(None, USD) == "—"

@@ -59,8 +59,6 @@ _AMOUNT_RE: Final = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 
-_DECIMALS: Final[Mapping[str, int]] = {"bitcoin": 8, "CLORE-Blockchain": 2, "USD-Blockchain": 2}
-
 
 def parse_currency(name: str) -> str:
     """The API key of currency ``name`` (``btc``, ``clore``, ``usd`` or a full key).
@@ -193,12 +191,8 @@ def server_price(
 
 
 def format_amount(value: float | None, currency: str) -> str:
-    """Format a price for a table: significant digits by currency, ``—`` when unknown."""
-    if value is None:
-        return "—"
-    decimals = _DECIMALS.get(currency, 6)
-    if currency != "bitcoin" and 0 < abs(value) < 1:
-        decimals = 4
-    if currency != "bitcoin" and 0 < abs(value) < 0.01:
-        decimals = 6
-    return f"{value:.{decimals}f}"
+    """An amount as every table and message shows it (``clore.market.units.amount``: the
+    currency's significant digits, no exponent), ``—`` when unknown."""
+    from clore.market.units import amount
+
+    return amount(value, currency)
