@@ -182,6 +182,7 @@ def test_a_declined_job_rents_nothing_and_ends_declined(counted: tuple[Clore, Co
     assert "nothing rented" in result.summary
     record = get_job(result.job_id)
     assert record.final and record.reason == "declined" and record.order_id is None
+    assert record.state == "stopped" and "was not confirmed" in result.summary
 
 
 async def test_an_async_confirm_is_awaited_and_one_that_raises_is_a_no(sandbox: Sandbox) -> None:

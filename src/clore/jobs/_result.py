@@ -36,6 +36,7 @@ Ending = Literal[
     "interrupted",
     "connection_lost",
     "order_lost",
+    "declined",
     "error",
 ]
 
@@ -51,6 +52,7 @@ ENDINGS: Final[Mapping[str, str]] = {
     "connection_lost": "SSH did not come back within the reconnect budget, or the "
     "machine's watchdog ended the command while the runner was away",
     "order_lost": "the order ended or was outbid and was not (or could not be) recovered",
+    "declined": "confirm did not say yes: nothing was rented",
     "error": "the job could not run: no server, renting failed, a verification that "
     "cannot be settled, a runner error",
 }
@@ -67,6 +69,7 @@ ENDING_STATES: Final[Mapping[str, str]] = {
     "interrupted": "stopped",
     "connection_lost": "lost",
     "order_lost": "lost",
+    "declined": "stopped",
 }
 
 #: The job's exit code for endings without the command's own (``succeeded`` is 0 and
@@ -79,6 +82,7 @@ EXIT_CODES: Final[Mapping[str, int]] = {
     "interrupted": 130,
     "connection_lost": 255,
     "order_lost": 75,
+    "declined": 1,
     "error": 1,
 }
 
@@ -262,6 +266,7 @@ _WHY: Final[Mapping[str, str]] = {
     "interrupted": "interrupted",
     "connection_lost": "lost its connection",
     "order_lost": "lost its order",
+    "declined": "was not confirmed",
     "error": "could not run",
 }
 

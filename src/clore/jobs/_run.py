@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from clore._clock import Clock, SystemClock
-from clore._errors import CloreError
 from clore.jobs._api import Api
 from clore.jobs._limits import OrderCost, order_cost
 from clore.jobs._result import ENDING_STATES, RunOptions
@@ -217,22 +216,6 @@ class Run:
             cost = self.cost_of(order)
             spend, fees = spend + cost.spend, fees + cost.fees
         return spend, fees
-
-    async def account(self, order_id: int) -> Order | None:
-        """Add what the current order ``order_id`` cost to the job's past costs (once,
-        from its record now); the record, or None when it cannot be read."""
-        try:
-            found = await self.api.find_order(order_id)
-        except CloreError:
-            found = None
-        if found is None or order_id in self.costed:
-            return found
-        cost = self.cost_of(found)
-        self.costed.add(order_id)
-        self.past_spend += cost.spend
-        self.past_fees += cost.fees
-        self.save(spent=self.past_spend, fees=self.past_fees, cost=self.past_spend + self.past_fees)
-        return found
 
     def register_limits(self) -> None:
         """Register the job's limits for its new order with ``clore guard`` (so ``clore
