@@ -3,7 +3,7 @@
 # find the cheapest available RTX 4090, rent it with SSH and Jupyter, wait until it is
 # reachable, log in over real SSH with a key made here (nvidia-smi, a short command),
 # copy a file back, look at the order and its spend after simulated time, cancel it, see
-# the final spend. The order is a real machine on 127.0.0.1: `--sandbox` runs it in a
+# the final spend; then a whole job with `clore run` (examples/train.yaml). The order is a real machine on 127.0.0.1: `--sandbox` runs it in a
 # background host process that outlives each command (it exits with the throwaway data
 # directory). Runs in throwaway config/cache/data/HOME directories, so it works on a
 # fresh machine. `make demo` runs it with the venv's clore.
@@ -106,5 +106,15 @@ step "Cancel the order" \
 
 step "The final spend" \
     clore --sandbox spend
+
+cd "$here"   # examples/ is beside this script
+step "A whole job in one command: rent the best match, verify it, upload, run, bring the outputs back, cancel" \
+    clore --sandbox run examples/train.yaml --yes --output-dir "$workdir/train"
+
+step "What the job brought back" \
+    cat "$workdir/train/out/result.txt"
+
+step "The jobs run from here" \
+    clore --sandbox jobs
 
 printf '\n%sdemo finished in %d s%s\n' "$bold" "$((SECONDS - started))" "$plain"
