@@ -83,7 +83,7 @@ def test_bad_duration_is_exit_2(run: Cli) -> None:
 
 
 def test_control_refuses_the_real_api() -> None:
-    """Without --sandbox or a sandbox --base-url, control commands never reach api.clore.ai."""
+    """Without --sandbox or a sandbox --base-url, control commands never reach the real API."""
     result = CliRunner().invoke(cli, ["sandbox", "reset"])
     assert result.exit_code == 2
     assert "refusing to send it to the real API" in result.stderr

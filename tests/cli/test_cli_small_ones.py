@@ -307,7 +307,7 @@ def test_a_base_url_without_v1_gets_the_hint_on_any_command(
         ("http://127.0.0.1:8765", True),
         ("http://127.0.0.1:8765/", True),
         ("https://proxy.example/clore", True),
-        ("https://api.clore.ai/v1", False),
+        ("https://proxy.example/clore/v1", False),
         ("http://127.0.0.1:8765/v1/", False),
         ("ftp://host/x", False),
     ],
